@@ -1,0 +1,63 @@
+"""`transpose-live train`: train a TransPose preset on COCO-format keypoint sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from transpose_live.errors import TransposeLiveError
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256x192' → (256, 192) as (height, width); both multiples of 32 (stride 8 tokens, x4 heatmaps)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise TransposeLiveError(f"bad size {text!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 16:
+        raise TransposeLiveError(f"bad size {text!r}: height must be a multiple of 32, width of 16")
+    return h, w
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        data: list[str] = typer.Option(..., "--data", help="Training set JSON[:IMAGES_DIR][@WEIGHT] (COCO "
+                                       "keypoints; images/ beside the json by default). Repeat to mix sets."),
+        val: str = typer.Option(None, "--val", help="Evaluation set JSON[:IMAGES_DIR] (GT boxes, flip test)."),
+        model: str = typer.Option("tp_m_a4", "--model", help="Preset to train."),
+        image_size: str = typer.Option("256x192", "--image-size", help="Input HEIGHTxWIDTH."),
+        init: str = typer.Option("imagenet", "--init", help="imagenet (MobileNet stems), none, or a checkpoint."),
+        out: Path = typer.Option(Path("runs/train"), "--out", help="Folder for checkpoints and history."),
+        epochs: int = typer.Option(100, "--epochs", min=1),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        lr: float = typer.Option(1e-3, "--lr"),
+        workers: int = typer.Option(2, "--workers", min=0),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
+        max_minutes: float = typer.Option(None, "--max-minutes", help="Stop cleanly after this many minutes."),
+        schedule_minutes: float = typer.Option(None, "--schedule-minutes",
+                                               help="Run the cosine LR over this much training time in total "
+                                                    "(summed over --resume chunks) instead of over --epochs."),
+        eval_every: int = typer.Option(5, "--eval-every", min=1, help="Evaluate on --val every N epochs."),
+        exclude_ids: Path = typer.Option(None, "--exclude-ids", help="Refuse images whose id is listed here "
+                                         "(e.g. the COCO val2017 id list)."),
+        amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Train a TransPose model (resumable; --max-minutes stops cleanly and saves)."""
+        from transpose_live.train import DataSpec, TrainConfig, train
+
+        cfg = TrainConfig(
+            model=model, image_size=parse_size(image_size), data=[DataSpec.parse(d) for d in data],
+            val=DataSpec.parse(val) if val else None, init=init, out_dir=str(out), epochs=epochs,
+            batch_size=batch_size, lr=lr, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
+            schedule_minutes=schedule_minutes, eval_every=eval_every,
+            exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed,
+        )
+        if exclude_ids and not exclude_ids.is_file():
+            raise TransposeLiveError(f"--exclude-ids file not found: {exclude_ids}")
+        state = train(cfg, resume=resume)
+        typer.echo(f"done: epoch {state['epoch']}, {state['trained_seconds'] / 60:.1f} min trained, "
+                   f"best AP {state['best_ap']:.4f}; checkpoints in {out}")

@@ -1,0 +1,3 @@
+from transpose_live.cli.app import main
+
+main()

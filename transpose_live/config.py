@@ -1,0 +1,69 @@
+"""Model presets: one frozen dataclass per TransPose variant (the paper's Table 1, plus our MobileNet one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import TransposeLiveError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    backbone: str                  # "resnet_s" | "hrnet_s" | "mobilenet_s"
+    d_model: int
+    dim_feedforward: int
+    n_layers: int
+    n_heads: int
+    head: str                      # "deconv" (R), "bilinear" (R-A3*), "conv1x1" (H)
+    image_size: tuple[int, int] = (256, 192)   # (height, width) of the input crop
+    num_joints: int = 17
+    dropout: float = 0.1
+    hrnet_width: int = 32          # HRNet-S only: W32 or W48
+    deconv_channels: int = 256     # deconv head only
+    description: str = ""
+
+    @property
+    def stride(self) -> int:
+        """Feature stride of the stem: the token grid is image_size / stride."""
+        return 4 if self.backbone == "hrnet_s" else 8
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        return self.image_size[0] // self.stride, self.image_size[1] // self.stride
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        return self.image_size[0] // 4, self.image_size[1] // 4
+
+    def with_image_size(self, height: int, width: int) -> "ModelConfig":
+        return replace(self, image_size=(int(height), int(width)))
+
+
+PRESETS: dict[str, ModelConfig] = {
+    c.name: c
+    for c in (
+        ModelConfig("tp_r_a3s", "resnet_s", 256, 512, 3, 8, "bilinear",
+                    description="TransPose-R-A3* (bilinear head, h=512; paper only, no released weights)"),
+        ModelConfig("tp_r_a3", "resnet_s", 256, 1024, 3, 8, "deconv", description="TransPose-R-A3"),
+        ModelConfig("tp_r_a4", "resnet_s", 256, 1024, 4, 8, "deconv", description="TransPose-R-A4"),
+        ModelConfig("tp_h_s", "hrnet_s", 64, 128, 4, 1, "conv1x1", hrnet_width=32,
+                    description="TransPose-H-S (HRNet-S-W32)"),
+        ModelConfig("tp_h_a4", "hrnet_s", 96, 192, 4, 1, "conv1x1", hrnet_width=48,
+                    description="TransPose-H-A4 (HRNet-S-W48)"),
+        ModelConfig("tp_h_a6", "hrnet_s", 96, 192, 6, 1, "conv1x1", hrnet_width=48,
+                    description="TransPose-H-A6 (HRNet-S-W48)"),
+        ModelConfig("tp_m_a4", "mobilenet_s", 192, 384, 4, 8, "deconv", deconv_channels=128,
+                    description="TransPose-M-A4: MobileNetV2 stem (ImageNet start, stride 8 by dilation); "
+                                "this project's own variant for CPU real-time"),
+    )
+}
+
+
+def get_config(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise TransposeLiveError(
+            f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}"
+        ) from None

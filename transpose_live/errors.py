@@ -1,0 +1,9 @@
+"""One error type for everything a user can get wrong: the CLI prints its message on one line."""
+
+
+class TransposeLiveError(Exception):
+    """Bad input at a boundary (file, URL, option, checkpoint). The message is shown to the user as is."""
+
+
+class CheckpointError(TransposeLiveError):
+    """A checkpoint that does not load strictly into the chosen model."""

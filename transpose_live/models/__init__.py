@@ -1,0 +1,5 @@
+"""TransPose models: stems (ResNet-S, HRNet-S, MobileNet-S), the attention encoder, heads, weights."""
+
+from .transpose import TransPose, create_model
+
+__all__ = ["TransPose", "create_model"]

@@ -1,0 +1,36 @@
+"""Result dataclasses shared by the estimator, pipeline, writers and front ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Pose:
+    """One person. keypoints (17, 2) float32 image pixels (NaN where missing), scores (17,) float32."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: tuple[float, float, float, float] | None = None   # x, y, w, h in image pixels
+    box_score: float = 1.0
+    track_id: int | None = None
+    # (17, h, w) float32 dependency areas on the token grid (attention row per joint), only when asked
+    attention: np.ndarray | None = None
+
+    @property
+    def score(self) -> float:
+        """Person score as in the COCO evaluation: box score × mean keypoint score."""
+        s = self.scores[np.isfinite(self.scores)]
+        return float(self.box_score * (s.mean() if s.size else 0.0))
+
+
+@dataclass
+class FrameResult:
+    """All poses found in one frame."""
+
+    index: int
+    timestamp: float            # seconds from the start of the source
+    poses: list[Pose] = field(default_factory=list)
+    size: tuple[int, int] | None = None   # (width, height) of the frame

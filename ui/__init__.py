@@ -1,0 +1,1 @@
+"""The PyQt6 desktop app (installed as transpose_live.ui)."""
