@@ -38,8 +38,8 @@ def format_table(stats: dict, n_images: int, n_persons: int, n_results: int) -> 
 
 
 def eval_command(
-    annotations: Path = typer.Argument(..., help="COCO person_keypoints json."),
-    images_dir: Path = typer.Argument(..., help="Folder holding the json's images (file_name)."),
+    annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="COCO person_keypoints json."),
+    images_dir: Path = typer.Argument(..., metavar="IMAGES_DIR", help="Folder holding the json's images (file_name)."),
     boxes: str = typer.Option("gt", "--boxes", help="Person boxes: gt (ground truth) or detector (SSD)."),
     model: str = typer.Option("default", "--model", help="Model preset name, or 'default'."),
     weights: str = typer.Option(None, "--weights", help="Checkpoint file or name (default: the model's)."),

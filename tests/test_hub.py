@@ -228,6 +228,7 @@ def test_hub_url_env_replaces_base(home, served, server, monkeypatch):
     dead = f"http://127.0.0.1:{_closed_port()}/releases"
     monkeypatch.setitem(hub.REGISTRY, "tiny", hub.HubEntry("tiny", PRESET, f"{dead}/tiny.pth", "tiny.pth", None, ""))
     monkeypatch.setenv("TRANSPOSE_LIVE_HUB_URL", server + "/")
+    assert next(r for r in hub.list_entries() if r.name == "tiny").url == f"{server}/tiny.pth"
     assert hub.download("tiny", progress=False).is_file()
     assert json.loads((home / "hashes.json").read_text())["tiny"]["source"] == f"{server}/tiny.pth"
 
@@ -239,7 +240,8 @@ def test_import_then_load(home, tiny, tmp_path, state_dict, ckpt_bytes):
     src.write_bytes(ckpt_bytes)
     path = hub.import_checkpoint(src, "tiny")
     assert path == home / "checkpoints" / "tiny.pth" and path.read_bytes() == ckpt_bytes
-    assert json.loads((home / "hashes.json").read_text())["tiny"]["sha256"] == hashlib.sha256(ckpt_bytes).hexdigest()
+    recorded = json.loads((home / "hashes.json").read_text())["tiny"]
+    assert recorded["sha256"] == hashlib.sha256(ckpt_bytes).hexdigest()
 
     model = hub.load_model("tiny")
     assert not model.training and model.config.name == PRESET

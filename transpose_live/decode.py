@@ -140,8 +140,10 @@ def flip_back(heatmaps):
 
     (B, J, H, W) numpy or torch in, same type out (a new array). No shift, as in TransPose.
     """
-    if heatmaps.ndim != 4:
-        raise TransposeLiveError(f"heatmaps must be (B, J, H, W), got shape {tuple(heatmaps.shape)}")
+    if heatmaps.ndim != 4 or heatmaps.shape[1] != len(FLIP_INDEX):
+        raise TransposeLiveError(
+            f"flip_back needs (B, {len(FLIP_INDEX)}, H, W) heatmaps, got shape {tuple(heatmaps.shape)}"
+        )
     if isinstance(heatmaps, torch.Tensor):
         index = torch.tensor(FLIP_INDEX, device=heatmaps.device)
         return heatmaps.index_select(1, index).flip(3)

@@ -180,8 +180,9 @@ def list_entries() -> list[EntryRow]:
     rows = []
     for entry in entries().values():
         path = cached_path(entry)
+        url = entry_url(entry) if entry.url else None  # the mirror's URL when TRANSPOSE_LIVE_HUB_URL is set
         rows.append(EntryRow(entry.name, entry.preset, path.is_file(), expected_sha256(entry) is not None,
-                             path, entry.url, entry.description))
+                             path, url, entry.description))
     return rows
 
 
@@ -268,22 +269,28 @@ def _one_line(reason: object) -> str:
     return " ".join(str(reason).split()) or type(reason).__name__
 
 
-def _stream_to(url: str, out, progress: _Progress | None) -> str:
-    """Copy the body of `url` into the open file `out`; return its sha256. Network errors propagate."""
+def _stream_to(url: str, out, label: str | None) -> str:
+    """Copy the body of `url` into the open file `out`; return its sha256. Network errors propagate.
+
+    label: show a progress line with it on stderr (drawn only once the server answers).
+    """
     request = urllib.request.Request(url, headers={"User-Agent": "transpose-live"})
     digest = hashlib.sha256()
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        if progress is not None:
-            progress.total = total
+        bar = _Progress(label, total, sys.stderr) if label else None
         received = 0
-        while chunk := response.read(CHUNK_BYTES):
-            out.write(chunk)
-            digest.update(chunk)
-            received += len(chunk)
-            if progress is not None:
-                progress.update(len(chunk))
+        try:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
         if total is not None and received != total:
             raise http.client.IncompleteRead(b"", total - received)
     return digest.hexdigest()
@@ -307,12 +314,12 @@ def download(name: str, progress: bool = True, url: str | None = None, force: bo
     fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        bar = _Progress(f"downloading {name}", None, sys.stderr) if progress else None
         try:
             with os.fdopen(fd, "wb") as out:
-                sha256 = _stream_to(source, out, bar)
+                sha256 = _stream_to(source, out, f"downloading {name}" if progress else None)
         except urllib.error.HTTPError as exc:
-            raise TransposeLiveError(f"could not download {source}: HTTP {exc.code} {_one_line(exc.reason)}; {hint}") from None
+            reason = f"HTTP {exc.code} {_one_line(exc.reason)}"
+            raise TransposeLiveError(f"could not download {source}: {reason}; {hint}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(exc, http.client.IncompleteRead):
@@ -320,14 +327,11 @@ def download(name: str, progress: bool = True, url: str | None = None, force: bo
             elif isinstance(reason, TimeoutError):
                 reason = f"timed out after {TIMEOUT_S:g} s"
             raise TransposeLiveError(f"could not download {source}: {_one_line(reason)}; {hint}") from None
-        finally:
-            if bar is not None:
-                bar.close()
         expected = expected_sha256(entry)
         if expected is not None and sha256 != expected:
             raise TransposeLiveError(
                 f"downloaded {source} has sha256 {sha256[:12]}..., expected {expected[:12]}... as recorded "
-                f"before; refusing it (if it changed on purpose: `transpose-live weights import FILE --name {name}`)"
+                f"before; refusing it (if it changed on purpose: transpose-live weights import FILE --name {name})"
             )
         _check_strict(tmp, entry.preset, label=f"downloaded {source}")
         os.replace(tmp, target)
@@ -345,14 +349,16 @@ def import_checkpoint(file: str | os.PathLike, name: str) -> Path:
     entry = get_entry(name)
     if entry.local_path is not None:
         choices = ", ".join(REGISTRY)
-        raise TransposeLiveError(f"{name!r} is the shipped checkpoint and cannot be replaced; import as one of: {choices}")
+        raise TransposeLiveError(f"{name!r} is the shipped checkpoint and cannot be replaced; "
+                                 f"import as one of: {choices}")
     src = Path(file).expanduser()
     if not src.is_file():
         raise TransposeLiveError(f"checkpoint file not found: {src}")
     sha256 = file_sha256(src)
     if entry.sha256 is not None and sha256 != entry.sha256:
         raise TransposeLiveError(
-            f"{src} has sha256 {sha256[:12]}..., but {name!r} is pinned to {entry.sha256[:12]}...; not the released file"
+            f"{src} has sha256 {sha256[:12]}..., but {name!r} is pinned to {entry.sha256[:12]}...; "
+            "not the released file"
         )
     _check_strict(src, entry.preset, label=str(src))  # raises CheckpointError naming the keys / shapes
     target = cached_path(entry)

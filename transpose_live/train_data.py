@@ -84,7 +84,7 @@ def pack_sources(pack_dir: str | Path, weights: dict[str, float] | None = None) 
     ]
 
 
-def _read_json(path: Path) -> dict:
+def read_coco_json(path: str | Path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -97,28 +97,54 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _person_records(ann: dict, image: dict, path: Path, source: int, src_weight: float,
-                    aspect_jitter: float, image_path: str) -> _Record | None:
-    """Official kernel for one annotation: None when the person is unusable for training."""
+def refuse_excluded(data: dict, path: str | Path, exclude_ids: set[int] | None) -> None:
+    """Raise when any image listed in a COCO dict (images or annotations) has an excluded id."""
+    if not exclude_ids:
+        return
+    listed = {int(im["id"]) for im in data["images"]} | {int(a["image_id"]) for a in data["annotations"]}
+    bad = sorted(listed & set(exclude_ids))
+    if bad:
+        shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise TransposeLiveError(
+            f"{path}: {len(bad)} image(s) are in the excluded id list (ids {shown}); refusing to train on them")
+
+
+def usable_person(ann: dict, image: dict, where: str | Path = "annotations") -> tuple[float, float, float, float] | None:
+    """The official clean box (x, y, w, h) of a trainable person, else None.
+
+    Trainable: person category, not crowd, at least one labelled joint, a box with area inside the image.
+    """
     if ann.get("iscrowd", 0) or ann.get("category_id", 1) != 1:
         return None
     kps = ann.get("keypoints")
     if not isinstance(kps, list) or len(kps) != 3 * NUM_JOINTS:
-        raise TransposeLiveError(f"{path}: annotation {ann.get('id')} needs 51 keypoint numbers")
-    kps = np.asarray(kps, dtype=np.float32).reshape(NUM_JOINTS, 3)
-    vis = (kps[:, 2] > 0).astype(np.float32)
-    if vis.sum() == 0 or ann.get("num_keypoints", 1) == 0:
+        raise TransposeLiveError(f"{where}: annotation {ann.get('id')} needs 51 keypoint numbers")
+    if not any(v > 0 for v in kps[2::3]) or ann.get("num_keypoints", 1) == 0:
         return None
-    # official bbox sanitising: clip to the image, keep x2 >= x1, area > 0
-    width, height = float(image["width"]), float(image["height"])
-    x, y, w, h = (float(v) for v in ann["bbox"])
+    try:
+        width, height = float(image["width"]), float(image["height"])
+        x, y, w, h = (float(v) for v in ann["bbox"])
+    except (KeyError, TypeError, ValueError):
+        raise TransposeLiveError(
+            f"{where}: image {image.get('id')} needs width/height and annotation {ann.get('id')} a bbox") from None
+    # official sanitising: clip to the image, keep x2 >= x1, area > 0
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = min(width - 1, x1 + max(0.0, w - 1))
     y2 = min(height - 1, y1 + max(0.0, h - 1))
     if float(ann.get("area", w * h)) <= 0 or x2 < x1 or y2 < y1:
         return None
-    center, scale = box_to_center_scale((x1, y1, x2 - x1 + 1, y2 - y1 + 1))
+    return x1, y1, x2 - x1 + 1, y2 - y1 + 1
 
+
+def _person_record(ann: dict, image: dict, path: Path, source: int, src_weight: float,
+                   aspect_jitter: float, image_path: str) -> _Record | None:
+    """Official kernel for one annotation: None when the person is unusable for training."""
+    box = usable_person(ann, image, path)
+    if box is None:
+        return None
+    center, scale = box_to_center_scale(box)
+    kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(NUM_JOINTS, 3)
+    vis = (kps[:, 2] > 0).astype(np.float32)
     joint_w = vis.copy()
     scores = ann.get("keypoint_scores")
     if scores is not None:
@@ -138,16 +164,10 @@ def _load_source(spec: Sequence, source: int, exclude_ids: set[int] | None, defa
         raise TransposeLiveError(f"source weight for {path} must be > 0, got {spec[2]!r}")
     if not images_dir.is_dir():
         raise TransposeLiveError(f"image folder {images_dir} (for {path}) does not exist")
-    data = _read_json(path)
+    data = read_coco_json(path)
     images = {int(im["id"]): im for im in data["images"]}
 
-    if exclude_ids:
-        listed = set(images) | {int(a["image_id"]) for a in data["annotations"]}
-        bad = sorted(listed & exclude_ids)
-        if bad:
-            shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
-            raise TransposeLiveError(
-                f"{path}: {len(bad)} image(s) are in the excluded id list (ids {shown}); refusing to train on them")
+    refuse_excluded(data, path, exclude_ids)
 
     records, missing = [], []
     for ann in data["annotations"]:
@@ -155,7 +175,7 @@ def _load_source(spec: Sequence, source: int, exclude_ids: set[int] | None, defa
         if image is None:
             raise TransposeLiveError(f"{path}: annotation {ann.get('id')} names unknown image {ann['image_id']}")
         image_path = images_dir / image["file_name"]
-        rec = _person_records(ann, image, path, source, weight, aspect, str(image_path))
+        rec = _person_record(ann, image, path, source, weight, aspect, str(image_path))
         if rec is not None:
             records.append(rec)
     for p in sorted({r.image_path for r in records}):
@@ -355,8 +375,7 @@ class KeypointDataset(Dataset):
         cj = self.color_jitter
         brightness = rng.uniform(1 - cj, 1 + cj)
         contrast = rng.uniform(1 - cj, 1 + cj)
+        # contrast around the crop's mean grey, then brightness; saturated to uint8
         mean = float(cv2.cvtColor(np.ascontiguousarray(crop_rgb), cv2.COLOR_RGB2GRAY).mean())
-        # out = ((x - mean) * contrast + mean) * brightness, saturated to uint8
-        alpha = contrast * brightness
-        beta = (1 - contrast) * mean * brightness
-        return cv2.convertScaleAbs(np.ascontiguousarray(crop_rgb), alpha=alpha, beta=beta)
+        out = (crop_rgb.astype(np.float32) - mean) * contrast + mean
+        return np.clip(out * brightness + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Pseudo-label person crops with a pose teacher (MoveNet SinglePose Thunder, ONNX) into COCO keypoint jsons.
+
+Sources (all paths come from the command line):
+  --coco ANN.json IMAGES_DIR          persons of a COCO json that have no keypoint labels
+                                      (num_keypoints == 0, not crowd, box height >= --min-height)
+  --coco-detect ANN.json IMAGES_DIR   persons the detector finds in a COCO json's images that overlap no
+                                      annotation at all (for jsons that dropped their 0-keypoint persons)
+  --video FILE                        every Nth frame (about --frames-per-video frames), detector boxes
+  --images FILE_OR_DIR [...]          unannotated still images (one source per --images), detector boxes
+
+One json per source is written to --out/<name>.json: COCO keypoints with visibility 2 where the teacher
+scores >= --kp-thresh (else v=0 and x=y=0), the teacher's 17 joint scores in "keypoint_scores".
+Video frames and still images are written (JPEG / copied) under --frames-out/<name>/; the json's
+file_name is relative to --frames-out. COCO-source jsons keep the COCO file_name and image id, so they
+pair with the original image folder.
+
+The teacher is single-person: it labels the most salient person in a square crop (side = max(w, h)
+around the box centre, as in the teacher's own evaluation harness), so labels whose confident joints
+fall mostly outside the box are dropped as teacher mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+try:
+    import transpose_live  # noqa: F401
+except ImportError:  # run from a checkout without installing: the repo root holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from transpose_live.errors import TransposeLiveError
+from transpose_live.skeleton import KEYPOINT_NAMES, LIMBS, NUM_JOINTS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class Teacher:
+    """MoveNet SinglePose on onnxruntime: __call__(frame_bgr, box xywh) -> (17, 3) x, y, score in image pixels."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise TransposeLiveError(f"teacher model not found: {path}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads   # a labelling job shares the machine: keep it small
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        inp = self.sess.get_inputs()[0]
+        self.in_name, self.size = inp.name, int(inp.shape[1])
+        self.dtype = {"tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(float)": np.float32}[inp.type]
+        self.name = path.name
+
+    def __call__(self, frame_bgr: np.ndarray, box) -> np.ndarray:
+        crop, x0, y0, side = square_crop(frame_bgr, box, self.size)
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        out = np.asarray(self.sess.run(None, {self.in_name: rgb[None].astype(self.dtype)})[0], np.float32)
+        yxs = out.reshape(NUM_JOINTS, 3)                       # (y, x, score), normalised to the crop
+        return np.stack([x0 + yxs[:, 1] * side, y0 + yxs[:, 0] * side, yxs[:, 2]], axis=1)
+
+
+def square_crop(img: np.ndarray, box, out_size: int):
+    """Square crop of side max(w, h) around the box centre, zero padded, resized to out_size.
+    Returns (crop, x0, y0, side): crop pixel u covers image pixel x0 + u * side / out_size."""
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    side = max(1, int(round(max(w, h))))
+    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    height, width = img.shape[:2]
+    canvas = np.zeros((side, side, 3), np.uint8)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+    flag = cv2.INTER_LINEAR if side <= out_size else cv2.INTER_AREA   # shrinking: anti-aliased
+    return cv2.resize(canvas, (out_size, out_size), interpolation=flag), x0, y0, side
+
+
+def make_annotation(kps: np.ndarray, box, ann_id: int, image_id: int, kp_thresh: float,
+                    extra: dict | None = None) -> dict:
+    """COCO keypoint annotation: v=2 for confident joints, v=0 and (0, 0) for the rest."""
+    conf = kps[:, 2] >= kp_thresh
+    flat = np.zeros((NUM_JOINTS, 3))
+    flat[conf, :2] = kps[conf, :2]
+    flat[conf, 2] = 2
+    x, y, w, h = (float(v) for v in box)
+    ann = {
+        "id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+        "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)], "area": round(w * h, 2),
+        "num_keypoints": int(conf.sum()),
+        "keypoints": [round(float(v), 2) if i % 3 != 2 else int(v) for i, v in enumerate(flat.reshape(-1))],
+        "keypoint_scores": [round(float(s), 4) for s in kps[:, 2]],
+        "score": round(float(kps[conf, 2].mean()) if conf.any() else 0.0, 4),
+    }
+    ann.update(extra or {})
+    return ann
+
+
+def plausible(kps: np.ndarray, box, kp_thresh: float, min_keypoints: int, inside: float = 0.8) -> str | None:
+    """None when the label is usable, else why not ("few" joints or joints "outside" the box)."""
+    conf = kps[:, 2] >= kp_thresh
+    if conf.sum() < min_keypoints:
+        return "few"
+    x, y, w, h = (float(v) for v in box)
+    mx, my = 0.15 * w, 0.15 * h                    # a little slack: boxes cut off hands and feet
+    px, py = kps[conf, 0], kps[conf, 1]
+    ok = (px >= x - mx) & (px <= x + w + mx) & (py >= y - my) & (py <= y + h + my)
+    return None if ok.mean() >= inside else "outside"
+
+
+def iou_xywh(a, bs: np.ndarray) -> np.ndarray:
+    bs = np.asarray(bs, np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[0] + a[2], bs[:, 0] + bs[:, 2]) - np.maximum(a[0], bs[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[1] + a[3], bs[:, 1] + bs[:, 3]) - np.maximum(a[1], bs[:, 1]), 0, None)
+    inter = ix * iy
+    return inter / np.maximum(a[2] * a[3] + bs[:, 2] * bs[:, 3] - inter, 1e-9)
+
+
+class Labeller:
+    """Runs the teacher on boxes and collects images + annotations of one source, with counts."""
+
+    def __init__(self, teacher: Teacher, args: argparse.Namespace):
+        self.teacher, self.args = teacher, args
+        self.images: list[dict] = []
+        self.anns: list[dict] = []
+        self.counts = {"boxes": 0, "labelled": 0, "few": 0, "outside": 0}
+
+    def label(self, frame: np.ndarray, boxes, image: dict, extras: list[dict]) -> int:
+        """Label each box of one image; the image is kept only when a person was labelled. Returns that count."""
+        added = 0
+        for box, extra in zip(boxes, extras):
+            self.counts["boxes"] += 1
+            kps = self.teacher(frame, box)
+            why = plausible(kps, box, self.args.kp_thresh, self.args.min_keypoints)
+            if why:
+                self.counts[why] += 1
+                continue
+            self.anns.append(make_annotation(kps, box, len(self.anns) + 1, image["id"], self.args.kp_thresh,
+                                             dict(extra, teacher=self.teacher.name)))
+            added += 1
+        self.counts["labelled"] += added
+        if added:
+            self.images.append(image)
+        return added
+
+
+def detect_persons(detector, frame: np.ndarray, min_score: float, min_height: float):
+    det = detector.detect(frame)
+    keep = (det.scores >= min_score) & (det.boxes[:, 3] >= min_height)
+    return det.boxes[keep], det.scores[keep]
+
+
+def read_coco(path: Path, images_dir: Path) -> dict:
+    if not path.is_file():
+        raise TransposeLiveError(f"COCO json not found: {path}")
+    if not images_dir.is_dir():
+        raise TransposeLiveError(f"image folder not found: {images_dir}")
+    return json.loads(path.read_text())
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)   # grayscale files come back as 3 channels
+    if frame is None:
+        raise TransposeLiveError(f"cannot read image {path}")
+    return frame
+
+
+def label_coco(lab: Labeller, ann_path: Path, images_dir: Path, exclude: set[int]) -> None:
+    """Persons a COCO json lists without keypoints; persons with labels are never touched."""
+    data = read_coco(ann_path, images_dir)
+    images = {im["id"]: im for im in data["images"]}
+    todo: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        if (a.get("category_id", 1) == 1 and not a.get("iscrowd", 0) and a.get("num_keypoints", 0) == 0
+                and a["bbox"][3] >= lab.args.min_height and a["image_id"] not in exclude):
+            todo.setdefault(a["image_id"], []).append(a)
+    for img_id, anns in sorted(todo.items()):
+        im = images[img_id]
+        frame = read_bgr(images_dir / im["file_name"])
+        lab.label(frame, [a["bbox"] for a in anns], dict(im), [{"coco_ann_id": a["id"]} for a in anns])
+
+
+def label_coco_detect(lab: Labeller, detector, ann_path: Path, images_dir: Path, exclude: set[int]) -> None:
+    """Detected persons of a COCO json's images that overlap none of its annotations (IoU < 0.3)."""
+    data = read_coco(ann_path, images_dir)
+    by_image: dict[int, list] = {}
+    for a in data["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a["bbox"])
+    for im in sorted(data["images"], key=lambda d: d["id"]):
+        if im["id"] in exclude:
+            continue
+        frame = read_bgr(images_dir / im["file_name"])
+        boxes, scores = detect_persons(detector, frame, lab.args.det_score, lab.args.min_height)
+        known = np.asarray(by_image.get(im["id"], []), np.float64).reshape(-1, 4)
+        keep = [i for i, b in enumerate(boxes) if not len(known) or iou_xywh(b, known).max() < 0.3]
+        lab.label(frame, boxes[keep], dict(im), [{"box_score": round(float(scores[i]), 4)} for i in keep])
+
+
+def id_base(name: str) -> int:
+    """Image ids far above COCO's (< 10^6), stable per source, so no id can clash with a COCO image."""
+    return 10**9 + (zlib.crc32(name.encode()) % 1000) * 10**6
+
+
+def label_video(lab: Labeller, detector, path: Path, name: str, frames_out: Path) -> int:
+    """Every Nth frame of a video; frames with a labelled person are saved as JPEG. Returns N."""
+    if not path.is_file():
+        raise TransposeLiveError(f"video not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise TransposeLiveError(f"cannot open video {path}")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    if lab.args.every:
+        step = lab.args.every
+    else:  # unknown length: every frame
+        step = max(1, math.ceil(total / lab.args.frames_per_video)) if total > 0 else 1
+    (frames_out / name).mkdir(parents=True, exist_ok=True)
+    index, base = 0, id_base(name)
+    try:
+        while True:
+            if not cap.grab():
+                break
+            if index % step == 0:
+                ok, frame = cap.retrieve()
+                if ok:
+                    file_name = f"{name}/{name}_{index:06d}.jpg"
+                    h, w = frame.shape[:2]
+                    image = {"id": base + index, "file_name": file_name, "width": w, "height": h,
+                             "frame_index": index}
+                    boxes, scores = detect_persons(detector, frame, lab.args.det_score, lab.args.min_height)
+                    if lab.label(frame, boxes, image, [{"box_score": round(float(s), 4)} for s in scores]):
+                        cv2.imwrite(str(frames_out / file_name), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            index += 1
+    finally:
+        cap.release()
+    return step
+
+
+def image_files(items: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise TransposeLiveError(f"image not found: {p}")
+    return files
+
+
+def label_images(lab: Labeller, detector, files: list[Path], name: str, frames_out: Path) -> None:
+    """Still images: detector boxes; images with a labelled person are copied under frames_out/name/."""
+    (frames_out / name).mkdir(parents=True, exist_ok=True)
+    base = id_base(name)
+    for i, path in enumerate(files):
+        frame = read_bgr(path)
+        h, w = frame.shape[:2]
+        image = {"id": base + i, "file_name": f"{name}/{path.name}", "width": w, "height": h}
+        boxes, scores = detect_persons(detector, frame, lab.args.det_score, lab.args.min_height)
+        if lab.label(frame, boxes, image, [{"box_score": round(float(s), 4)} for s in scores]):
+            shutil.copyfile(path, frames_out / image["file_name"])
+
+
+def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | None:
+    if not lab.anns:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    a = lab.args
+    data = {
+        "info": dict(info, description=f"pseudo labels from teacher {lab.teacher.name}", made_by="tools/pseudo_label.py",
+                     kp_thresh=a.kp_thresh, min_keypoints=a.min_keypoints, min_height=a.min_height,
+                     det_score=a.det_score, counts=lab.counts),
+        "images": lab.images,
+        "annotations": lab.anns,
+        "categories": [{"id": 1, "name": "person", "supercategory": "person",   # COCO's entry
+                        "keypoints": list(KEYPOINT_NAMES), "skeleton": [[a + 1, b + 1] for a, b in LIMBS]}],
+    }
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", required=True, type=Path, help="MoveNet SinglePose .onnx")
+    ap.add_argument("--out", type=Path, default=Path("data/pseudo"), help="folder for the <name>.json files")
+    ap.add_argument("--frames-out", type=Path, default=Path(".traindata/frames"),
+                    help="folder for video frames / image copies (file_name is relative to it)")
+    ap.add_argument("--coco", nargs=2, action="append", default=[], metavar=("ANN", "IMAGES"))
+    ap.add_argument("--coco-detect", nargs=2, action="append", default=[], metavar=("ANN", "IMAGES"))
+    ap.add_argument("--video", action="append", default=[], type=Path)
+    ap.add_argument("--images", nargs="+", action="append", default=[], metavar="FILE_OR_DIR")
+    ap.add_argument("--exclude-ids", type=Path, help="text file of image ids never to label (e.g. COCO val2017)")
+    ap.add_argument("--frames-per-video", type=int, default=150)
+    ap.add_argument("--every", type=int, default=0, help="take every Nth video frame (overrides --frames-per-video)")
+    ap.add_argument("--detector", default="ssd", help="detector spec for transpose_live.detect.create_detector")
+    ap.add_argument("--det-score", type=float, default=0.5)
+    ap.add_argument("--min-height", type=float, default=60.0, help="smallest person box height in pixels")
+    ap.add_argument("--kp-thresh", type=float, default=0.3, help="teacher score below which a joint is unlabelled")
+    ap.add_argument("--min-keypoints", type=int, default=5, help="fewer confident joints: person dropped")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    if args.frames_per_video < 1 or args.every < 0 or args.threads < 1:
+        raise TransposeLiveError("--frames-per-video and --threads must be >= 1, --every >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cv2.setNumThreads(args.threads)
+    teacher = Teacher(args.teacher, args.threads)
+    exclude: set[int] = set()
+    if args.exclude_ids:
+        exclude = {int(t) for t in args.exclude_ids.read_text().split() if t.strip().isdigit()}
+    detector = None
+    if args.coco_detect or args.video or args.images:
+        from transpose_live.detect import create_detector
+
+        detector = create_detector(args.detector, min_score=args.det_score)
+        try:
+            import torch  # the detector may be torch-based: keep it to the same thread budget
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+
+    jobs = []
+    for ann, img in args.coco:
+        name = f"{Path(ann).resolve().parent.name}_unlabelled"
+        jobs.append((name, {"source": f"{Path(ann).resolve().parent.name}/{Path(ann).name}", "images_dir":
+                            "the source's image folder"},
+                     lambda lab, a=Path(ann), i=Path(img): label_coco(lab, a, i, exclude)))
+    for ann, img in args.coco_detect:
+        name = f"{Path(ann).resolve().parent.name}_detected"
+        jobs.append((name, {"source": f"{Path(ann).resolve().parent.name}/{Path(ann).name}", "images_dir":
+                            "the source's image folder"},
+                     lambda lab, a=Path(ann), i=Path(img): label_coco_detect(lab, detector, a, i, exclude)))
+    for video in args.video:
+        info = {"source": video.name, "images_dir": "the --frames-out folder"}
+        jobs.append((video.stem, info, lambda lab, v=video, info=info:
+                     info.update(frame_step=label_video(lab, detector, v, v.stem, args.frames_out))))
+    for items in args.images:
+        files = image_files(items)
+        name = files[0].resolve().parent.name if files else "images"
+        jobs.append((name, {"source": [f.name for f in files], "images_dir": "the --frames-out folder"},
+                     lambda lab, f=files, n=name: label_images(lab, detector, f, n, args.frames_out)))
+    if not jobs:
+        raise TransposeLiveError("nothing to label: give --coco, --coco-detect, --video or --images")
+
+    total_t0, total = time.perf_counter(), 0
+    for name, info, run in jobs:
+        t0 = time.perf_counter()
+        lab = Labeller(teacher, args)
+        run(lab)
+        seconds = time.perf_counter() - t0
+        info["seconds"] = round(seconds, 1)
+        path = write_source(lab, args.out, name, info)
+        c = lab.counts
+        print(f"{name}: {c['labelled']} persons labelled in {len(lab.images)} images "
+              f"(of {c['boxes']} boxes; dropped {c['few']} with < {args.min_keypoints} confident joints, "
+              f"{c['outside']} off the box) in {seconds:.1f} s -> {path or 'no file (nothing labelled)'}",
+              flush=True)
+        total += c["labelled"]
+    print(f"total: {total} persons in {time.perf_counter() - total_t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except TransposeLiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

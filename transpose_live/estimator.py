@@ -1,0 +1,192 @@
+"""PoseEstimator: one frame + person boxes -> Poses (and dependency areas when asked).
+
+Owns the model, its device and dtype: fp16 on CUDA, fp32 elsewhere. The test-time path is the
+official one: box -> center/scale -> affine crop -> model -> (flip test) -> argmax + DARK -> image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attention import dependency_areas
+from .config import ModelConfig
+from .decode import flip_back, get_final_preds, transform_preds
+from .errors import TransposeLiveError
+from .preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
+from .types import Pose
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> cuda when available, else cpu; anything else must name an available device."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise TransposeLiveError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TransposeLiveError(f"device {device!r} asked for, but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TransposeLiveError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TransposeLiveError(f"device {device!r} asked for, but MPS is not available here")
+    return dev
+
+
+def _validate_boxes(boxes, box_scores, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 4) float64 xywh and (K,) float64 scores; no boxes -> the whole frame as one person."""
+    b = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, dtype=np.float64)
+    if b.size == 0:
+        return np.array([[0.0, 0.0, float(width), float(height)]]), np.ones(1)
+    if b.ndim == 1 and b.shape[0] == 4:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise TransposeLiveError(f"boxes must be (K, 4) x, y, w, h; got shape {tuple(b.shape)}")
+    if not np.isfinite(b).all():
+        raise TransposeLiveError("boxes contain a non-finite value")
+    bad = np.flatnonzero((b[:, 2] <= 0) | (b[:, 3] <= 0))
+    if bad.size:
+        raise TransposeLiveError(f"box {int(bad[0])} has width or height <= 0: {b[bad[0]].tolist()}")
+    if box_scores is None:
+        return b, np.ones(len(b))
+    s = np.asarray(box_scores, dtype=np.float64).reshape(-1)
+    if len(s) != len(b):
+        raise TransposeLiveError(f"{len(s)} box scores for {len(b)} boxes")
+    return b, s
+
+
+class PoseEstimator:
+    """Top-down TransPose on person boxes.
+
+    model: a preset / weights name (built by `transpose_live.hub.load_model(model, weights, image_size)`)
+    or an nn.Module with `.config` (ModelConfig) and `forward(x, return_attention=False)`. A module
+    passed in is moved to the device and put in eval mode but keeps its dtype (a training loop may
+    still own it); a model built here runs in fp16 on CUDA.
+    """
+
+    def __init__(
+        self,
+        model: str | nn.Module = "default",
+        weights: str | None = None,
+        device: str | torch.device = "auto",
+        image_size: tuple[int, int] | None = None,
+        flip: bool = False,
+        batch_size: int = 16,
+    ):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise TransposeLiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self._device = resolve_device(device)
+        if isinstance(model, nn.Module):
+            if weights is not None:
+                raise TransposeLiveError("weights= applies to a model name, not to a model object")
+            config = getattr(model, "config", None)
+            if not isinstance(config, ModelConfig):
+                raise TransposeLiveError("a model object needs a .config (transpose_live.config.ModelConfig)")
+            if image_size is not None and tuple(image_size) != tuple(config.image_size):
+                raise TransposeLiveError(
+                    f"image_size {tuple(image_size)} differs from the model's {tuple(config.image_size)}"
+                )
+            net = model.to(self._device)
+        elif isinstance(model, str):
+            from .hub import load_model   # lazily: weights handling is only needed for names
+
+            net = load_model(model, weights, image_size).to(self._device)
+            if self._device.type == "cuda":
+                net = net.half()
+        else:
+            raise TransposeLiveError(f"model must be a name or an nn.Module, got {type(model).__name__}")
+        self.model = net.eval()
+        first = next(iter(net.parameters()), None)
+        self._dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        self.flip = bool(flip)
+        self.batch_size = batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    # ------------------------------------------------------------------------------------ model calls
+
+    def _forward(self, x: torch.Tensor, attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, H, W) float32 on device -> heatmaps (B, J, h, w) float32, last attention (B, N, N) or None."""
+        x = x.to(self._dtype)
+        if attention:
+            hm, maps = self.model(x, return_attention=True)
+            attn = maps[-1].float()
+        else:
+            hm, attn = self.model(x), None
+        hm = hm.float()
+        if self.flip:
+            # official flip test: run the mirrored input, mirror the heatmaps back, average (no shift)
+            hm_flipped = self.model(x.flip(3)).float()
+            hm = (hm + flip_back(hm_flipped)) * 0.5
+        return hm, attn
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        h, w = self.config.image_size
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, h, w):
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TransposeLiveError(f"inputs must be a (B, 3, {h}, {w}) tensor, got {shape}")
+
+    @torch.inference_mode()
+    def estimate_crops(self, inputs: torch.Tensor, attention: bool = False):
+        """Normalised crops (B, 3, H, W) -> heatmaps (B, J, h, w) float32 numpy (flip test included).
+
+        With attention=True returns (heatmaps, last-layer attention (B, N, N) float32 numpy).
+        """
+        self._check_input(inputs)
+        hm, attn = self._forward(inputs.to(self._device), attention)
+        heatmaps = hm.cpu().numpy()
+        return (heatmaps, attn.cpu().numpy()) if attention else heatmaps
+
+    # ------------------------------------------------------------------------------------- the frame
+
+    @torch.inference_mode()
+    def estimate(
+        self,
+        frame_bgr: np.ndarray,
+        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        box_scores: np.ndarray | Sequence[float] | None = None,
+        attention: bool = False,
+    ) -> list[Pose]:
+        """Poses for the persons in `boxes` (K, 4) x, y, w, h pixels; None or empty = the whole frame."""
+        frame = as_bgr(frame_bgr)
+        boxes_xywh, scores = _validate_boxes(boxes, box_scores, frame.shape[1], frame.shape[0])
+        in_h, in_w = self.config.image_size
+        cs = [box_to_center_scale(b, aspect_ratio=in_w / in_h) for b in boxes_xywh]
+        centers = np.stack([c for c, _ in cs])   # (K, 2) float32
+        scales = np.stack([s for _, s in cs])    # (K, 2) float32
+
+        poses: list[Pose] = []
+        for start in range(0, len(boxes_xywh), self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            crops = crop_batch(frame, centers[sl], scales[sl], (in_w, in_h))   # (B, H, W, 3) RGB
+            hm, attn = self._forward(to_input_tensor(crops, device=self._device), attention)
+            coords_hm, maxvals = get_final_preds(hm.cpu().numpy(), centers[sl], scales[sl],
+                                                 transform_back=False)          # (B, J, 2), (B, J, 1)
+            hm_h, hm_w = hm.shape[2:]
+            preds = transform_preds(coords_hm, centers[sl], scales[sl], (hm_w, hm_h))
+            areas = (dependency_areas(attn, coords_hm, self.config.token_grid, (hm_h, hm_w))
+                     if attention else None)                                    # (B, J, h, w)
+            for i, (box, score) in enumerate(zip(boxes_xywh[sl], scores[sl])):
+                poses.append(Pose(
+                    keypoints=preds[i].astype(np.float32),
+                    scores=maxvals[i, :, 0].astype(np.float32),
+                    box=tuple(float(v) for v in box),
+                    box_score=float(score),
+                    attention=None if areas is None else areas[i],
+                ))
+        return poses

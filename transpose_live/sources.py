@@ -1,0 +1,563 @@
+"""Frame sources behind one iterator interface: video files and network streams (PyAV), cameras (OpenCV),
+image folders. Every source yields `Frame`s: BGR uint8 images, upright, with their own timestamps."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import TransposeLiveError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset((".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"))
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "srt://")
+
+
+@dataclass
+class Frame:
+    """One decoded picture. image (H, W, 3) uint8 BGR; timestamp in seconds from the start of the source."""
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+    path: str | None = None        # the image file, for folder sources
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None         # seconds, when the container says
+
+
+class Source:
+    """Iterator of Frames with the facts a pipeline or writer needs. Use as a context manager."""
+
+    is_live: bool = False
+    path: str | None = None        # file path for file sources (a writer copies audio from it)
+    time_base: Fraction | None = None   # the stream's own time base, when it has one
+    audio: AudioInfo | None = None
+
+    @property
+    def fps(self) -> float | None:
+        raise NotImplementedError
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames as yielded (after rotation)."""
+        raise NotImplementedError
+
+    @property
+    def frame_count(self) -> int | None:
+        """Estimated number of frames still to come from the start (None for live sources)."""
+        return None
+
+    @property
+    def duration(self) -> float | None:
+        return None
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# orientation: FFmpeg's display matrix → numpy flips/transposes
+
+
+def display_transform(matrix: np.ndarray | None) -> tuple[bool, bool, bool] | None:
+    """(transpose, flip_rows, flip_cols) that turn the coded picture upright, from a 3x3 display matrix
+    (9 int32, FFmpeg layout). The display position is x' = a·x + c·y, y' = b·x + d·y (a, b, c, d =
+    m[0], m[1], m[3], m[4]); this matches `ffmpeg`'s own autorotate for all eight orientations.
+    None when the matrix is not a multiple of 90 degrees (then the frame is left as coded)."""
+    if matrix is None:
+        return False, False, False
+    a, b, c, d = (float(matrix[i]) for i in (0, 1, 3, 4))
+    if abs(b) < 1e-6 * max(abs(a), 1) and abs(c) < 1e-6 * max(abs(d), 1) and a and d:
+        return False, d < 0, a < 0
+    if abs(a) < 1e-6 * max(abs(b), 1) and abs(d) < 1e-6 * max(abs(c), 1) and b and c:
+        return True, b < 0, c < 0
+    return None
+
+
+def apply_transform(image: np.ndarray, transform: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, flip_rows, flip_cols = transform
+    if transpose:
+        image = image.transpose(1, 0, 2)
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image) if (transpose or flip_rows or flip_cols) else image
+
+
+def _display_matrix(av_frame) -> np.ndarray | None:
+    for side in av_frame.side_data:
+        if getattr(side.type, "name", "") == "DISPLAYMATRIX":
+            return np.frombuffer(bytes(side), dtype=np.int32)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PyAV sources: files and network streams
+
+
+class _PyAVSource(Source):
+    """Decoding shared by files and streams: first frame peeked at open (size, rotation, validation)."""
+
+    def _setup(self, container, label: str) -> None:
+        import av
+
+        self._av = av
+        self._container = container
+        self._label = label
+        if not container.streams.video:
+            container.close()
+            raise TransposeLiveError(f"{label} has no video stream")
+        self._stream = stream = container.streams.video[0]
+        stream.thread_type = "AUTO"     # frame + slice threads: decoding keeps up with the model
+        self.time_base = stream.time_base
+        self._origin = stream.start_time or 0          # pts of the source's t = 0
+        self.audio = _audio_info(container)
+        self._index = 0
+        self._decode_errors = 0
+        self._transform: tuple[bool, bool, bool] | None = None
+        self._last_ts: float | None = None
+        self._closed = False
+        self._frames = self._decode()
+        self._pending = next(self._frames, None)
+        if self._pending is None:
+            self.close()
+            raise TransposeLiveError(f"{label}: no video frame could be decoded")
+        image = self._pending[1]
+        self._size = (image.shape[1], image.shape[0])
+
+    @property
+    def fps(self) -> float | None:
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        return float(rate) if rate else None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _timestamp(self, av_frame) -> float:
+        pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
+        if pts is None or self.time_base is None:      # no timestamps: count frames
+            prev = self._last_ts
+            step = 1.0 / (self.fps or 30.0)
+            return 0.0 if prev is None else prev + step
+        return float((pts - self._origin) * self.time_base)
+
+    def _packets(self):
+        return self._container.demux(self._stream)
+
+    def _decode(self):
+        """Yield (timestamp, upright BGR image); a damaged packet is skipped, a read error ends the file."""
+        av = self._av
+        packets = self._packets()
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:
+                self._read_error(exc)
+                return
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as exc:
+                self._decode_errors += 1
+                if self._decode_errors == 1:
+                    log.warning("%s: damaged data skipped (%s)", self._label, exc)
+                continue
+            for av_frame in decoded:
+                ts = self._timestamp(av_frame)
+                if not self._keep(ts):
+                    if self._past_end(ts):
+                        return
+                    continue
+                if self._transform is None:
+                    self._transform = display_transform(_display_matrix(av_frame))
+                    if self._transform is None:
+                        log.warning("%s: rotation of %s degrees is not a multiple of 90; frames left as coded",
+                                    self._label, av_frame.rotation)
+                        self._transform = (False, False, False)
+                image = apply_transform(av_frame.to_ndarray(format="bgr24"), self._transform)
+                self._last_ts = ts
+                yield ts, image
+
+    def _keep(self, ts: float) -> bool:
+        return True
+
+    def _past_end(self, ts: float) -> bool:
+        return False
+
+    def _read_error(self, exc: Exception) -> None:
+        log.warning("%s: reading stopped after %d frames (%s)", self._label, self._index, exc)
+
+    def __next__(self) -> Frame:
+        if self._closed:
+            raise StopIteration
+        if self._pending is not None:
+            ts, image = self._pending
+            self._pending = None
+        else:
+            item = next(self._frames, None)
+            if item is None:
+                self._finished()
+                raise StopIteration
+            ts, image = item
+        frame = Frame(image=image, index=self._index, timestamp=ts)
+        self._index += 1
+        return frame
+
+    def _finished(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        try:
+            self._frames.close()
+        finally:
+            self._container.close()
+
+
+def _audio_info(container) -> AudioInfo | None:
+    if not container.streams.audio:
+        return None
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    return AudioInfo(codec=ctx.name, sample_rate=int(ctx.sample_rate or 0),
+                     channels=int(ctx.channels or 0), duration=duration)
+
+
+class FileSource(_PyAVSource):
+    """A video file in any container/codec FFmpeg reads. Frames come upright (display matrix honoured)
+    with their own presentation timestamps (variable frame rate kept). `start`/`end` in seconds."""
+
+    is_live = False
+
+    def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None):
+        import av
+
+        p = Path(path)
+        if not p.exists():
+            raise TransposeLiveError(f"video file not found: {p}")
+        if p.is_dir():
+            raise TransposeLiveError(f"{p} is a folder, not a video file")
+        if start is not None and start < 0:
+            raise TransposeLiveError(f"start must be >= 0 seconds, got {start}")
+        if end is not None and end <= (start or 0.0):
+            raise TransposeLiveError(f"end ({end} s) must be after start ({start or 0.0} s)")
+        self.path = str(p)
+        self.start = float(start) if start else 0.0
+        self.end = float(end) if end is not None else None
+        try:
+            container = av.open(self.path, metadata_errors="ignore")
+        except (av.FFmpegError, UnicodeDecodeError) as exc:
+            raise TransposeLiveError(f"cannot read {p} as a video: {_reason(exc)}") from None
+        if self.start and container.streams.video:
+            self._seek(container, self.start)
+        self._setup(container, str(p))
+
+    @staticmethod
+    def _seek(container, seconds: float) -> None:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        try:  # to the key frame before `start`; frames before it are then dropped by _keep
+            container.seek(origin + int(seconds / stream.time_base), stream=stream, backward=True)
+        except Exception as exc:  # unseekable file: decode from the beginning instead
+            log.debug("seek failed (%s); decoding from the start", exc)
+
+    def _keep(self, ts: float) -> bool:
+        half = 0.5 / (self.fps or 1000.0)              # tolerate rounding of the seek target
+        return ts >= self.start - half and (self.end is None or ts < self.end)
+
+    def _past_end(self, ts: float) -> bool:
+        return self.end is not None and ts >= self.end
+
+    @property
+    def duration(self) -> float | None:
+        s = self._stream
+        if s.duration and s.time_base:
+            total = float(s.duration * s.time_base)
+        elif self._container.duration:
+            total = self._container.duration / 1_000_000
+        else:
+            return None
+        end = min(total, self.end) if self.end is not None else total
+        return max(0.0, end - self.start)
+
+    @property
+    def frame_count(self) -> int | None:
+        if self._stream.frames and not self.start and self.end is None:
+            return int(self._stream.frames)
+        if self.duration is not None and self.fps:
+            return int(round(self.duration * self.fps))
+        return int(self._stream.frames) or None
+
+    def _finished(self) -> None:
+        """The file said it holds more than could be read: a truncated or damaged tail."""
+        total = self._stream.duration * self._stream.time_base if self._stream.duration else None
+        if total is None and self._container.duration:
+            total = self._container.duration / 1_000_000
+        if total is None or self._last_ts is None or self.end is not None:
+            return
+        if self._stream.frames and not self.start:     # the header's frame count is the better witness
+            early = self._index < self._stream.frames - 1
+        else:
+            early = self._last_ts + 2.5 / (self.fps or 25.0) < float(total)
+        if early:
+            log.warning("%s: file ends early (truncated or damaged?): decoded %d frames up to %.2f s of %.2f s",
+                        self._label, self._index, self._last_ts, float(total))
+
+
+class RtspSource(_PyAVSource):
+    """A network stream (RTSP over TCP by default, also HTTP/HLS/MJPEG): live, newest frames matter."""
+
+    is_live = True
+
+    def __init__(self, url: str, transport: str = "tcp", timeout: float = 10.0):
+        import av
+
+        self.url = url
+        options = {}
+        if url.startswith(("rtsp://", "rtsps://")):
+            if transport not in ("tcp", "udp", "http", "https"):
+                raise TransposeLiveError(f"RTSP transport must be tcp, udp, http or https, got {transport!r}")
+            options["rtsp_transport"] = transport
+            options["timeout"] = str(int(timeout * 1_000_000))   # socket I/O timeout, microseconds
+        try:
+            container = av.open(url, options=options, timeout=(timeout, timeout))
+        except (av.FFmpegError, OSError) as exc:
+            raise TransposeLiveError(f"cannot connect to {_redact(url)}: {_reason(exc)}") from None
+        self._first_pts = None
+        self._t0 = time.monotonic()
+        self._setup(container, _redact(url))
+        if container.duration:           # an HTTP file rather than a live stream
+            self.is_live = False
+
+    def _timestamp(self, av_frame) -> float:
+        # live streams start at arbitrary pts: count from the first frame received
+        pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
+        if pts is not None and self._first_pts is None:
+            self._first_pts = pts
+        if pts is None or self.time_base is None:
+            return time.monotonic() - self._t0
+        return float((pts - self._first_pts) * self.time_base)
+
+    def _read_error(self, exc: Exception) -> None:
+        log.warning("%s: stream ended after %d frames (%s)", self._label, self._index, exc)
+
+
+def _redact(url: str) -> str:
+    """rtsp://user:secret@host → rtsp://user:***@host, so messages never show a password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's own words without the errno and path decorations."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.strip().rstrip(".")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# camera (OpenCV)
+
+
+class CameraSource(Source):
+    """A local camera through OpenCV. Timestamps are wall-clock seconds since open."""
+
+    is_live = True
+
+    def __init__(self, index: int = 0, width: int | None = None, height: int | None = None,
+                 fps: float | None = None):
+        import cv2
+
+        if index < 0:
+            raise TransposeLiveError(f"camera index must be >= 0, got {index}")
+        self.index = index
+        self._cap = cv2.VideoCapture(index)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise TransposeLiveError(f"cannot open camera {index} (not connected, or in use by another program)")
+        if width:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            self._cap.set(cv2.CAP_PROP_FPS, fps)
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self._cap.release()
+            raise TransposeLiveError(f"camera {index} opened but gives no frames")
+        self._pending = image
+        self._size = (image.shape[1], image.shape[0])
+        self._fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or None
+        self._t0 = time.monotonic()
+        self._index = 0
+        self._closed = False
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def __next__(self) -> Frame:
+        if self._closed:
+            raise StopIteration
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+        else:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                log.warning("camera %d stopped giving frames after %d", self.index, self._index)
+                raise StopIteration
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        frame = Frame(image=image, index=self._index, timestamp=time.monotonic() - self._t0)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._cap.release()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# image folder
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+class ImageFolderSource(Source):
+    """The image files of a folder (or a list of files), in natural name order (img2 before img10).
+    Timestamps are index / fps (fps 1 unless given). Unreadable images are skipped with a warning."""
+
+    is_live = False
+
+    def __init__(self, folder: str | os.PathLike | list, fps: float | None = None):
+        if isinstance(folder, (list, tuple)):
+            paths = [Path(p) for p in folder]
+            label = f"{len(paths)} image(s)"
+        else:
+            root = Path(folder)
+            if not root.is_dir():
+                raise TransposeLiveError(f"image folder not found: {root}")
+            paths = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+            label = str(root)
+        if not paths:
+            raise TransposeLiveError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {label}")
+        if fps is not None and fps <= 0:
+            raise TransposeLiveError(f"fps must be > 0, got {fps}")
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise TransposeLiveError(f"image file not found: {missing[0]}")
+        self.paths = sorted(paths, key=_natural_key)
+        self._fps = fps
+        self._pos = 0
+        self._index = 0
+        first = self._read(self.paths[0])
+        if first is None:
+            raise TransposeLiveError(f"cannot read image {self.paths[0]}")
+        self._size = (first.shape[1], first.shape[0])
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray | None:
+        import cv2
+
+        data = np.fromfile(str(path), dtype=np.uint8)    # imdecode: works with non-ASCII paths too
+        return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def frame_count(self) -> int | None:
+        return len(self.paths)
+
+    @property
+    def duration(self) -> float | None:
+        return len(self.paths) / (self._fps or 1.0)
+
+    def __next__(self) -> Frame:
+        while self._pos < len(self.paths):
+            path = self.paths[self._pos]
+            self._pos += 1
+            image = self._read(path)
+            if image is None:
+                log.warning("skipping unreadable image %s", path)
+                continue
+            frame = Frame(image=image, index=self._index, timestamp=self._index / (self._fps or 1.0),
+                          path=str(path))
+            self._index += 1
+            return frame
+        raise StopIteration
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def open_source(spec: str | int | os.PathLike, *, start: float | None = None, end: float | None = None,
+                width: int | None = None, height: int | None = None, fps: float | None = None,
+                timeout: float = 10.0, transport: str = "tcp") -> Source:
+    """Open what the user named: an int or digit string is a camera, rtsp://, rtsps://, http(s)://
+    (and rtmp/udp/srt) URLs are streams, a folder is an image folder, an image file a one-image folder,
+    anything else a video file. width/height/fps apply to cameras (fps also to image folders)."""
+    if isinstance(spec, bool):
+        raise TransposeLiveError(f"not a source: {spec!r}")
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return CameraSource(int(spec), width=width, height=height, fps=fps)
+    text = os.fspath(spec)
+    if not text.strip():
+        raise TransposeLiveError("empty source: give a video file, image folder, camera index or stream URL")
+    if text.lower().startswith(STREAM_SCHEMES):
+        return RtspSource(text, transport=transport, timeout=timeout)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ImageFolderSource(path, fps=fps)
+    if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+        return ImageFolderSource([path], fps=fps)
+    return FileSource(path, start=start, end=end)
