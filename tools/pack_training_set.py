@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 try:
     from transpose_live.errors import TransposeLiveError

@@ -10,7 +10,9 @@ Sources (all paths come from the command line):
   --images FILE_OR_DIR [...]          unannotated still images (one source per --images), detector boxes
 
 One json per source is written to --out/<name>.json: COCO keypoints with visibility 2 where the teacher
-scores >= --kp-thresh (else v=0 and x=y=0), the teacher's 17 joint scores in "keypoint_scores".
+scores >= --kp-thresh (else v=0 and x=y=0; also v=0 for joints on the image border or near a border
+that cuts the person's box, where it parks out-of-frame joints), the teacher's 17 raw joint scores in
+"keypoint_scores".
 Video frames and still images are written (JPEG / copied) under --frames-out/<name>/; the json's
 file_name is relative to --frames-out. COCO-source jsons keep the COCO file_name and image id, so they
 pair with the original image folder.
@@ -85,10 +87,25 @@ def square_crop(img: np.ndarray, box, out_size: int):
     return cv2.resize(canvas, (out_size, out_size), interpolation=flag), x0, y0, side
 
 
-def make_annotation(kps: np.ndarray, box, ann_id: int, image_id: int, kp_thresh: float,
+def labelled_joints(kps: np.ndarray, box, frame_shape, kp_thresh: float, band: float = 0.1) -> np.ndarray:
+    """(17,) bool: joints the teacher is sure of, minus likely guesses. Where the body leaves the frame the
+    teacher parks the missing joints on or near the cut: so joints on the image border, and joints within
+    `band` of the box size of a border that the box touches, are left unlabelled."""
+    height, width = frame_shape[:2]
+    bx, by, bw, bh = (float(v) for v in box)
+    x, y = kps[:, 0], kps[:, 1]
+    lo_x = max(2.0, band * bw) if bx <= 2 else 2.0                       # box cut off on the left
+    hi_x = max(2.0, band * bw) if bx + bw >= width - 3 else 2.0          # ... on the right
+    lo_y = max(2.0, band * bh) if by <= 2 else 2.0                       # ... at the top
+    hi_y = max(2.0, band * bh) if by + bh >= height - 3 else 2.0         # ... at the bottom
+    cut = (x < lo_x) | (y < lo_y) | (x > width - 1 - hi_x) | (y > height - 1 - hi_y)
+    return (kps[:, 2] >= kp_thresh) & ~cut
+
+
+def make_annotation(kps: np.ndarray, conf: np.ndarray, box, ann_id: int, image_id: int,
                     extra: dict | None = None) -> dict:
-    """COCO keypoint annotation: v=2 for confident joints, v=0 and (0, 0) for the rest."""
-    conf = kps[:, 2] >= kp_thresh
+    """COCO keypoint annotation: v=2 for the labelled joints `conf`, v=0 and (0, 0) for the rest;
+    "keypoint_scores" keeps the teacher's raw score of every joint."""
     flat = np.zeros((NUM_JOINTS, 3))
     flat[conf, :2] = kps[conf, :2]
     flat[conf, 2] = 2
@@ -105,9 +122,8 @@ def make_annotation(kps: np.ndarray, box, ann_id: int, image_id: int, kp_thresh:
     return ann
 
 
-def plausible(kps: np.ndarray, box, kp_thresh: float, min_keypoints: int, inside: float = 0.8) -> str | None:
+def plausible(kps: np.ndarray, conf: np.ndarray, box, min_keypoints: int, inside: float = 0.8) -> str | None:
     """None when the label is usable, else why not ("few" joints or joints "outside" the box)."""
-    conf = kps[:, 2] >= kp_thresh
     if conf.sum() < min_keypoints:
         return "few"
     x, y, w, h = (float(v) for v in box)
@@ -140,11 +156,12 @@ class Labeller:
         for box, extra in zip(boxes, extras):
             self.counts["boxes"] += 1
             kps = self.teacher(frame, box)
-            why = plausible(kps, box, self.args.kp_thresh, self.args.min_keypoints)
+            conf = labelled_joints(kps, box, frame.shape, self.args.kp_thresh)
+            why = plausible(kps, conf, box, self.args.min_keypoints)
             if why:
                 self.counts[why] += 1
                 continue
-            self.anns.append(make_annotation(kps, box, len(self.anns) + 1, image["id"], self.args.kp_thresh,
+            self.anns.append(make_annotation(kps, conf, box, len(self.anns) + 1, image["id"],
                                              dict(extra, teacher=self.teacher.name)))
             added += 1
         self.counts["labelled"] += added
@@ -276,9 +293,10 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
     out_dir.mkdir(parents=True, exist_ok=True)
     a = lab.args
     data = {
-        "info": dict(info, description=f"pseudo labels from teacher {lab.teacher.name}", made_by="tools/pseudo_label.py",
-                     kp_thresh=a.kp_thresh, min_keypoints=a.min_keypoints, min_height=a.min_height,
-                     det_score=a.det_score, counts=lab.counts),
+        "info": dict(info, description=f"pseudo labels from teacher {lab.teacher.name}",
+                     made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh, edge_joints="unlabelled (image border; 10% band where the box is cut)",
+                     min_keypoints=a.min_keypoints, min_height=a.min_height, det_score=a.det_score,
+                     counts=lab.counts),
         "images": lab.images,
         "annotations": lab.anns,
         "categories": [{"id": 1, "name": "person", "supercategory": "person",   # COCO's entry

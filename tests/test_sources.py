@@ -1,0 +1,352 @@
+"""Frame sources: files (PyAV, rotation, VFR, trimming, damaged files), cameras (OpenCV, faked), image
+folders, and open_source's dispatch. Videos are made in the test with PyAV; frame i shows a white block
+at x = 4*i so a decoded frame tells which input frame it is."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_path
+from transpose_live.errors import TransposeLiveError
+from transpose_live.sources import (CameraSource, FileSource, Frame, ImageFolderSource, RtspSource,
+                                    display_transform, open_source)
+
+W, H = 160, 120
+
+
+def picture(i: int, width: int = W, height: int = H) -> np.ndarray:
+    """Frame i: grey background, a 20x16 white block at the top, x = 4*i."""
+    image = np.full((height, width, 3), 60, np.uint8)
+    image[:16, 4 * i: 4 * i + 20] = 255
+    return image
+
+
+def block_index(image: np.ndarray) -> int:
+    """Which picture(i) this (decoded, upright) image is: from the block's left edge."""
+    cols = np.nonzero(image[:16, :, :].mean(axis=(0, 2)) > 160)[0]
+    return int(round(cols.min() / 4))
+
+
+def block_corner(image: np.ndarray) -> str:
+    """Where the bright block of an upright frame sits: 'TL', 'TR', 'BL' or 'BR'."""
+    ys, xs = np.nonzero(image.mean(axis=2) > 160)
+    h, w = image.shape[:2]
+    return ("T" if ys.mean() < h / 2 else "B") + ("L" if xs.mean() < w / 2 else "R")
+
+
+def make_video(path: Path, n: int = 30, fps: int = 10, codec: str = "libx264", audio: str | None = None,
+               sample_rate: int = 22050, pts: list[int] | None = None, time_base: Fraction | None = None,
+               rotation: tuple[int, bool, bool] | None = None) -> Path:
+    """A small synthetic video: n frames W x H; optional audio (a 440 Hz sine as long as the video),
+    explicit pts in time_base (variable frame rate), and a display matrix (degrees, hflip, vflip)."""
+    options = {"movflags": "+faststart"} if path.suffix == ".mp4" else {}
+    with av.open(str(path), "w", container_options=options) as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        if time_base is not None:
+            video.codec_context.time_base = time_base
+            video.time_base = time_base
+        if rotation is not None:
+            video.set_display_rotation(rotation[0], hflip=rotation[1], vflip=rotation[2])
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=sample_rate, layout="mono")
+        written = 0
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="bgr24")
+            frame.pts = pts[i] if pts is not None else i
+            if time_base is not None:
+                frame.time_base = time_base
+            for packet in video.encode(frame):
+                out.mux(packet)
+            while sound is not None and written < (i + 1) * sample_rate // fps:
+                t = (np.arange(1024) + written) / sample_rate
+                samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = sample_rate, written, Fraction(1, sample_rate)
+                for packet in sound.encode(chunk):
+                    out.mux(packet)
+                written += 1024
+        for packet in video.encode(None):
+            out.mux(packet)
+        if sound is not None:
+            for packet in sound.encode(None):
+                out.mux(packet)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# files
+
+
+def test_file_source_reads_every_frame_with_its_facts(tmp_path):
+    path = make_video(tmp_path / "clip.mp4", audio="aac")
+    with open_source(str(path)) as source:
+        assert isinstance(source, FileSource)
+        assert not source.is_live
+        assert source.size == (W, H)
+        assert source.fps == pytest.approx(10.0)
+        assert source.frame_count == 30
+        assert source.duration == pytest.approx(3.0, abs=0.01)
+        assert source.audio.codec == "aac" and source.audio.sample_rate == 22050 and source.audio.channels == 1
+        assert source.audio.duration == pytest.approx(3.0, abs=0.1)
+        assert source.path == str(path)
+        frames = list(source)
+    assert len(frames) == 30
+    assert all(isinstance(f, Frame) and f.image.shape == (H, W, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert [f.index for f in frames] == list(range(30))
+    assert [block_index(f.image) for f in frames] == list(range(30))
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(30) / 10, atol=1e-6)
+
+
+def test_variable_frame_rate_keeps_each_frames_own_timestamp(tmp_path):
+    pts_ms = [0, 40, 100, 110, 300, 333, 400, 650, 700, 1000, 1010, 1200]
+    path = make_video(tmp_path / "vfr.mkv", n=len(pts_ms), pts=pts_ms, time_base=Fraction(1, 1000))
+    with FileSource(path) as source:
+        frames = list(source)
+    assert [block_index(f.image) for f in frames] == list(range(len(pts_ms)))
+    np.testing.assert_allclose([f.timestamp for f in frames], np.array(pts_ms) / 1000, atol=1e-6)
+
+
+# Expected corners of the top-left block once upright: the same as `ffmpeg -i f.mp4 out.png`
+# (autorotate) gives for these display matrices.
+@pytest.mark.parametrize("rotation, corner, size", [
+    ((0, False, False), "TL", (W, H)),
+    ((90, False, False), "BL", (H, W)),
+    ((-90, False, False), "TR", (H, W)),
+    ((180, False, False), "BR", (W, H)),
+    ((0, True, False), "TR", (W, H)),
+    ((0, False, True), "BL", (W, H)),
+    ((90, True, False), "BR", (H, W)),
+    ((90, False, True), "TL", (H, W)),
+])
+def test_rotation_metadata_gives_upright_frames(tmp_path, rotation, corner, size):
+    path = make_video(tmp_path / "rot.mp4", n=3, rotation=rotation)
+    with FileSource(path) as source:
+        assert source.size == size
+        frames = list(source)
+    assert len(frames) == 3
+    assert frames[0].image.shape == (size[1], size[0], 3)
+    assert frames[0].image.flags.c_contiguous
+    assert block_corner(frames[0].image) == corner
+
+
+def test_display_transform_edge_cases():
+    assert display_transform(None) == (False, False, False)
+    q = 1 << 16
+    assert display_transform(np.array([0, q, 0, -q, 0, 0, 0, 0, 1 << 30])) == (True, False, True)
+    c = int(q * np.cos(np.pi / 6))
+    s = int(q * np.sin(np.pi / 6))
+    assert display_transform(np.array([c, -s, 0, s, c, 0, 0, 0, 1 << 30])) is None   # 30 degrees
+
+
+def test_start_and_end_trim_by_timestamp(tmp_path):
+    path = make_video(tmp_path / "clip.mp4")
+    with FileSource(path, start=1.0, end=2.0) as source:
+        assert source.duration == pytest.approx(1.0, abs=0.01)
+        assert source.frame_count == 10
+        frames = list(source)
+    assert [block_index(f.image) for f in frames] == list(range(10, 20))
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(10, 20) / 10, atol=1e-6)
+    assert [f.index for f in frames] == list(range(10))
+
+
+def test_start_after_the_end_is_a_clear_error(tmp_path):
+    path = make_video(tmp_path / "clip.mp4", n=5)
+    with pytest.raises(TransposeLiveError, match=r"no video frames at or after start=9 s"):
+        FileSource(path, start=9.0)
+
+
+@pytest.mark.parametrize("start, end", [(-1.0, None), (2.0, 1.0), (1.0, 1.0)])
+def test_bad_trim_is_a_clear_error(tmp_path, start, end):
+    path = make_video(tmp_path / "clip.mp4", n=3)
+    with pytest.raises(TransposeLiveError, match="start|end"):
+        FileSource(path, start=start, end=end)
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv"])
+def test_truncated_file_decodes_to_its_real_end_then_warns(tmp_path, caplog, name):
+    full = make_video(tmp_path / name, n=40, codec="mpeg4")
+    data = full.read_bytes()
+    cut = tmp_path / f"cut_{name}"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+        with FileSource(cut) as source:
+            frames = list(source)
+    assert 5 <= len(frames) < 40
+    assert [block_index(f.image) for f in frames] == list(range(len(frames)))
+    assert any("ends early" in r.getMessage() for r in caplog.records)
+
+
+def test_complete_file_does_not_warn(tmp_path, caplog):
+    path = make_video(tmp_path / "clip.mkv", n=20)
+    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+        assert len(list(FileSource(path))) == 20
+    assert not caplog.records
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TransposeLiveError, match=r"^video file not found: .*nope\.mp4$"):
+        open_source(tmp_path / "nope.mp4")
+
+
+def test_text_file_is_not_a_video(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 20)
+    with pytest.raises(TransposeLiveError, match=r"cannot read .*notes\.mp4 as a video"):
+        open_source(str(path))
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "sound.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=22050, layout="mono")
+        for k in range(10):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 22050, k * 1024
+            for packet in stream.encode(chunk):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with pytest.raises(TransposeLiveError, match="has no video stream"):
+        open_source(path)
+
+
+def test_close_is_idempotent_and_stops_iteration(tmp_path):
+    source = FileSource(make_video(tmp_path / "clip.mp4", n=5))
+    first = next(source)
+    assert first.index == 0
+    source.close()
+    source.close()
+    assert list(source) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# cameras (OpenCV's VideoCapture faked: tests must not need a device)
+
+
+class FakeCapture:
+    opened = True
+
+    def __init__(self, index):
+        self.index, self.props, self.reads, self.released = index, {}, 0, False
+
+    def isOpened(self):
+        return self.opened
+
+    def set(self, prop, value):
+        self.props[prop] = value
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+
+    def read(self):
+        self.reads += 1
+        if self.reads > 4:
+            return False, None
+        w = int(self.props.get(cv2.CAP_PROP_FRAME_WIDTH, W))
+        h = int(self.props.get(cv2.CAP_PROP_FRAME_HEIGHT, H))
+        return True, picture(self.reads - 1, w, h)
+
+    def release(self):
+        self.released = True
+
+
+def test_camera_source_with_options(monkeypatch):
+    made = []
+    monkeypatch.setattr(cv2, "VideoCapture", lambda i: made.append(FakeCapture(i)) or made[-1])
+    with open_source("1", width=200, height=100, fps=30) as source:
+        assert isinstance(source, CameraSource)
+        assert source.is_live and source.frame_count is None
+        assert source.size == (200, 100) and source.fps == 25.0
+        frames = list(source)
+    cap = made[0]
+    assert cap.index == 1
+    assert cap.props == {cv2.CAP_PROP_FRAME_WIDTH: 200, cv2.CAP_PROP_FRAME_HEIGHT: 100, cv2.CAP_PROP_FPS: 30}
+    assert [block_index(f.image) for f in frames] == [0, 1, 2, 3]
+    ts = [f.timestamp for f in frames]
+    assert ts == sorted(ts) and ts[0] >= 0
+    assert cap.released
+
+
+def test_camera_that_does_not_open(monkeypatch):
+    class Closed(FakeCapture):
+        opened = False
+
+    monkeypatch.setattr(cv2, "VideoCapture", Closed)
+    with pytest.raises(TransposeLiveError, match=r"^cannot open camera 3 "):
+        open_source(3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# image folders and dispatch
+
+
+def test_image_folder_natural_order_grey_and_broken_files(tmp_path, caplog):
+    for i, name in [(0, "img1.png"), (1, "img2.jpg"), (2, "img10.png")]:
+        cv2.imwrite(str(tmp_path / name), picture(i))
+    cv2.imwrite(str(tmp_path / "img3.png"), picture(5)[:, :, 0])          # greyscale
+    (tmp_path / "img4.png").write_bytes(b"not a png")                     # broken: skipped
+    (tmp_path / "notes.txt").write_text("ignored")
+    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+        with open_source(tmp_path, fps=5) as source:
+            assert isinstance(source, ImageFolderSource) and not source.is_live
+            assert source.size == (W, H) and source.frame_count == 5
+            frames = list(source)
+    assert [Path(f.path).name for f in frames] == ["img1.png", "img2.jpg", "img3.png", "img10.png"]
+    assert [block_index(f.image) for f in frames] == [0, 1, 5, 2]
+    assert all(f.image.shape == (H, W, 3) for f in frames)
+    np.testing.assert_allclose([f.timestamp for f in frames], [0, 0.2, 0.4, 0.6])
+    assert any("img4.png" in r.getMessage() for r in caplog.records)
+
+
+def test_single_image_file(tmp_path):
+    cv2.imwrite(str(tmp_path / "one.png"), picture(3))
+    frames = list(open_source(tmp_path / "one.png"))
+    assert len(frames) == 1 and block_index(frames[0].image) == 3
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(TransposeLiveError, match="no images"):
+        open_source(tmp_path)
+
+
+def test_dispatch_of_urls(monkeypatch):
+    seen = []
+    monkeypatch.setattr(RtspSource, "__init__", lambda self, url, transport, timeout: seen.append(url))
+    for url in ("rtsp://cam/live", "rtsps://cam/live", "http://host/x.m3u8", "HTTPS://host/v"):
+        assert isinstance(open_source(url), RtspSource)
+    assert seen == ["rtsp://cam/live", "rtsps://cam/live", "http://host/x.m3u8", "HTTPS://host/v"]
+    with pytest.raises(TransposeLiveError, match="empty source"):
+        open_source("  ")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# real files
+
+
+def test_shipped_sample_clip():
+    with open_source(REPO / "samples" / "pedestrians.mp4") as source:
+        assert source.size == (768, 576) and source.fps == pytest.approx(10.0)
+        assert source.frame_count == 50 and source.audio is None
+        frames = list(source)
+    assert len(frames) == 50
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(50) / 10, atol=1e-3)
+
+
+def test_real_avi_msmpeg4():
+    path = shared_path("data", "videos", "vtest.avi")
+    with FileSource(path, start=30.0, end=30.5) as source:
+        assert source.size == (768, 576)
+        frames = list(source)
+    assert len(frames) == 5
+    assert frames[0].timestamp == pytest.approx(30.0)
+    assert all(f.image.shape == (576, 768, 3) for f in frames)

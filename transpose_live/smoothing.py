@@ -1,0 +1,185 @@
+"""Temporal smoothing of keypoints: one filterpy Kalman filter per (track, joint), confidence-gated.
+
+Model: constant velocity in (x, y), state [x, y, vx, vy], dt from the frame timestamps. Noise is in units
+of the person's size s = sqrt(box w × h), so one setting fits near and far people:
+- measurement noise R: (MEAS_SIGMA × s / score)², so a less confident joint pulls the estimate less;
+- process noise Q: white acceleration with std ACCEL_SIGMA(strength) × s per s², from `strength` 0..1
+  (0 turns smoothing off, 1 is the heaviest);
+- a joint whose score is below `min_score` (or NaN) is predicted, not measured, for at most
+  `max_predict` seconds; after that the raw value is passed on and the joint's filter restarts.
+A track's filters restart when it reappears after more than `max_gap` seconds, when time goes backwards,
+and on `reset(track_id)` (call it for `Tracker.lost_ids`). Poses without a track id pass through unchanged.
+
+`jitter` and `lag_frames` measure what the smoothing does to a keypoint series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+
+from .errors import TransposeLiveError
+from .types import Pose
+
+MEAS_SIGMA = 0.01        # keypoint error of a score-1 joint, as a fraction of the person size
+VEL_SIGMA0 = 2.0         # prior std of a new joint's speed, person sizes per second
+ACCEL_SIGMA_MAX = 30.0   # acceleration std at strength → 0, person sizes per s² (barely smoothed)
+ACCEL_DECADES = 3.0      # strength 1 divides it by 10**3
+
+
+def accel_sigma(strength: float) -> float:
+    """Process noise (acceleration std, person sizes per s²) for a smoothing strength in (0, 1]."""
+    return ACCEL_SIGMA_MAX * 10.0 ** (-ACCEL_DECADES * strength)
+
+
+def make_joint_filter(x: float, y: float, pos_var: float, vel_var: float) -> KalmanFilter:
+    """A constant-velocity filter for one joint, started at (x, y) at rest with the given variances."""
+    kf = KalmanFilter(dim_x=4, dim_z=2)
+    kf.x = np.array([x, y, 0.0, 0.0])
+    kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
+    return kf
+
+
+def transition(dt: float) -> np.ndarray:
+    """State transition of the constant-velocity model over dt seconds (state [x, y, vx, vy])."""
+    f = np.eye(4)
+    f[0, 2] = f[1, 3] = dt
+    return f
+
+
+@dataclass
+class _TrackState:
+    last_time: float
+    filters: list[KalmanFilter | None]
+    predicted_for: np.ndarray = field(default_factory=lambda: np.zeros(0))   # seconds each joint went unmeasured
+
+
+class PoseSmoother:
+    def __init__(self, strength: float = 0.5, min_score: float = 0.2, max_gap: float = 0.5,
+                 max_predict: float = 0.3) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise TransposeLiveError(f"smoothing strength must be between 0 and 1, got {strength}")
+        if not 0.0 <= min_score <= 1.0:
+            raise TransposeLiveError(f"min_score must be between 0 and 1, got {min_score}")
+        if max_gap <= 0 or max_predict < 0:
+            raise TransposeLiveError("max_gap must be > 0 and max_predict >= 0 seconds")
+        self.strength = float(strength)
+        self.min_score = float(min_score)
+        self.max_gap = float(max_gap)
+        self.max_predict = float(max_predict)
+        self._tracks: dict[int, _TrackState] = {}
+
+    def reset(self, track_id: int | None = None) -> None:
+        """Forget one track's filters, or all of them."""
+        if track_id is None:
+            self._tracks.clear()
+        else:
+            self._tracks.pop(track_id, None)
+
+    def smooth(self, poses: list[Pose], timestamp: float) -> list[Pose]:
+        """New Pose objects with smoothed keypoints (same order, scores, boxes and track ids)."""
+        timestamp = float(timestamp)
+        if self.strength == 0.0:
+            return [replace(p) for p in poses]
+        out = [self._smooth_one(p, timestamp) if p.track_id is not None else replace(p) for p in poses]
+        # forget tracks not seen for longer than max_gap: they would restart anyway
+        for tid in [t for t, s in self._tracks.items() if timestamp - s.last_time > self.max_gap]:
+            del self._tracks[tid]
+        return out
+
+    def _smooth_one(self, pose: Pose, t: float) -> Pose:
+        kp = np.asarray(pose.keypoints, np.float64)
+        scores = np.asarray(pose.scores, np.float64)
+        n = len(kp)
+        state = self._tracks.get(pose.track_id)
+        if state is not None:
+            dt = t - state.last_time
+            if dt <= 0 or dt > self.max_gap or len(state.filters) != n:
+                state = None
+        if state is None:
+            state = _TrackState(t, [None] * n, np.zeros(n))
+            self._tracks[pose.track_id] = state
+            dt = 0.0
+        state.last_time = t
+
+        size = _person_size(pose, kp)
+        r_unit = (MEAS_SIGMA * size) ** 2
+        f_mat = transition(dt)
+        q_mat = Q_discrete_white_noise(dim=2, dt=dt, var=(accel_sigma(self.strength) * size) ** 2,
+                                       block_size=2, order_by_dim=False)
+        result = kp.copy()
+        for j in range(n):
+            measured = bool(np.all(np.isfinite(kp[j])) and np.isfinite(scores[j]) and scores[j] >= self.min_score)
+            kf = state.filters[j]
+            if kf is None:
+                if measured:   # a filter starts at its first confident measurement
+                    score = max(scores[j], 1e-3)
+                    state.filters[j] = make_joint_filter(kp[j, 0], kp[j, 1], r_unit / score**2,
+                                                         (VEL_SIGMA0 * size) ** 2)
+                    state.predicted_for[j] = 0.0
+                continue
+            if dt > 0:
+                kf.predict(F=f_mat, Q=q_mat)
+            if measured:
+                kf.update(kp[j], R=np.eye(2) * r_unit / max(scores[j], 1e-3) ** 2)
+                state.predicted_for[j] = 0.0
+            else:
+                state.predicted_for[j] += dt
+                if state.predicted_for[j] > self.max_predict:
+                    state.filters[j] = None   # unmeasured too long: pass the raw value on, restart later
+                    continue
+            result[j] = kf.x[:2]
+        return replace(pose, keypoints=result.astype(np.float32))
+
+
+def _person_size(pose: Pose, kp: np.ndarray) -> float:
+    """sqrt(w × h) of the pose's box, else of its keypoints' extent (at least 1 pixel)."""
+    if pose.box is not None and np.all(np.isfinite(pose.box)):
+        w, h = float(pose.box[2]), float(pose.box[3])
+    else:
+        finite = kp[np.all(np.isfinite(kp), axis=1)]
+        w, h = (finite.max(0) - finite.min(0)) if len(finite) >= 2 else (1.0, 1.0)
+    return max(1.0, float(np.sqrt(max(w, 1.0) * max(h, 1.0))))
+
+
+def jitter(keypoints_seq: np.ndarray) -> float:
+    """Mean norm of the second difference (pixels per frame²) of a (T, J, 2) series, ignoring NaN."""
+    seq = np.asarray(keypoints_seq, np.float64)
+    if seq.ndim != 3 or seq.shape[2] != 2:
+        raise TransposeLiveError(f"jitter needs a (T, J, 2) keypoint series, got shape {seq.shape}")
+    if len(seq) < 3:
+        return float("nan")
+    acc = np.linalg.norm(seq[2:] - 2 * seq[1:-1] + seq[:-2], axis=-1)   # (T-2, J), NaN where any was NaN
+    acc = acc[np.isfinite(acc)]
+    return float(acc.mean()) if acc.size else float("nan")
+
+
+def lag_frames(raw: np.ndarray, smoothed: np.ndarray, max_lag: float = 5.0, step: float = 0.05) -> float:
+    """The shift (frames, positive = smoothed behind raw) that best aligns smoothed[t] with raw[t - shift],
+    by least squares over fractional shifts (raw linearly interpolated); NaN entries are ignored."""
+    raw = np.asarray(raw, np.float64)
+    smoothed = np.asarray(smoothed, np.float64)
+    if raw.shape != smoothed.shape or raw.ndim < 1:
+        raise TransposeLiveError(f"lag_frames needs two series of one shape, got {raw.shape} and {smoothed.shape}")
+    n = len(raw)
+    margin = int(np.ceil(max_lag)) + 1
+    if n <= 2 * margin + 1:
+        raise TransposeLiveError(f"lag_frames needs more than {2 * margin + 1} frames for max_lag={max_lag}")
+    raw, smoothed = raw.reshape(n, -1), smoothed.reshape(n, -1)
+    t = np.arange(margin, n - margin)   # the same frames for every shift, so errors compare
+    best, best_err = 0.0, np.inf
+    for shift in np.arange(-max_lag, max_lag + step / 2, step):
+        pos = t - shift
+        i0 = np.floor(pos).astype(int)
+        frac = (pos - i0)[:, None]
+        ref = (1 - frac) * raw[i0] + frac * raw[np.minimum(i0 + 1, n - 1)]
+        diff = smoothed[t] - ref
+        diff = diff[np.isfinite(diff)]
+        err = float(np.mean(diff**2)) if diff.size else np.inf
+        if err < best_err:
+            best, best_err = float(shift), err
+    return best

@@ -1,0 +1,181 @@
+"""Stable person ids across frames: Hungarian matching on box IoU and keypoint OKS, with a short memory.
+
+Each track remembers its last box, keypoints and a smoothed per-frame velocity of the box centre, so it is
+matched where it is expected to be (people crossing paths keep their ids) or where it was last seen (people
+who stop while hidden). A track unmatched for more than `max_missed` frames is dropped and its id reported
+once in `lost_ids` (the smoother resets on it); ids are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .errors import TransposeLiveError
+from .skeleton import OKS_SIGMAS
+from .types import Pose
+
+OKS_MIN_SCORE = 0.2   # joints below this (or NaN) take no part in OKS
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: np.ndarray                # (4,) x, y, w, h of the last match
+    keypoints: np.ndarray | None   # (17, 2) of the last match
+    scores: np.ndarray | None      # (17,)
+    velocity: np.ndarray           # (2,) box-centre pixels per frame
+    missed: int = 0
+    hits: int = 1
+
+    def predicted_shift(self) -> np.ndarray:
+        return self.velocity * (self.missed + 1)
+
+
+def pose_box(pose: Pose) -> np.ndarray | None:
+    """The pose's box, else the extent of its finite keypoints; None when it has neither."""
+    if pose.box is not None:
+        box = np.asarray(pose.box, np.float64)
+        if box.shape == (4,) and np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
+            return box
+    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
+    kp = kp[np.all(np.isfinite(kp), axis=1)]
+    if len(kp) < 2:
+        return None
+    (x1, y1), (x2, y2) = kp.min(0), kp.max(0)
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        return None
+    return np.array([x1, y1, x2 - x1, y2 - y1])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (N, 4) and (M, 4) xywh boxes → (N, M)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def oks(kp_a: np.ndarray, scores_a: np.ndarray, kp_b: np.ndarray, scores_b: np.ndarray, area: float) -> float | None:
+    """COCO object keypoint similarity over the joints confident in both poses; None if fewer than 3 are."""
+    both = (np.nan_to_num(scores_a, nan=0.0) >= OKS_MIN_SCORE) & (np.nan_to_num(scores_b, nan=0.0) >= OKS_MIN_SCORE)
+    both &= np.all(np.isfinite(kp_a), axis=1) & np.all(np.isfinite(kp_b), axis=1)
+    if both.sum() < 3 or area <= 0:
+        return None
+    d2 = np.sum((kp_a[both] - kp_b[both]) ** 2, axis=1)
+    var = (2 * OKS_SIGMAS[both]) ** 2
+    return float(np.mean(np.exp(-d2 / (2 * area * var))))
+
+
+class Tracker:
+    """Assigns `track_id`s. A pair is admissible when its IoU ≥ `iou_threshold` or (with `use_oks`) its OKS ≥
+    `oks_threshold`; the assignment maximises the mean of the two (IoU alone without keypoints)."""
+
+    def __init__(
+        self,
+        iou_threshold: float = 0.3,
+        max_missed: int = 15,
+        use_oks: bool = True,
+        oks_threshold: float = 0.5,
+        velocity_smoothing: float = 0.5,
+    ) -> None:
+        for name, value in (("iou_threshold", iou_threshold), ("oks_threshold", oks_threshold),
+                            ("velocity_smoothing", velocity_smoothing)):
+            if not 0.0 <= value <= 1.0:
+                raise TransposeLiveError(f"{name} must be between 0 and 1, got {value}")
+        if max_missed < 0:
+            raise TransposeLiveError(f"max_missed must be 0 or more, got {max_missed}")
+        self.iou_threshold = float(iou_threshold)
+        self.max_missed = int(max_missed)
+        self.use_oks = bool(use_oks)
+        self.oks_threshold = float(oks_threshold)
+        self.velocity_smoothing = float(velocity_smoothing)
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self.lost_ids: list[int] = []   # ids dropped by the last update()
+
+    @property
+    def active_ids(self) -> list[int]:
+        return [t.track_id for t in self._tracks]
+
+    def update(self, poses: list[Pose]) -> list[Pose]:
+        """The same poses (new objects, same order) with `track_id` set; None for a pose with no box or keypoints."""
+        boxes = [pose_box(p) for p in poses]
+        det_idx = [i for i, b in enumerate(boxes) if b is not None]
+        ids: list[int | None] = [None] * len(poses)
+
+        sim, admissible = self._similarity([poses[i] for i in det_idx], [boxes[i] for i in det_idx])
+        matched_tracks: set[int] = set()
+        if sim.size:
+            rows, cols = linear_sum_assignment(-np.where(admissible, sim, -1.0))
+            for r, c in zip(rows, cols):
+                if admissible[r, c]:
+                    i = det_idx[c]
+                    self._match(self._tracks[r], poses[i], boxes[i])
+                    ids[i] = self._tracks[r].track_id
+                    matched_tracks.add(r)
+
+        for k, track in enumerate(self._tracks):
+            if k not in matched_tracks:
+                track.missed += 1
+        self.lost_ids = [t.track_id for t in self._tracks if t.missed > self.max_missed]
+        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+
+        for i in det_idx:
+            if ids[i] is None:
+                ids[i] = self._new_track(poses[i], boxes[i])
+        return [replace(p, track_id=tid) for p, tid in zip(poses, ids)]
+
+    def _similarity(self, poses: list[Pose], boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(tracks, detections) similarity and admissibility, against the predicted and last positions."""
+        n, m = len(self._tracks), len(poses)
+        sim, ok = np.zeros((n, m)), np.zeros((n, m), bool)
+        if n == 0 or m == 0:
+            return sim, ok
+        det_boxes = np.stack(boxes)
+        for k, t in enumerate(self._tracks):
+            shifts = (t.predicted_shift(), np.zeros(2))
+            for shift in shifts:
+                moved = t.box + np.r_[shift, 0.0, 0.0]
+                iou = box_iou(moved[None], det_boxes)[0]
+                for j, pose in enumerate(poses):
+                    s, good = iou[j], iou[j] >= self.iou_threshold
+                    if self.use_oks and t.keypoints is not None:
+                        area = float(det_boxes[j, 2] * det_boxes[j, 3])
+                        o = oks(t.keypoints + shift, t.scores, np.asarray(pose.keypoints, np.float64),
+                                np.asarray(pose.scores, np.float64), area)
+                        if o is not None:
+                            s, good = (iou[j] + o) / 2, good or o >= self.oks_threshold
+                    if good and s > sim[k, j]:
+                        sim[k, j], ok[k, j] = s, True
+        return sim, ok
+
+    def _match(self, track: _Track, pose: Pose, box: np.ndarray) -> None:
+        step = (box[:2] + box[2:] / 2 - track.box[:2] - track.box[2:] / 2) / (track.missed + 1)
+        # the first step sets the velocity; later ones are averaged in
+        a = self.velocity_smoothing if track.hits > 1 else 0.0
+        track.velocity = a * track.velocity + (1 - a) * step
+        track.box, track.missed, track.hits = box, 0, track.hits + 1
+        track.keypoints, track.scores = _keypoints_of(pose)
+
+    def _new_track(self, pose: Pose, box: np.ndarray) -> int:
+        kp, sc = _keypoints_of(pose)
+        track = _Track(self._next_id, box, kp, sc, np.zeros(2))
+        self._tracks.append(track)
+        self._next_id += 1
+        return track.track_id
+
+
+def _keypoints_of(pose: Pose) -> tuple[np.ndarray | None, np.ndarray | None]:
+    kp = np.asarray(pose.keypoints, np.float64)
+    sc = np.asarray(pose.scores, np.float64)
+    if kp.ndim != 2 or kp.shape[1] != 2 or sc.shape != (kp.shape[0],) or kp.shape[0] != len(OKS_SIGMAS):
+        return None, None
+    return kp, sc
