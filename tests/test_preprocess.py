@@ -103,6 +103,8 @@ def test_batch_of_boxes_and_bad_inputs():
         crop_batch(frame.astype(np.float32), centers, scales)
     with pytest.raises(TransposeLiveError, match="shape"):
         crop_batch(np.zeros((4, 4, 2), np.uint8), centers, scales)
+    with pytest.raises(TransposeLiveError, match="empty frame"):
+        crop_batch(np.zeros((0, 5, 3), np.uint8), centers, scales)
     with pytest.raises(TransposeLiveError, match="scales"):
         crop_batch(frame, centers, scales[:2])
     with pytest.raises(TransposeLiveError, match="4 numbers"):

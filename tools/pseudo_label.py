@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 import zlib
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -149,6 +150,7 @@ class Labeller:
         self.images: list[dict] = []
         self.anns: list[dict] = []
         self.counts = {"boxes": 0, "labelled": 0, "few": 0, "outside": 0}
+        self.info: dict = {}   # what a source adds to its json's info
 
     def label(self, frame: np.ndarray, boxes, image: dict, extras: list[dict]) -> int:
         """Label each box of one image; the image is kept only when a person was labelled. Returns that count."""
@@ -227,8 +229,8 @@ def id_base(name: str) -> int:
     return 10**9 + (zlib.crc32(name.encode()) % 1000) * 10**6
 
 
-def label_video(lab: Labeller, detector, path: Path, name: str, frames_out: Path) -> int:
-    """Every Nth frame of a video; frames with a labelled person are saved as JPEG. Returns N."""
+def label_video(lab: Labeller, detector, path: Path, name: str, frames_out: Path) -> None:
+    """Every Nth frame of a video (N goes into the json's info); frames with a labelled person are saved."""
     if not path.is_file():
         raise TransposeLiveError(f"video not found: {path}")
     cap = cv2.VideoCapture(str(path))
@@ -258,7 +260,7 @@ def label_video(lab: Labeller, detector, path: Path, name: str, frames_out: Path
             index += 1
     finally:
         cap.release()
-    return step
+    lab.info["frame_step"] = step
 
 
 def image_files(items: list[str]) -> list[Path]:
@@ -293,7 +295,7 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
     out_dir.mkdir(parents=True, exist_ok=True)
     a = lab.args
     data = {
-        "info": dict(info, description=f"pseudo labels from teacher {lab.teacher.name}",
+        "info": dict(info, **lab.info, description=f"pseudo labels from teacher {lab.teacher.name}",
                      made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh, edge_joints="unlabelled (image border; 10% band where the box is cut)",
                      min_keypoints=a.min_keypoints, min_height=a.min_height, det_score=a.det_score,
                      counts=lab.counts),
@@ -332,45 +334,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def plan_jobs(args: argparse.Namespace, detector, exclude: set[int]) -> list[tuple[str, dict, object]]:
+    """(json name, info, run(labeller)) per source, in command-line order."""
+    jobs = []
+    for ann, img in args.coco:
+        set_name = Path(ann).resolve().parent.name
+        jobs.append((f"{set_name}_unlabelled",
+                     {"source": f"{set_name}/{Path(ann).name}", "images_dir": "the source's image folder"},
+                     partial(label_coco, ann_path=Path(ann), images_dir=Path(img), exclude=exclude)))
+    for ann, img in args.coco_detect:
+        set_name = Path(ann).resolve().parent.name
+        jobs.append((f"{set_name}_detected",
+                     {"source": f"{set_name}/{Path(ann).name}", "images_dir": "the source's image folder"},
+                     partial(label_coco_detect, detector=detector, ann_path=Path(ann), images_dir=Path(img),
+                             exclude=exclude)))
+    for video in args.video:
+        jobs.append((video.stem, {"source": video.name, "images_dir": "the --frames-out folder"},
+                     partial(label_video, detector=detector, path=video, name=video.stem,
+                             frames_out=args.frames_out)))
+    for items in args.images:
+        files = image_files(items)
+        name = files[0].resolve().parent.name if files else "images"
+        jobs.append((name, {"source": [f.name for f in files], "images_dir": "the --frames-out folder"},
+                     partial(label_images, detector=detector, files=files, name=name, frames_out=args.frames_out)))
+    names = [j[0] for j in jobs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise TransposeLiveError(f"two sources would write the same json: {', '.join(dup)}")
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cv2.setNumThreads(args.threads)
     teacher = Teacher(args.teacher, args.threads)
     exclude: set[int] = set()
     if args.exclude_ids:
+        if not args.exclude_ids.is_file():
+            raise TransposeLiveError(f"id list not found: {args.exclude_ids}")
         exclude = {int(t) for t in args.exclude_ids.read_text().split() if t.strip().isdigit()}
     detector = None
     if args.coco_detect or args.video or args.images:
         from transpose_live.detect import create_detector
 
         detector = create_detector(args.detector, min_score=args.det_score)
-        try:
-            import torch  # the detector may be torch-based: keep it to the same thread budget
-
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
-
-    jobs = []
-    for ann, img in args.coco:
-        name = f"{Path(ann).resolve().parent.name}_unlabelled"
-        jobs.append((name, {"source": f"{Path(ann).resolve().parent.name}/{Path(ann).name}", "images_dir":
-                            "the source's image folder"},
-                     lambda lab, a=Path(ann), i=Path(img): label_coco(lab, a, i, exclude)))
-    for ann, img in args.coco_detect:
-        name = f"{Path(ann).resolve().parent.name}_detected"
-        jobs.append((name, {"source": f"{Path(ann).resolve().parent.name}/{Path(ann).name}", "images_dir":
-                            "the source's image folder"},
-                     lambda lab, a=Path(ann), i=Path(img): label_coco_detect(lab, detector, a, i, exclude)))
-    for video in args.video:
-        info = {"source": video.name, "images_dir": "the --frames-out folder"}
-        jobs.append((video.stem, info, lambda lab, v=video, info=info:
-                     info.update(frame_step=label_video(lab, detector, v, v.stem, args.frames_out))))
-    for items in args.images:
-        files = image_files(items)
-        name = files[0].resolve().parent.name if files else "images"
-        jobs.append((name, {"source": [f.name for f in files], "images_dir": "the --frames-out folder"},
-                     lambda lab, f=files, n=name: label_images(lab, detector, f, n, args.frames_out)))
+    jobs = plan_jobs(args, detector, exclude)
     if not jobs:
         raise TransposeLiveError("nothing to label: give --coco, --coco-detect, --video or --images")
 
@@ -380,7 +388,6 @@ def main(argv: list[str] | None = None) -> int:
         lab = Labeller(teacher, args)
         run(lab)
         seconds = time.perf_counter() - t0
-        info["seconds"] = round(seconds, 1)
         path = write_source(lab, args.out, name, info)
         c = lab.counts
         print(f"{name}: {c['labelled']} persons labelled in {len(lab.images)} images "

@@ -104,6 +104,8 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
         raise TransposeLiveError(f"a frame must be a numpy array, got {type(frame).__name__}")
     if frame.dtype != np.uint8:
         raise TransposeLiveError(f"a frame must be uint8, got {frame.dtype}")
+    if frame.ndim >= 2 and (frame.shape[0] == 0 or frame.shape[1] == 0):
+        raise TransposeLiveError(f"empty frame of shape {tuple(frame.shape)}")
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] == 4:
@@ -137,7 +139,7 @@ def crop_batch(
     for i, (c, s) in enumerate(zip(centers, scales)):
         trans = get_affine_transform(c, s, 0, (out_w, out_h))
         crop = cv2.warpAffine(frame, trans, (out_w, out_h), flags=cv2.INTER_LINEAR)
-        crops[i] = crop[..., ::-1]   # BGR -> RGB
+        cv2.cvtColor(crop, cv2.COLOR_BGR2RGB, dst=crops[i])   # far faster than a [..., ::-1] copy
     return crops
 
 

@@ -97,7 +97,8 @@ class OnnxDetector:
         self.min_box_size = float(min_box_size)
         self.session = _session(path, providers)
         inp = self.session.get_inputs()[0]
-        if len(inp.shape) != 4:
+        channels = inp.shape[1] if len(inp.shape) == 4 else None
+        if len(inp.shape) != 4 or (isinstance(channels, int) and channels != 3):
             raise TransposeLiveError(f"ONNX detector {path.name}: expected one (B, 3, H, W) input, got {inp.shape}")
         self.input_name = inp.name
         h, w = inp.shape[2], inp.shape[3]

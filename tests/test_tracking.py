@@ -1,0 +1,129 @@
+"""Tracker: ids stay with people who cross paths, hide for a while, or stand where others stood."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transpose_live.errors import TransposeLiveError
+from transpose_live.tracking import Tracker, box_iou, oks
+from transpose_live.types import Pose
+
+# a standing person's joints as fractions of a (w, h) box
+TEMPLATE = np.array([
+    [0.5, 0.08], [0.45, 0.06], [0.55, 0.06], [0.4, 0.08], [0.6, 0.08],
+    [0.3, 0.22], [0.7, 0.22], [0.2, 0.38], [0.8, 0.38], [0.15, 0.52], [0.85, 0.52],
+    [0.38, 0.55], [0.62, 0.55], [0.38, 0.75], [0.62, 0.75], [0.38, 0.95], [0.62, 0.95],
+])
+
+
+def person(x: float, y: float, w: float = 40, h: float = 100, arms_up: bool = False, with_box: bool = True) -> Pose:
+    kp = TEMPLATE.copy()
+    if arms_up:
+        kp[7:11, 1] = [0.1, 0.1, -0.05, -0.05]     # elbows and wrists above the head
+    kp = (kp * [w, h] + [x, y]).astype(np.float32)
+    return Pose(kp, np.full(17, 0.9, np.float32), box=(x, y, w, h) if with_box else None)
+
+
+def nose(p: Pose) -> tuple[float, float]:
+    return float(p.keypoints[0, 0]), float(p.keypoints[0, 1])
+
+
+def run(tracker: Tracker, frames: list[list[Pose]], seed: int = 0) -> list[dict[tuple[float, float], int]]:
+    """Feed the frames (each shuffled) and return, per frame, a map from each pose's nose to its id."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for poses in frames:
+        order = rng.permutation(len(poses))
+        tracked = tracker.update([poses[i] for i in order])
+        out.append({nose(p): p.track_id for p in tracked})
+    return out
+
+
+@pytest.mark.parametrize("use_oks", [True, False])
+def test_people_crossing_paths_keep_their_ids(use_oks):
+    # A walks right, B walks left on almost the same line, 15 px a frame (boxes are 40 wide): between
+    # frames 10 and 11 they pass each other, where the last positions alone would swap them
+    frames = [[person(50 + 15 * t, 200), person(355 - 15 * t, 203)] for t in range(21)]
+    ids = run(Tracker(use_oks=use_oks), frames)
+    a0, b0 = ids[0][nose(frames[0][0])], ids[0][nose(frames[0][1])]
+    assert a0 != b0
+    for t, frame in enumerate(frames):
+        assert ids[t][nose(frame[0])] == a0, t
+        assert ids[t][nose(frame[1])] == b0, t
+
+
+def test_a_person_hidden_for_a_few_frames_comes_back_with_the_same_id():
+    tracker = Tracker(max_missed=15)
+    ids_a, ids_b = [], []
+    for t in range(30):
+        a = person(50 + 8 * t, 100)
+        b = person(400, 300 + 2 * t)
+        hidden = 10 <= t < 16          # B is not detected for 6 frames
+        out = tracker.update([a] if hidden else [a, b])
+        assert tracker.lost_ids == []
+        ids_a.append(out[0].track_id)
+        if not hidden:
+            ids_b.append(out[1].track_id)
+    assert len(set(ids_a)) == 1 and len(set(ids_b)) == 1 and ids_a[0] != ids_b[0]
+
+
+def test_a_person_gone_too_long_is_reported_lost_once_and_gets_a_new_id():
+    tracker = Tracker(max_missed=3)
+    first = tracker.update([person(100, 100), person(300, 100)])
+    gone_id = first[1].track_id
+    reported = []
+    for _ in range(6):
+        tracker.update([person(100, 100)])
+        reported.append(list(tracker.lost_ids))
+    assert reported == [[], [], [], [gone_id], [], []]       # dropped after the 4th missed frame
+    assert gone_id not in tracker.active_ids
+    back = tracker.update([person(100, 100), person(300, 100)])
+    assert back[0].track_id == first[0].track_id
+    assert back[1].track_id not in (first[0].track_id, gone_id)   # ids are never reused
+
+
+def test_new_people_get_new_ids_and_inputs_are_not_modified():
+    tracker = Tracker()
+    poses = [person(0, 0), person(200, 0)]
+    out = tracker.update(poses)
+    assert [p.track_id for p in poses] == [None, None]
+    assert sorted(p.track_id for p in out) == [1, 2]
+    out = tracker.update([person(1, 0), person(201, 0), person(500, 300)])
+    assert [p.track_id for p in out] == [1, 2, 3]
+    assert out[2].box == (500, 300, 40, 100)
+
+
+def test_oks_tells_apart_people_whose_boxes_swap():
+    # two people on one spot (one behind the other), one with raised arms; in frame 2 the boxes shift
+    # by a pixel so that box IoU alone prefers swapping them, while the keypoints say who is who
+    a1, b1 = person(100, 100, arms_up=True), person(101, 100)
+    a2, b2 = person(101, 100, arms_up=True), person(100, 100)
+    for use_oks, expect_same in ((True, True), (False, False)):
+        tracker = Tracker(use_oks=use_oks)
+        first = tracker.update([a1, b1])
+        second = tracker.update([a2, b2])
+        assert (second[0].track_id == first[0].track_id) is expect_same
+
+
+def test_keypoints_stand_in_for_a_missing_box():
+    tracker = Tracker()
+    ids = [tracker.update([person(100 + 5 * t, 50, with_box=False)])[0].track_id for t in range(5)]
+    assert ids == [1] * 5
+    nothing = Pose(np.full((17, 2), np.nan, np.float32), np.zeros(17, np.float32))
+    assert tracker.update([nothing])[0].track_id is None
+
+
+def test_similarity_helpers():
+    np.testing.assert_allclose(box_iou([[0, 0, 10, 10]], [[5, 0, 10, 10], [20, 20, 5, 5]]), [[1 / 3, 0.0]])
+    kp = TEMPLATE * [40, 100]
+    s = np.full(17, 0.9)
+    assert oks(kp, s, kp, s, 4000.0) == pytest.approx(1.0)
+    assert oks(kp, s, kp + 20, s, 4000.0) < 0.5
+    assert oks(kp, np.zeros(17), kp, s, 4000.0) is None        # no confident joints in common
+
+
+@pytest.mark.parametrize("kwargs", [{"iou_threshold": 1.5}, {"max_missed": -1}, {"oks_threshold": -0.1}])
+def test_bad_options_raise(kwargs):
+    with pytest.raises(TransposeLiveError):
+        Tracker(**kwargs)
