@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(100, "--epochs", min=1),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         lr: float = typer.Option(1e-3, "--lr"),
+        warmup: int = typer.Option(200, "--warmup", min=0, help="Linear LR warm-up steps."),
         workers: int = typer.Option(2, "--workers", min=0),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
@@ -55,7 +56,7 @@ def register(app: typer.Typer) -> None:
             model=model, image_size=parse_size(image_size), data=[DataSpec.parse(d) for d in data],
             val=DataSpec.parse(val) if val else None, init=init, imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
             out_dir=str(out), epochs=epochs,
-            batch_size=batch_size, lr=lr, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
+            batch_size=batch_size, lr=lr, warmup_steps=warmup, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
             schedule_minutes=schedule_minutes, eval_every=eval_every,
             exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed,
         )

@@ -155,6 +155,15 @@ def export_weights(model: nn.Module, path: str | Path, fp16: bool = True) -> Pat
     return path
 
 
+def compact_optimizer_state(opt_state: dict) -> dict:
+    """Adam moments in bf16: half the size; Optimizer.load_state_dict casts them back to the params' dtype."""
+    state = {
+        k: {n: (v.to(torch.bfloat16) if n in ("exp_avg", "exp_avg_sq") else v).cpu() for n, v in s.items()}
+        for k, s in opt_state["state"].items()
+    }
+    return {"state": state, "param_groups": opt_state["param_groups"]}
+
+
 def _save(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -255,7 +264,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         state["history"].append(entry)
         progress.update(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()),
                         time.monotonic() - t_start, force=True)
-        _save(last, model=model.state_dict(), optimizer=opt.state_dict(), config=json.dumps(asdict(cfg), default=str),
+        _save(last, model={k: v.detach().cpu() for k, v in model.state_dict().items()}, optimizer=compact_optimizer_state(opt.state_dict()), config=json.dumps(asdict(cfg), default=str),
               **state)
         (out / "history.json").write_text(json.dumps(state["history"], indent=2))
     export_weights(model, out / "final.pt")

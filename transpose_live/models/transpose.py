@@ -91,16 +91,39 @@ def create_model(
 ) -> TransPose:
     """Build a preset (e.g. "tp_r_a4"); `weights` (a checkpoint path or state_dict) is loaded strictly.
 
-    `image_size` (h, w) other than the preset's only changes the token grid: the stored position
-    embedding stays the training one and other grids get a recomputed sine embedding.
+    `image_size` (h, w) sets the input size (default: the size the weights were trained at). The stored position embedding keeps the grid the weights were
+    trained on (read off the checkpoint's `pos_embedding`); other grids get a recomputed sine embedding.
     """
     config = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
-    model = TransPose(config)
+    wanted = config.with_image_size(*image_size) if image_size is not None else config
+    state = None
     if weights is not None:
-        from .weights import load_strict, read_checkpoint
+        from .weights import read_checkpoint
 
         state = weights if isinstance(weights, dict) else read_checkpoint(weights)
-        load_strict(model, state)
-    if image_size is not None and tuple(image_size) != config.image_size:
-        model.config = config.with_image_size(*image_size)   # the stored PE keeps its training grid
+    built = wanted if state is None else config.with_image_size(*_trained_size(state, config, wanted))
+    model = TransPose(built)
+    if state is not None:
+        from .weights import load_strict
+
+        load_strict(model, state, source=str(weights) if not isinstance(weights, dict) else "checkpoint")
+    model.config = wanted if image_size is not None else built   # default: the size it was trained at
     return model
+
+
+def _trained_size(state: dict, config: ModelConfig, wanted: ModelConfig) -> tuple[int, int]:
+    """The input size whose token grid matches the checkpoint's stored embedding (N tokens)."""
+    pe = state.get("pos_embedding")
+    if pe is None or pe.dim() != 3:
+        return config.image_size          # let strict loading name the problem
+    n = pe.shape[0]
+    for c in (config, wanted):
+        gh, gw = c.token_grid
+        if gh * gw == n:
+            return c.image_size
+    # other sizes: the presets' 4:3 (h:w) crop aspect
+    gh = round((n * 4 / 3) ** 0.5)
+    gw = n // gh if gh else 0
+    if gh * gw == n and gh > 0:
+        return gh * config.stride, gw * config.stride
+    return config.image_size
