@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", min=0),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
+        resume_from: Path = typer.Option(None, "--resume-from", help="Continue from this resumable checkpoint "
+                                         "(e.g. checkpoints/tp_m_a4_192x144.resume.pt)."),
         max_minutes: float = typer.Option(None, "--max-minutes", help="Stop cleanly after this many minutes."),
         schedule_minutes: float = typer.Option(None, "--schedule-minutes",
                                                help="Run the cosine LR over this much training time in total "
@@ -62,6 +64,6 @@ def register(app: typer.Typer) -> None:
         )
         if exclude_ids and not exclude_ids.is_file():
             raise TransposeLiveError(f"--exclude-ids file not found: {exclude_ids}")
-        state = train(cfg, resume=resume)
+        state = train(cfg, resume=resume, resume_from=resume_from)
         typer.echo(f"done: epoch {state['epoch']}, {state['trained_seconds'] / 60:.1f} min trained, "
                    f"best AP {state['best_ap']:.4f}; checkpoints in {out}")

@@ -182,7 +182,7 @@ def evaluate_model(model: nn.Module, val: DataSpec, device: torch.device, max_im
     return stats
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None = None) -> dict:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     out = Path(cfg.out_dir)
@@ -193,10 +193,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                             weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "step": 0, "trained_seconds": 0.0, "best_ap": -1.0, "history": []}
     last = out / "last.pt"
-    if resume:
-        if not last.is_file():
-            raise TransposeLiveError(f"--resume: no checkpoint at {last}")
-        ck = torch.load(last, map_location="cpu", weights_only=True)
+    if resume or resume_from:
+        src = Path(resume_from) if resume_from else last
+        if not src.is_file():
+            raise TransposeLiveError(f"resume: no checkpoint at {src}")
+        ck = torch.load(src, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"], strict=True)
         opt.load_state_dict(ck["optimizer"])
         state.update({k: ck[k] for k in state if k in ck})

@@ -1,0 +1,103 @@
+"""`train` on a tiny synthetic COCO set: the loss falls, checkpoints resume, the time budget stops it."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from transpose_live.errors import TransposeLiveError
+from transpose_live.train import DataSpec, TrainConfig, joints_mse_loss, train
+
+
+def _tiny_coco(tmp_path, n_images=4, image_id0=1):
+    """Images with a bright stick figure whose joints are labelled."""
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i in range(n_images):
+        img = np.full((120, 100, 3), 30, np.uint8)
+        x0, y0 = 30 + rng.integers(0, 10), 10 + rng.integers(0, 10)
+        kps = []
+        for j in range(17):
+            x, y = x0 + (j % 3) * 15, y0 + (j // 3) * 15
+            cv2.circle(img, (int(x), int(y)), 3, (255, 255, 255), -1)
+            kps += [float(x), float(y), 2]
+        name = f"{image_id0 + i:012d}.jpg"
+        cv2.imwrite(str(images_dir / name), img)
+        images.append({"id": image_id0 + i, "file_name": name, "width": 100, "height": 120})
+        anns.append({"id": i + 1, "image_id": image_id0 + i, "category_id": 1, "iscrowd": 0,
+                     "bbox": [x0 - 5.0, y0 - 5.0, 45.0, 100.0], "area": 4500.0, "num_keypoints": 17,
+                     "keypoints": kps})
+    ann = tmp_path / "person_keypoints.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns,
+                               "categories": [{"id": 1, "name": "person"}]}))
+    return ann, images_dir
+
+
+def _cfg(tmp_path, ann, images, **kw):
+    base = dict(model="tp_m_a4", image_size=(64, 48), data=[DataSpec(str(ann), str(images))], init="none",
+                out_dir=str(tmp_path / "run"), epochs=2, batch_size=4, lr=1e-3, workers=0, device="cpu",
+                warmup_steps=1, eval_every=100)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_joints_mse_loss_ignores_zero_weight_joints():
+    pred, target = torch.zeros(1, 17, 4, 4), torch.ones(1, 17, 4, 4)
+    weight = torch.zeros(1, 17, 1)
+    assert float(joints_mse_loss(pred, target, weight)) == 0.0
+    weight[0, 3] = 1.0
+    assert float(joints_mse_loss(pred, target, weight)) == pytest.approx(0.5 / 17)
+
+
+def test_train_writes_checkpoints_and_resumes(tmp_path):
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    state = train(_cfg(tmp_path, ann, images, epochs=2))
+    run = tmp_path / "run"
+    assert state["epoch"] == 2 and state["step"] == 2
+    for name in ("last.pt", "final.pt", "history.json"):
+        assert (run / name).is_file()
+    final = torch.load(run / "final.pt", weights_only=True)
+    assert final["reduce.weight"].dtype == torch.float16      # compact export
+    resumed = train(_cfg(tmp_path, ann, images, epochs=3), resume=True)
+    assert resumed["epoch"] == 3 and resumed["step"] == 3     # continued, not restarted
+    assert len(json.loads((run / "history.json").read_text())) == 3
+
+
+def test_loss_falls_on_a_fixed_set(tmp_path):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path, n_images=4)
+    state = train(_cfg(tmp_path, ann, images, epochs=12, lr=3e-3))
+    losses = [e["loss"] for e in state["history"]]
+    assert min(losses[-3:]) < losses[0]
+
+
+def test_time_budget_stops_cleanly(tmp_path):
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    state = train(_cfg(tmp_path, ann, images, epochs=1000, max_minutes=1e-4))
+    assert state["epoch"] < 1000
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_excluded_image_ids_are_refused(tmp_path):
+    ann, images = _tiny_coco(tmp_path, image_id0=139)     # 139 is a COCO val2017 id
+    ids = tmp_path / "val_ids.txt"
+    ids.write_text("139\n285\n")
+    with pytest.raises(TransposeLiveError, match="139|val|exclu"):
+        train(_cfg(tmp_path, ann, images, exclude_ids=str(ids)))
+
+
+def test_data_spec_errors_name_the_path(tmp_path):
+    with pytest.raises(TransposeLiveError, match="not found"):
+        DataSpec.parse(str(tmp_path / "missing.json"))
+    ann, images = _tiny_coco(tmp_path)
+    spec = DataSpec.parse(f"{ann}@0.5")
+    assert spec.weight == 0.5 and spec.images_dir == str(images)
