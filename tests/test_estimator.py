@@ -127,7 +127,7 @@ def test_flip_test_keeps_left_and_right_joints_apart():
     assert (tilted[right, 0] - plain[right, 0]).max() < -1.0
     model = BlobModel(ramp=0.15)
     flipped = PoseEstimator(model, device="cpu", flip=True).estimate(frame, box)[0]
-    assert len(model.calls) == 2                                        # original + mirrored input
+    assert [c["batch"] for c in model.calls] == [2]                    # original + mirrored, one batch
     np.testing.assert_allclose(flipped.keypoints, tilted, atol=0.02)
 
 

@@ -123,16 +123,18 @@ class PoseEstimator:
     def _forward(self, x: torch.Tensor, attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 3, H, W) float32 on device -> heatmaps (B, J, h, w) float32, last attention (B, N, N) or None."""
         x = x.to(self._dtype)
+        B = x.shape[0]
+        if self.flip:   # the mirrored crops ride in the same batch: one forward instead of two
+            x = torch.cat([x, x.flip(3)])
         if attention:
             hm, maps = self.model(x, return_attention=True)
-            attn = maps[-1].float()
+            attn = maps[-1][:B].float()   # maps of the unflipped crops
         else:
             hm, attn = self.model(x), None
         hm = hm.float()
         if self.flip:
-            # official flip test: run the mirrored input, mirror the heatmaps back, average (no shift)
-            hm_flipped = self.model(x.flip(3)).float()
-            hm = (hm + flip_back(hm_flipped)) * 0.5
+            # official flip test: mirror the flipped heatmaps back (pairs swapped), average, no shift
+            hm = (hm[:B] + flip_back(hm[B:])) * 0.5
         return hm, attn
 
     def _check_input(self, x: torch.Tensor) -> None:
