@@ -29,6 +29,9 @@ ID_COLORS = (
     (240, 240, 70), (230, 50, 240), (60, 245, 210), (128, 128, 0), (40, 110, 170), (0, 0, 128),
 )
 NO_ID_COLOR = (160, 160, 160)
+_UNIT_LUT = (np.arange(256, dtype=np.float32) / 255).reshape(1, 256)   # uint8 mask -> 0..1 weight
+_UNIT_LUT_INV = (1.0 - _UNIT_LUT).astype(np.float32)
+TINT_FLOOR = 0.12                # attention overlay strength where the map is lowest (x alpha)
 DEFAULT_STRIDE = 8               # token stride assumed when the model's input size is not given
 
 
@@ -80,7 +83,7 @@ def _draw_skeleton(out: np.ndarray, pose: Pose, min_score: float) -> None:
     if not ok.any():
         return
     t = line_thickness(person_size(pose, ok))
-    r = t + 2
+    r = t + 1 + t // 2              # joints a bit wider than limbs, but not blobs on small people
     H, W = out.shape[:2]
     pad = r + 3
     pts = kp[ok]
@@ -100,8 +103,7 @@ def _draw_skeleton(out: np.ndarray, pose: Pose, min_score: float) -> None:
         p = _pt(kp[j], x0, y0)
         cv2.circle(layer, p, r * _ONE, side_color(int(j)), -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(mask, p, (r + 1) * _ONE, round(255 * score_alpha(sc[j])), -1, cv2.LINE_8, _SHIFT)
-    w = mask.astype(np.float32) * np.float32(1 / 255)
-    roi[:] = cv2.blendLinear(layer, roi, w, 1.0 - w)
+    roi[:] = cv2.blendLinear(layer, roi, cv2.LUT(mask, _UNIT_LUT), cv2.LUT(mask, _UNIT_LUT_INV))
 
 
 def _label_anchor(pose: Pose, kp: np.ndarray, ok: np.ndarray) -> tuple[float, float] | None:
@@ -166,17 +168,18 @@ def attention_map(pose: Pose, joint: int | str | None = None, min_score: float =
     """The (h, w) float32 map to show, scaled to 0..1, and the joints it shows; None when nothing to show.
 
     joint=None: the max over the confident joints' maps, each first scaled to its own peak so a diffuse
-    joint is not drowned by a sharp one; else that one joint's map.
+    joint is not drowned by a sharp one; else that one joint's map (None unless it scores >= min_score).
     """
     if pose.attention is None:
         return None
     maps = np.asarray(pose.attention, dtype=np.float32)
     if maps.ndim != 3 or maps.shape[0] != NUM_JOINTS:
         raise TransposeLiveError(f"pose.attention must be ({NUM_JOINTS}, h, w), got {tuple(maps.shape)}")
+    _, _, ok = _valid_joints(pose, min_score)
     if joint is not None:
-        joints = [_joint_index(joint)]
+        j = _joint_index(joint)
+        joints = [j] if ok[j] else []         # an unseen joint has no meaningful dependency area
     else:
-        _, _, ok = _valid_joints(pose, min_score)
         joints = [int(j) for j in np.flatnonzero(ok)]
     if not joints:
         return None
@@ -192,7 +195,9 @@ def attention_map(pose: Pose, joint: int | str | None = None, min_score: float =
 
 def project_to_image(grid_map: np.ndarray, box: Sequence[float], frame_size_wh: tuple[int, int],
                      input_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int, int] | None:
-    """Map a token-grid map of a person's crop back into the frame: (region float32, x0, y0) or None.
+    """Map a token-grid map of a person's crop back into the frame: (region, x0, y0) or None.
+
+    The region covers the crop's footprint clipped to the frame; it is uint8 for a uint8 map, else float32.
 
     The crop is the estimator's: box -> center/scale (the grid's aspect) -> affine to `input_size` (h, w).
     Token (ty, tx) is the crop cell centred at ((tx + .5) * W/w - .5, (ty + .5) * H/h - .5); one
@@ -213,39 +218,53 @@ def project_to_image(grid_map: np.ndarray, box: Sequence[float], frame_size_wh: 
     if x0 >= x1 or y0 >= y1:
         return None
     m[:, 2] -= (x0, y0)
-    region = cv2.warpAffine(grid_map.astype(np.float32), m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+    src = grid_map if grid_map.dtype == np.uint8 else grid_map.astype(np.float32)
+    region = cv2.warpAffine(src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
     return region, x0, y0
 
 
+def _alpha_luts(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blend weights by heat level 0..255: the whole crop gets a faint tint (it shows what the model
+    saw; faint so overlapping crops of a crowd do not stack into boxes), the dependency area a strong
+    one. Lookup tables keep the per-pixel work in OpenCV."""
+    heat = np.arange(256, dtype=np.float32) / 255
+    w = (alpha * (TINT_FLOOR + (1 - TINT_FLOOR) * heat)).astype(np.float32).reshape(1, 256)
+    return w, (1.0 - w).astype(np.float32)
+
+
 def _draw_attention(out: np.ndarray, pose: Pose, joint, min_score: float, input_size, alpha: float,
-                    colormap: int) -> None:
+                    colormap: int) -> list[int]:
+    """The overlay of one pose, in place; returns the joints whose areas it shows."""
     shown = attention_map(pose, joint, min_score)
     if shown is None or pose.box is None:
-        return
+        return []
     grid_map, joints = shown
-    projected = project_to_image(grid_map, pose.box, (out.shape[1], out.shape[0]), input_size)
+    # warp the map as uint8: interpolation, colour map and blend weights all stay 8-bit and fast
+    grid8 = np.rint(grid_map * 255).astype(np.uint8)
+    projected = project_to_image(grid8, pose.box, (out.shape[1], out.shape[0]), input_size)
     if projected is None:
-        return
+        return []
     heat, x0, y0 = projected
-    heat = np.clip(heat, 0.0, 1.0)
     roi = out[y0:y0 + heat.shape[0], x0:x0 + heat.shape[1]]
-    colored = cv2.applyColorMap((heat * 255).astype(np.uint8), colormap)
-    # the whole crop gets a light tint (it shows what the model saw), the dependency area a strong one
-    w = (alpha * (0.3 + 0.7 * heat)).astype(np.float32)
-    roi[:] = cv2.blendLinear(colored, roi, w, 1.0 - w)
-    # mark the joint(s) the map belongs to
+    w_map, w_img = _alpha_luts(alpha)
+    roi[:] = cv2.blendLinear(cv2.applyColorMap(heat, colormap), roi, cv2.LUT(heat, w_map), cv2.LUT(heat, w_img))
+    return joints
+
+
+def _mark_joints(out: np.ndarray, pose: Pose, joints: Iterable[int]) -> None:
+    """White dots with a dark rim on the joints whose dependency areas are shown."""
     kp = np.asarray(pose.keypoints, dtype=np.float64).reshape(-1, 2)
     r = max(3, line_thickness(person_size(pose)) + 2)
     for j in joints:
         if np.isfinite(kp[j]).all() and (np.abs(kp[j]) < _MAX_COORD).all():
             p = _pt(kp[j])
             cv2.circle(out, p, r * _ONE, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(out, p, r * _ONE, (0, 0, 0), 1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(out, p, r * _ONE, (0, 0, 0), max(1, r // 3), cv2.LINE_AA, _SHIFT)
 
 
 def draw_attention(image: np.ndarray, pose: Pose, joint: int | str | None = None, min_score: float = 0.2,
-                   input_size: tuple[int, int] | None = None, alpha: float = 0.6,
+                   input_size: tuple[int, int] | None = None, alpha: float = 0.65,
                    colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
     """The paper's dependency areas (Fig. 1 / 6) of one pose, colour-mapped over its crop, joints marked.
 
@@ -254,7 +273,7 @@ def draw_attention(image: np.ndarray, pose: Pose, joint: int | str | None = None
     stride 8 tokens. A pose without attention or box comes back undrawn.
     """
     out = as_bgr(image).copy()
-    _draw_attention(out, pose, joint, min_score, input_size, alpha, colormap)
+    _mark_joints(out, pose, _draw_attention(out, pose, joint, min_score, input_size, alpha, colormap))
     return out
 
 
@@ -299,11 +318,14 @@ def draw_hud(image: np.ndarray, fps: float | None = None, latency_ms: float | No
 def _draw_poses(out: np.ndarray, poses: Iterable[Pose], draw_boxes: bool, draw_ids: bool, attention: bool,
                 min_score: float, joint, input_size) -> None:
     poses = list(poses)
+    shown = [[] for _ in poses]
     if attention:   # under the skeletons, so the joints stay readable
-        for pose in poses:
-            _draw_attention(out, pose, joint, min_score, input_size, 0.6, cv2.COLORMAP_JET)
+        shown = [_draw_attention(out, pose, joint, min_score, input_size, 0.65, cv2.COLORMAP_JET) for pose in poses]
     for pose in poses:
         _draw_skeleton(out, pose, min_score)
+    if joint is not None:   # one joint's area: mark that joint on top (all joints are marked by the skeleton)
+        for pose, joints in zip(poses, shown):
+            _mark_joints(out, pose, joints)
     for pose in poses:
         _draw_box_and_id(out, pose, draw_boxes, draw_ids, min_score)
 

@@ -1,0 +1,426 @@
+"""The PyQt6 window and its worker, offscreen: frames reach the view, the toggles reach the pipeline, errors
+reach the status bar, and stopping or closing leaves no thread behind. A fake pipeline (same interface as
+transpose_live.pipeline.Pipeline) feeds synthetic frames from its own thread; one test runs the real
+pipeline with a tiny random model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from transpose_live.errors import TransposeLiveError
+from transpose_live.types import FrameResult, Pose
+
+QtCore = pytest.importorskip("PyQt6.QtCore")
+from PyQt6.QtGui import QColor, QImage  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+W, H = 160, 120
+
+
+@pytest.fixture(scope="module")
+def qapp():
+    app = QApplication.instance() or QApplication(["test"])
+    yield app
+
+
+def wait_until(app, predicate, timeout=5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        if predicate():
+            return True
+        time.sleep(0.005)
+    app.processEvents()
+    return predicate()
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    model: str | None = "fake-model"
+    device: str = "cpu"
+    attention: bool = False
+    smooth: bool = True
+
+
+class FakeSource:
+    """Endless synthetic frames: grey with a white block; `closed` tells whether close() was called."""
+
+    is_live = True
+    size = (W, H)
+    fps = 30.0
+
+    def __init__(self, spec="fake"):
+        self.spec = spec
+        self.closed = False
+        self.index = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        image = np.full((H, W, 3), 70, np.uint8)
+        image[40:80, 60:100] = 255
+        self.index += 1
+        return image
+
+    def close(self):
+        self.closed = True
+
+
+class FakePipeline:
+    """Pipeline's interface: run() blocks while a thread of its own calls on_frame; stop() ends it.
+    Renders the attention state into the frame: a red band on top while attention is on."""
+
+    instances: list["FakePipeline"] = []
+
+    def __init__(self, source, config, sinks=(), on_frame=None, estimator=None, detector=None,
+                 fail_after=None, live=True):
+        self.source, self.config, self.on_frame = source, config, on_frame
+        self.attention = config.attention
+        self.smooth = config.smooth
+        self.fail_after = fail_after
+        self._stop = threading.Event()
+        self.frames = 0
+        self.threads: list[threading.Thread] = []
+        if live:
+            self.set_attention = self._set_attention
+        FakePipeline.instances.append(self)
+
+    def _set_attention(self, on):
+        self.attention = on
+
+    def stats(self):
+        return {"dropped": 3, "frames_in": self.frames}
+
+    def run(self):
+        error: list[BaseException] = []
+
+        def last_stage():
+            try:
+                for image in self.source:
+                    if self._stop.is_set():
+                        break
+                    if self.fail_after is not None and self.frames >= self.fail_after:
+                        raise TransposeLiveError("camera 7 stopped giving frames")
+                    out = image.copy()
+                    if self.attention:
+                        out[:10] = (0, 0, 255)      # BGR red
+                    pose = Pose(keypoints=np.full((17, 2), 50, np.float32), scores=np.ones(17, np.float32))
+                    self.on_frame(out, FrameResult(index=self.frames, timestamp=self.frames / 30, poses=[pose]))
+                    self.frames += 1
+                    time.sleep(0.005)
+            except BaseException as exc:
+                error.append(exc)
+
+        thread = threading.Thread(target=last_stage, name="fake-render")
+        self.threads.append(thread)
+        thread.start()
+        thread.join()
+        if error:
+            raise error[0]
+
+    def stop(self):
+        self._stop.set()
+
+
+def factory(**options):
+    def make(source, config, **kwargs):
+        return FakePipeline(source, config, **options, **kwargs)
+    return make
+
+
+def make_window(**options):
+    from transpose_live.ui.main_window import MainWindow
+
+    FakePipeline.instances.clear()
+    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(**options),
+                        source_factory=lambda spec, **kw: FakeSource(spec))
+    window.resize(640, 480)
+    window.show()
+    return window
+
+
+def no_pipeline_threads() -> bool:
+    names = [t.name for t in threading.enumerate()]
+    return "fake-render" not in names
+
+
+def test_bgr_to_qimage_copies_and_keeps_colours():
+    from transpose_live.ui.worker import bgr_to_qimage
+
+    image = np.zeros((4, 5, 3), np.uint8)
+    image[..., 2] = 200          # red in BGR
+    q = bgr_to_qimage(image)
+    image[:] = 0                 # the QImage owns its pixels: changing the array changes nothing
+    assert (q.width(), q.height()) == (5, 4)
+    assert QColor(q.pixel(2, 1)).getRgb()[:3] == (200, 0, 0)
+    grey = bgr_to_qimage(np.full((3, 3), 90, np.uint8))
+    assert QColor(grey.pixel(1, 1)).getRgb()[:3] == (90, 90, 90)
+    with pytest.raises(TransposeLiveError):
+        bgr_to_qimage(np.zeros((3, 3, 4), np.uint8))
+
+
+def test_window_shows_frames_and_stats(qapp):
+    window = make_window()
+    try:
+        grab = window.video.grab().toImage()
+        assert window.video.image is None
+        assert window.start_source("fake.mp4")
+        assert wait_until(qapp, lambda: window.frames_shown >= 5)
+        assert wait_until(qapp, lambda: window.fps_label.text() != "fps –")
+        # the view paints the frame: the white block is in the middle of the widget
+        img = window.video.grab().toImage()
+        assert img.width() > 0 and img != grab
+        rect = window.video.image_rect()
+        center = QColor(img.pixel(rect.center().x(), rect.center().y()))
+        assert center.getRgb()[:3] == (255, 255, 255)
+        corner = QColor(img.pixel(rect.left() + 3, rect.bottom() - 3))
+        assert corner.getRgb()[:3] == (70, 70, 70)
+        # aspect kept: 160x120 in a wider-than-4:3 view → pillarboxed with black bars
+        assert abs(rect.width() / rect.height() - W / H) < 0.02
+        if rect.left() > 0:
+            assert QColor(img.pixel(0, img.height() // 2)).getRgb()[:3] == (0, 0, 0)
+        assert window.persons_label.text() == "persons 1"
+        assert wait_until(qapp, lambda: window.dropped_label.text().startswith("dropped ")
+                          and int(window.dropped_label.text().split()[1]) >= 3)
+        assert window.model_label.text() == "model fake-model · cpu"
+        assert "fake.mp4" in window.windowTitle()
+    finally:
+        window.close()
+    assert window.worker is None
+    assert no_pipeline_threads()
+
+
+def test_attention_toggle_reaches_pipeline_live(qapp):
+    window = make_window()
+    try:
+        window.start_source(0)
+        assert wait_until(qapp, lambda: window.frames_shown >= 2)
+        pipeline = FakePipeline.instances[-1]
+        assert pipeline.attention is False
+        window.attention_action.trigger()          # what the A key does
+        assert window.worker.attention is True
+        assert pipeline.attention is True          # live: the same pipeline, not a rebuild
+        assert len(FakePipeline.instances) == 1
+
+        def red_band():
+            img = window.video.image
+            return img is not None and QColor(img.pixel(5, 2)).getRgb()[:3] == (255, 0, 0)
+
+        assert wait_until(qapp, red_band)
+        window.attention_action.trigger()
+        assert pipeline.attention is False
+        assert wait_until(qapp, lambda: not red_band())
+    finally:
+        window.close()
+    assert no_pipeline_threads()
+
+
+def test_attention_shortcut_is_a(qapp):
+    window = make_window()
+    try:
+        assert window.attention_action.shortcut().toString() == "A"
+        assert window.attention_action.isCheckable()
+    finally:
+        window.close()
+
+
+def test_toggle_without_live_hook_rebuilds_pipeline(qapp):
+    window = make_window(live=False)            # a pipeline without set_attention: restarted
+    try:
+        window.start_source("clip.mp4")
+        assert wait_until(qapp, lambda: window.frames_shown >= 2)
+        first = FakePipeline.instances[0]
+        window.attention_action.setChecked(True)
+        assert wait_until(qapp, lambda: len(FakePipeline.instances) == 2)
+        second = FakePipeline.instances[1]
+        assert first._stop.is_set() and first.source.closed
+        assert second.config.attention is True and second.config.smooth is True
+        assert wait_until(qapp, lambda: second.frames >= 2)
+        assert window.running
+    finally:
+        window.close()
+    assert no_pipeline_threads()
+
+
+def test_smoothing_toggle_passes_through(qapp):
+    window = make_window(live=False)
+    try:
+        window.smooth_action.setChecked(False)      # before start: goes into the config
+        window.start_source("clip.mp4")
+        assert wait_until(qapp, lambda: len(FakePipeline.instances) == 1 and FakePipeline.instances[0].frames)
+        assert FakePipeline.instances[0].config.smooth is False
+    finally:
+        window.close()
+
+
+def test_stop_and_close_join_threads(qapp):
+    window = make_window()
+    window.start_source("clip.mp4")
+    assert wait_until(qapp, lambda: window.frames_shown >= 1)
+    thread = window._thread
+    window.stop()                                   # returns at once; the thread ends by itself
+    assert not window.running and window.start_action.text() == "Start"
+    assert wait_until(qapp, lambda: thread.isFinished())
+    assert wait_until(qapp, no_pipeline_threads)
+    assert FakePipeline.instances[0].source.closed
+    # start again, then close while playing: close joins the thread
+    window.start_source()
+    assert wait_until(qapp, lambda: window.frames_shown >= 1)
+    thread = window._thread
+    window.close()
+    assert thread.isFinished()
+    assert no_pipeline_threads()
+    assert all(p.source.closed for p in FakePipeline.instances)
+
+
+def test_pipeline_error_shows_in_status_bar(qapp):
+    window = make_window(fail_after=3)
+    try:
+        window.start_source(7)
+        assert wait_until(qapp, lambda: window.last_error is not None)
+        assert window.last_error == "camera 7 stopped giving frames"
+        assert wait_until(qapp, lambda: not window.running)
+        assert window.statusBar().currentMessage() == "error: camera 7 stopped giving frames"
+        box = window._error_box
+        assert box is not None and box.isVisible() and not box.isModal()
+        assert box.text() == "camera 7 stopped giving frames"
+    finally:
+        window.close()
+    assert not window._error_box.isVisible()
+    assert no_pipeline_threads()
+
+
+def test_source_that_cannot_open_shows_error(qapp):
+    from transpose_live.ui.main_window import MainWindow
+
+    def refuse(spec, **kw):
+        raise TransposeLiveError(f"cannot open camera {spec} (not connected, or in use by another program)")
+
+    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(), source_factory=refuse)
+    window.show()
+    try:
+        window.start_source(3)
+        assert wait_until(qapp, lambda: window.last_error is not None and not window.running)
+        assert window.statusBar().currentMessage().startswith("error: cannot open camera 3")
+        assert window.video.image is None
+    finally:
+        window.close()
+
+
+def test_worker_signals_directly(qapp):
+    """The worker alone in a QThread: frame_ready carries a QImage and the FrameResult, finished follows stop."""
+    from transpose_live.ui.worker import PipelineWorker, launch, shutdown
+
+    worker = PipelineWorker(FakeSource(), FakeConfig(), pipeline_factory=factory())
+    got, finished = [], []
+    worker.frame_ready.connect(lambda img, res: got.append((img, res)))
+    worker.finished.connect(lambda: finished.append(True))
+    thread = launch(worker)
+    try:
+        assert wait_until(qapp, lambda: len(got) >= 3)
+        image, result = got[0]
+        assert isinstance(image, QImage) and (image.width(), image.height()) == (W, H)
+        assert isinstance(result, FrameResult) and len(result.poses) == 1
+        assert worker.running
+    finally:
+        assert shutdown(worker, thread)
+    assert wait_until(qapp, lambda: finished == [True])
+    assert not worker.running
+    assert no_pipeline_threads()
+
+
+def test_worker_keeps_few_frames_in_flight(qapp):
+    """When the GUI does not process events, the worker stops queueing frames instead of piling them up."""
+    from transpose_live.ui.worker import MAX_IN_FLIGHT, PipelineWorker, launch, shutdown
+
+    worker = PipelineWorker(FakeSource(), FakeConfig(), pipeline_factory=factory())
+    got, stats = [], []
+    worker.frame_ready.connect(lambda img, res: got.append(res))
+    worker.stats.connect(stats.append)
+    thread = launch(worker)
+    time.sleep(0.3)                           # no processEvents: nothing is delivered meanwhile
+    produced = FakePipeline.instances[-1].frames
+    assert shutdown(worker, thread)
+    qapp.processEvents()
+    assert produced > MAX_IN_FLIGHT + 5
+    assert len(got) <= MAX_IN_FLIGHT
+    assert stats and stats[-1]["dropped_display"] >= produced - MAX_IN_FLIGHT - 1
+
+
+def test_window_without_source_says_so(qapp):
+    window = make_window()
+    try:
+        assert not window.start_source()
+        assert window.last_error.startswith("choose a source first")
+        assert not window.running
+    finally:
+        window.close()
+
+
+def test_run_app_refuses_without_display(monkeypatch):
+    from transpose_live.ui import app as ui_app
+
+    monkeypatch.setattr(ui_app.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(ui_app, "_qt_running", lambda: False)   # as in a fresh process
+    with pytest.raises(TransposeLiveError, match="no display for the preview window"):
+        ui_app.check_display()
+    monkeypatch.setenv("DISPLAY", ":87")            # a local display whose X socket does not exist
+    with pytest.raises(TransposeLiveError, match="no display"):
+        ui_app.check_display()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    ui_app.check_display()                          # offscreen needs no display
+
+
+def test_real_pipeline_tiny_model(qapp, tmp_path):
+    """The real Pipeline (tiny random model, no detector) on a synthetic video shows frames in the window."""
+    pipeline_mod = pytest.importorskip("transpose_live.pipeline", reason="transpose_live.pipeline not written yet")
+    import av
+
+    from transpose_live.estimator import PoseEstimator
+    from transpose_live.models import create_model
+    from transpose_live.ui.main_window import MainWindow
+
+    path = tmp_path / "synthetic.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(12):
+            image = np.full((H, W, 3), 80, np.uint8)
+            image[20:100, 60 + i: 100 + i] = 220
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+    import torch
+
+    torch.manual_seed(0)
+    estimator = PoseEstimator(create_model("tp_m_a4", image_size=(64, 48)), device="cpu")
+    config = pipeline_mod.PipelineConfig(detector="none", device="cpu")
+
+    def make(source, cfg, **kwargs):
+        kwargs["estimator"] = estimator
+        return pipeline_mod.Pipeline(source, cfg, **kwargs)
+
+    window = MainWindow(config=config, pipeline_factory=make)
+    window.show()
+    try:
+        window.start_source(str(path))
+        assert wait_until(qapp, lambda: window.frames_shown >= 1, timeout=20)
+        window.attention_action.setChecked(True)
+        assert wait_until(qapp, lambda: not window.running, timeout=20)
+        assert window.last_error is None
+        img = window.video.grab().toImage()
+        rect = window.video.image_rect()
+        assert QColor(img.pixel(rect.center().x(), rect.top() + 3)).getRgb()[:3] != (0, 0, 0)
+    finally:
+        window.close()

@@ -1,0 +1,67 @@
+"""VideoWidget: paints the newest frame scaled to fit, aspect ratio kept, black bars around it."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QRect, QSize, Qt, pyqtSlot
+from PyQt6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+PLACEHOLDER = "Open a video file, a camera or an RTSP URL, then press Start"
+
+
+def fit_rect(image_size: QSize, area: QRect) -> QRect:
+    """The largest rectangle of the image's aspect ratio centred in `area`."""
+    if image_size.isEmpty() or area.isEmpty():
+        return QRect()
+    scaled = image_size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    x = area.x() + (area.width() - scaled.width()) // 2
+    y = area.y() + (area.height() - scaled.height()) // 2
+    return QRect(x, y, scaled.width(), scaled.height())
+
+
+class VideoWidget(QWidget):
+    """Shows the latest QImage given to `set_image`; a hint text while there is none."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self._placeholder = PLACEHOLDER
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 180)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)   # every pixel is painted below
+
+    def sizeHint(self) -> QSize:
+        return QSize(960, 540)
+
+    @property
+    def image(self) -> QImage | None:
+        return self._image
+
+    @pyqtSlot(QImage)
+    def set_image(self, image: QImage) -> None:
+        self._image = None if image is None or image.isNull() else image
+        self.update()
+
+    def clear(self, placeholder: str | None = None) -> None:
+        self._image = None
+        if placeholder is not None:
+            self._placeholder = placeholder
+        self.update()
+
+    def image_rect(self) -> QRect:
+        """Where the image is drawn in widget coordinates (empty without an image)."""
+        return fit_rect(self._image.size(), self.rect()) if self._image is not None else QRect()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            painter.fillRect(self.rect(), QColor(0, 0, 0))
+            if self._image is None:
+                painter.setPen(QColor(170, 170, 170))
+                painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                                 self._placeholder)
+                return
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(self.image_rect(), self._image)
+        finally:
+            painter.end()
