@@ -22,10 +22,10 @@ from PyQt6.QtWidgets import QApplication  # noqa: E402
 W, H = 160, 120
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def qapp():
-    app = QApplication.instance() or QApplication(["test"])
-    yield app
+    # function scope: conftest's autouse fixture has set QT_QPA_PLATFORM (offscreen) by now
+    return QApplication.instance() or QApplication(["test"])
 
 
 def wait_until(app, predicate, timeout=5.0) -> bool:
