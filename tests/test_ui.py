@@ -48,16 +48,20 @@ class FakeConfig:
 
 
 class FakeSource:
-    """Endless synthetic frames: grey with a white block; `closed` tells whether close() was called."""
+    """Endless synthetic frames: grey with a white block; `closed` tells whether close() was called.
+    A camera index is live, anything else a file (opened at `start` seconds)."""
 
-    is_live = True
     size = (W, H)
     fps = 30.0
+    opened: list["FakeSource"] = []
 
-    def __init__(self, spec="fake"):
+    def __init__(self, spec=0, start=None, **options):
         self.spec = spec
+        self.start = start
+        self.is_live = isinstance(spec, int)
         self.closed = False
         self.index = 0
+        FakeSource.opened.append(self)
 
     def __iter__(self):
         return self
@@ -80,7 +84,7 @@ class FakePipeline:
 
     def __init__(self, source, config, sinks=(), on_frame=None, estimator=None, detector=None,
                  fail_after=None, live=True):
-        self.source, self.config, self.on_frame = source, config, on_frame
+        self.source, self.config, self.on_frame, self.sinks = source, config, on_frame, list(sinks)
         self.attention = config.attention
         self.smooth = config.smooth
         self.fail_after = fail_after
@@ -111,7 +115,10 @@ class FakePipeline:
                     if self.attention:
                         out[:10] = (0, 0, 255)      # BGR red
                     pose = Pose(keypoints=np.full((17, 2), 50, np.float32), scores=np.ones(17, np.float32))
-                    self.on_frame(out, FrameResult(index=self.frames, timestamp=self.frames / 30, poses=[pose]))
+                    result = FrameResult(index=self.frames, timestamp=self.frames / 30, poses=[pose])
+                    for sink in self.sinks:
+                        sink.write_frame(out, result)
+                    self.on_frame(out, result)
                     self.frames += 1
                     time.sleep(0.005)
             except BaseException as exc:
@@ -121,6 +128,8 @@ class FakePipeline:
         self.threads.append(thread)
         thread.start()
         thread.join()
+        for sink in self.sinks:          # the real pipeline owns (closes) the sinks it is given
+            sink.abort() if error else sink.close()
         if error:
             raise error[0]
 
@@ -138,8 +147,8 @@ def make_window(**options):
     from transpose_live.ui.main_window import MainWindow
 
     FakePipeline.instances.clear()
-    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(**options),
-                        source_factory=lambda spec, **kw: FakeSource(spec))
+    FakeSource.opened.clear()
+    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(**options), source_factory=FakeSource)
     window.resize(640, 480)
     window.show()
     return window
@@ -231,7 +240,7 @@ def test_attention_shortcut_is_a(qapp):
 
 
 def test_toggle_without_live_hook_rebuilds_pipeline(qapp):
-    window = make_window(live=False)            # a pipeline without set_attention: restarted
+    window = make_window(live=False)            # a pipeline without set_attention: rebuilt
     try:
         window.start_source("clip.mp4")
         assert wait_until(qapp, lambda: window.frames_shown >= 2)
@@ -242,10 +251,63 @@ def test_toggle_without_live_hook_rebuilds_pipeline(qapp):
         assert first._stop.is_set() and first.source.closed
         assert second.config.attention is True and second.config.smooth is True
         assert wait_until(qapp, lambda: second.frames >= 2)
+        # the file is reopened just after the last frame shown, not from its start
+        reopened = FakeSource.opened[-1]
+        assert len(FakeSource.opened) == 2 and reopened.start is not None
+        assert reopened.start == pytest.approx((first.frames - 1) / 30 + 1 / 30, abs=0.2)
+        assert reopened.start > 0
         assert window.running
     finally:
         window.close()
     assert no_pipeline_threads()
+
+
+def test_live_source_rebuild_keeps_the_camera_open(qapp):
+    window = make_window(live=False)
+    try:
+        window.start_source(0)
+        assert wait_until(qapp, lambda: window.frames_shown >= 2)
+        camera = FakeSource.opened[0]
+        window.smooth_action.trigger()                  # S: smoothing off → rebuild
+        assert wait_until(qapp, lambda: len(FakePipeline.instances) == 2 and FakePipeline.instances[1].frames)
+        assert FakePipeline.instances[1].config.smooth is False
+        assert len(FakeSource.opened) == 1 and not camera.closed    # no reconnect
+        before = camera.index
+        assert wait_until(qapp, lambda: camera.index > before + 2)  # the same camera goes on giving frames
+    finally:
+        window.close()
+    assert FakeSource.opened[0].closed
+    assert no_pipeline_threads()
+
+
+class RecordingSink:
+    def __init__(self):
+        self.results, self.closed = [], 0
+
+    def write(self, result):
+        self.results.append(result.index)
+
+    def close(self):
+        self.closed += 1
+
+
+def test_sinks_survive_a_rebuild_and_close_once(qapp):
+    from transpose_live.ui.worker import PipelineWorker, launch, shutdown
+
+    FakePipeline.instances.clear()
+    sink = RecordingSink()
+    worker = PipelineWorker(0, FakeConfig(), pipeline_factory=factory(live=False), source_factory=FakeSource,
+                            sinks=[sink])
+    thread = launch(worker)
+    try:
+        assert wait_until(qapp, lambda: len(sink.results) >= 3)
+        worker.set_attention(True)
+        assert wait_until(qapp, lambda: len(FakePipeline.instances) == 2 and FakePipeline.instances[1].frames >= 3)
+        assert sink.closed == 0                     # the first pipeline ended, the output goes on
+    finally:
+        assert shutdown(worker, thread)
+    assert sink.closed == 1
+    assert len(sink.results) >= 6
 
 
 def test_smoothing_toggle_passes_through(qapp):
@@ -309,6 +371,7 @@ def test_source_that_cannot_open_shows_error(qapp):
         assert wait_until(qapp, lambda: window.last_error is not None and not window.running)
         assert window.statusBar().currentMessage().startswith("error: cannot open camera 3")
         assert window.video.image is None
+        assert window.video.placeholder.startswith("could not play: cannot open camera 3")
     finally:
         window.close()
 
@@ -317,7 +380,7 @@ def test_worker_signals_directly(qapp):
     """The worker alone in a QThread: frame_ready carries a QImage and the FrameResult, finished follows stop."""
     from transpose_live.ui.worker import PipelineWorker, launch, shutdown
 
-    worker = PipelineWorker(FakeSource(), FakeConfig(), pipeline_factory=factory())
+    worker = PipelineWorker(FakeSource(3), FakeConfig(), pipeline_factory=factory())
     got, finished = [], []
     worker.frame_ready.connect(lambda img, res: got.append((img, res)))
     worker.finished.connect(lambda: finished.append(True))
@@ -339,7 +402,7 @@ def test_worker_keeps_few_frames_in_flight(qapp):
     """When the GUI does not process events, the worker stops queueing frames instead of piling them up."""
     from transpose_live.ui.worker import MAX_IN_FLIGHT, PipelineWorker, launch, shutdown
 
-    worker = PipelineWorker(FakeSource(), FakeConfig(), pipeline_factory=factory())
+    worker = PipelineWorker(FakeSource(3), FakeConfig(), pipeline_factory=factory())
     got, stats = [], []
     worker.frame_ready.connect(lambda img, res: got.append(res))
     worker.stats.connect(stats.append)
@@ -413,10 +476,13 @@ def test_real_pipeline_tiny_model(qapp, tmp_path):
 
     window = MainWindow(config=config, pipeline_factory=make)
     window.show()
+    seen = []            # (timestamp, poses carry attention maps)
     try:
         window.start_source(str(path))
+        window.worker.frame_ready.connect(
+            lambda img, res: seen.append((res.timestamp, all(p.attention is not None for p in res.poses))))
         assert wait_until(qapp, lambda: window.frames_shown >= 1, timeout=20)
-        window.attention_action.setChecked(True)
+        window.attention_action.setChecked(True)      # this pipeline has no live hook: rebuilt, file resumed
         assert wait_until(qapp, lambda: not window.running, timeout=20)
         assert window.last_error is None
         img = window.video.grab().toImage()
@@ -424,3 +490,29 @@ def test_real_pipeline_tiny_model(qapp, tmp_path):
         assert QColor(img.pixel(rect.center().x(), rect.top() + 3)).getRgb()[:3] != (0, 0, 0)
     finally:
         window.close()
+    times = [t for t, _ in seen]
+    assert times == sorted(set(times))                # resumed after the last shown frame, not from the start
+    assert seen[0][1] is False and seen[-1][1] is True
+    assert times[-1] == pytest.approx(1.1, abs=0.11)  # went on to the end of the 12-frame file
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_files_play_at_their_own_speed(qapp, realtime):
+    """A file's frames (30 fps timestamps here) are shown when due; realtime=False runs flat out."""
+    from transpose_live.ui.worker import PipelineWorker, launch, shutdown
+
+    FakePipeline.instances.clear()
+    worker = PipelineWorker("clip.mp4", FakeConfig(), pipeline_factory=factory(), source_factory=FakeSource,
+                            realtime=realtime)
+    thread = launch(worker)
+    try:
+        assert wait_until(qapp, lambda: FakePipeline.instances and FakePipeline.instances[0].frames >= 1)
+        t0, f0 = time.monotonic(), FakePipeline.instances[0].frames
+        wait_until(qapp, lambda: False, timeout=0.5)
+        rate = (FakePipeline.instances[0].frames - f0) / (time.monotonic() - t0)
+    finally:
+        assert shutdown(worker, thread)
+    if realtime:
+        assert 20 <= rate <= 36
+    else:
+        assert rate > 60          # the fake pipeline alone manages ~150 fps

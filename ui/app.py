@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from transpose_live.errors import TransposeLiveError
@@ -67,18 +70,40 @@ def application():
     return app
 
 
-def run_app(source=None, config=None, *, autostart: bool = True) -> int:
+def run_app(source=None, config=None, *, sinks=(), autostart: bool = True) -> int:
     """Show the window (optionally playing `source`: a file, camera index, URL or opened Source) and run Qt's
-    event loop until it is closed. Returns the exit code. Raises TransposeLiveError without a display."""
+    event loop until it is closed. sinks: outputs the first run writes (and finishes). Returns the exit code.
+    Raises TransposeLiveError without a display."""
     from .main_window import MainWindow
 
     app = application()
-    window = MainWindow(config=config)
+    window = MainWindow(config=config, sinks=sinks)
     window.show()
     if source is not None and autostart:
         window.start_source(source)
     elif source is not None:
         window.set_source(source)
-    rc = app.exec()
+    with _ctrl_c_closes(window):
+        rc = app.exec()
     window.shutdown()
     return int(rc)
+
+
+@contextlib.contextmanager
+def _ctrl_c_closes(window):
+    """Ctrl-C in the terminal closes the window (which stops the pipeline and finishes the outputs). Qt's
+    event loop holds the interpreter, so a timer lets Python look at signals a few times a second."""
+    from PyQt6.QtCore import QTimer
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    try:
+        yield
+    finally:
+        timer.stop()
+        signal.signal(signal.SIGINT, previous)

@@ -6,7 +6,6 @@ signals and calls its thread-safe methods (stop, set_attention, set_smooth).
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from PyQt6.QtCore import Qt, pyqtSlot
@@ -19,7 +18,6 @@ from transpose_live.errors import TransposeLiveError
 from .video_widget import VideoWidget
 from .worker import PipelineWorker, default_config, launch, shutdown, source_label, source_spec
 
-log = logging.getLogger(__name__)
 
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
 TITLE = "transpose-live"
@@ -29,18 +27,20 @@ class MainWindow(QMainWindow):
     """The desktop app's window.
 
     config: a PipelineConfig (None: defaults). pipeline_factory / source_factory / source_options are passed
-    to each PipelineWorker (tests give fakes). `start_source(spec)` plays a file, camera index, URL or an
+    to each PipelineWorker (tests give fakes); sinks (VideoWriter, JsonlWriter) go to the first run, which
+    finishes them. `start_source(spec)` plays a file, camera index, URL or an
     opened Source; `stop()` stops; closing the window stops the worker and joins its thread.
     """
 
     def __init__(self, config: Any = None, *, pipeline_factory: Callable[..., Any] | None = None,
                  source_factory: Callable[..., Any] | None = None, source_options: dict | None = None,
-                 parent: QWidget | None = None):
+                 sinks: Any = (), parent: QWidget | None = None):
         super().__init__(parent)
         self._config = default_config() if config is None else config
         self._pipeline_factory = pipeline_factory
         self._source_factory = source_factory
         self._source_options = dict(source_options or {})
+        self._sinks = list(sinks)       # outputs (recording, JSON) of the first run only
         self._source: Any = None
         self._worker: PipelineWorker | None = None
         self._thread = None
@@ -149,11 +149,12 @@ class MainWindow(QMainWindow):
     def set_source(self, source: Any) -> None:
         """Choose what Start plays, without starting."""
         self._source = source
-        label = source_label(source if isinstance(source, (str, int)) or source is None
-                             else source_spec(source) or "source")
+        label = source_label(source)
         self.setWindowTitle(f"{TITLE} — {label}")
-        if isinstance(source, int):
-            self.camera_spin.setValue(source)
+        if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()):
+            self.camera_spin.setValue(int(source))
+        elif isinstance(source, str) and "://" in source:
+            self.url_edit.setText(source)
 
     def start_source(self, source: Any = None) -> bool:
         """Play `source` (None: the current one), replacing what plays now. False (error shown) on failure."""
@@ -163,13 +164,15 @@ class MainWindow(QMainWindow):
             self.show_error("choose a source first: a video file, a camera or a stream URL")
             return False
         self._join_current()
-        self.video.clear()
+        self.video.clear(placeholder=f"starting {source_label(self._source)}…")
         try:
             worker = PipelineWorker(self._source, self._run_config(), source_options=self._source_options,
-                                    pipeline_factory=self._pipeline_factory, source_factory=self._source_factory)
+                                    pipeline_factory=self._pipeline_factory, source_factory=self._source_factory,
+                                    sinks=self._sinks)
         except TransposeLiveError as exc:
             self.show_error(str(exc))
             return False
+        self._sinks = []
         # an opened Source is used once; later starts reopen it from its path / URL / index
         if not isinstance(self._source, (str, int)) and source_spec(self._source) is not None:
             self._source = source_spec(self._source)
@@ -297,6 +300,8 @@ class MainWindow(QMainWindow):
     def _on_error(self, message: str) -> None:
         if self.sender() is not self._worker and not any(self.sender() is w for w, _ in self._retired):
             return
+        if self.video.image is None:
+            self.video.clear(placeholder=f"could not play: {message}")
         self.show_error(message)
 
     @pyqtSlot()

@@ -37,6 +37,10 @@ class VideoWidget(QWidget):
     def image(self) -> QImage | None:
         return self._image
 
+    @property
+    def placeholder(self) -> str:
+        return self._placeholder
+
     @pyqtSlot(QImage)
     def set_image(self, image: QImage) -> None:
         self._image = None if image is None or image.isNull() else image

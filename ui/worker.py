@@ -4,7 +4,9 @@ The window creates the worker in the GUI thread, moves it to a QThread (`launch`
 `start` then runs in that thread until the source ends or `stop()` is called. Frames come from the pipeline's
 last thread (the `on_frame` callback): they are turned into QImages there (a deep copy, so the image outlives
 the numpy buffer) and emitted; Qt queues them to the GUI thread. At most MAX_IN_FLIGHT frames wait in the
-GUI's queue: when the window falls behind, newer frames replace older ones instead of piling up.
+GUI's queue: when the window falls behind, newer frames replace older ones instead of piling up. Files play
+at their own speed (`realtime`): the frame callback waits until a frame is due, which holds the pipeline back
+(file sources drop nothing); live sources are shown as fast as they come.
 
 `stop`, `set_attention` and `set_smooth` are plain thread-safe methods meant to be called directly from the
 GUI thread (a queued call could not reach a thread that is busy running the pipeline). Attention and
@@ -91,6 +93,9 @@ def source_spec(source: Any) -> Any:
 
 
 def source_label(spec: Any) -> str:
+    """How the window names a source: "camera 0", a path, a URL without its password."""
+    if spec is not None and not isinstance(spec, (str, int)) and not hasattr(spec, "__fspath__"):
+        spec = source_spec(spec)          # an opened Source
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         return f"camera {int(spec)}"
     if spec is None:
@@ -101,25 +106,75 @@ def source_label(spec: Any) -> str:
 
 
 def _pipeline_stats(pipeline: Any) -> dict:
-    """Whatever counters the pipeline exposes as `stats` (a dict, a dataclass or a method giving one)."""
-    stats = getattr(pipeline, "stats", None)
-    if callable(stats):
-        try:
+    """Whatever counters the pipeline exposes as `stats`: PipelineStats (as_dict), a dataclass, a dict, or a
+    method giving one. Read from another thread while the pipeline runs, so any failure just gives {}."""
+    try:
+        stats = getattr(pipeline, "stats", None)
+        if callable(stats):
             stats = stats()
-        except Exception:     # counters are a nicety: never let them end a run
-            return {}
-    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
-        stats = dataclasses.asdict(stats)
-    return dict(stats) if isinstance(stats, dict) else {}
+        if callable(getattr(stats, "as_dict", None)):
+            stats = stats.as_dict()
+        elif dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+            stats = dataclasses.asdict(stats)
+        return dict(stats) if isinstance(stats, dict) else {}
+    except Exception:     # counters are a nicety: never let them end a run
+        return {}
 
 
 def _dropped(stats: dict) -> int:
-    if "dropped" in stats:
-        try:
-            return int(stats["dropped"])
-        except (TypeError, ValueError):
-            return 0
-    return sum(int(v) for k, v in stats.items() if k.startswith("dropped") and isinstance(v, (int, float)))
+    """Frames the pipeline dropped (live sources keep the newest frame)."""
+    for key in ("frames_dropped", "dropped"):
+        value = stats.get(key)
+        if isinstance(value, (int, float)):
+            return int(value)
+    return 0
+
+
+class _SharedSource:
+    """A live source shared by successive pipelines: reads are serialised, so a capture thread of a stopped
+    pipeline still blocked in a read cannot collide with the next one's. close() is left to the worker."""
+
+    def __init__(self, source: Any):
+        self._source = source
+        self._read_lock = threading.Lock()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        with self._read_lock:
+            return next(self._source)
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+class _KeptSink:
+    """Hands frames to a sink but leaves closing it to the worker: a rebuilt pipeline keeps writing the same
+    file (the pipeline closes or aborts the sinks it gets when it ends)."""
+
+    def __init__(self, sink: Any):
+        from transpose_live.sinks import VideoWriter
+
+        self._sink = sink
+        self._video = isinstance(sink, VideoWriter)
+
+    def write_frame(self, image: np.ndarray, result: Any) -> None:
+        if hasattr(self._sink, "write_frame"):
+            self._sink.write_frame(image, result)
+        elif self._video:
+            self._sink.write(image, result.timestamp)
+        else:
+            self._sink.write(result)
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 class _Receipt(QObject):
@@ -141,7 +196,9 @@ class PipelineWorker(QObject):
     source: a file path, camera index, stream URL or an opened `transpose_live.sources.Source`.
     config: a `transpose_live.pipeline.PipelineConfig` (None: the defaults).
     source_options: extra arguments for `open_source` (width, height, fps, timeout, transport).
-    pipeline_factory(source, config, on_frame=, estimator=, detector=) and source_factory(spec, **options)
+    sinks: writers (VideoWriter, JsonlWriter, ...) fed by every pipeline this worker builds, closed when it ends.
+    realtime: play files at their frame timestamps (False: as fast as the pipeline goes).
+    pipeline_factory(source, config, sinks=, on_frame=, estimator=, detector=) and source_factory(spec, **options)
     default to the real Pipeline and open_source; tests pass fakes.
     """
 
@@ -154,7 +211,7 @@ class PipelineWorker(QObject):
     def __init__(self, source: Any, config: Any = None, *, source_options: dict | None = None,
                  pipeline_factory: Callable[..., Any] | None = None,
                  source_factory: Callable[..., Any] | None = None, estimator: Any = None, detector: Any = None,
-                 parent: QObject | None = None):
+                 sinks: Any = (), realtime: bool = True, parent: QObject | None = None):
         super().__init__(parent)
         self._config = default_config() if config is None else config
         if isinstance(source, (str, int)) or source is None or hasattr(source, "__fspath__"):
@@ -168,6 +225,11 @@ class PipelineWorker(QObject):
         self._source_factory = source_factory or _default_source_factory
         self._estimator = estimator
         self._detector = detector
+        self._sinks = list(sinks)
+        self._realtime = bool(realtime)
+        self._paced = False                # the running source is a file played in real time
+        self._anchor: tuple[float, float] | None = None   # (monotonic clock, frame timestamp) of pacing
+        self._dropped_before = 0        # frames dropped by pipelines that have ended (rebuilds)
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -255,57 +317,86 @@ class PipelineWorker(QObject):
             log.exception("pipeline failed")
             self.error.emit(f"{type(exc).__name__}: {exc}")
         finally:
+            self._close_sinks()
             self._running = False
             self._emit_stats(force=True)
             self.finished.emit()
 
     def _run(self) -> None:
-        resume: float | None = None
-        while not self._stop.is_set():
-            try:
-                source = self._open(resume)
-            except TransposeLiveError:
-                if resume is not None:     # a rebuild at the very end of a file: nothing left to show
+        source, resume = None, None
+        try:
+            while not self._stop.is_set():
+                if source is None:
+                    try:
+                        source = self._open(resume)
+                    except TransposeLiveError:
+                        if resume is not None:   # a rebuild at the very end of a file: nothing left to show
+                            return
+                        raise
+                self._run_once(source)
+                if not self._restart.is_set() or self._stop.is_set():
                     return
-                raise
-            pipeline = None
-            try:
-                with self._lock:
-                    settings = dict(self._settings)
-                config = with_settings(self._config, **settings)
-                pipeline = self._pipeline_factory(source, config, on_frame=self._on_frame,
-                                                  estimator=self._estimator, detector=self._detector)
-                self._estimator = getattr(pipeline, "estimator", None) or self._estimator
-                self._detector = getattr(pipeline, "detector", None) or self._detector
-                self._restart.clear()
-                with self._lock:
-                    self._pipeline = pipeline
-                    changed = {k: v for k, v in self._settings.items() if v != settings[k]}
-                if self._stop.is_set():
-                    return
-                if changed:                # toggled while the model was loading
-                    self._apply(pipeline, changed)
-                self.info.emit(self._info(pipeline, source, config))
-                pipeline.run()
-            finally:
-                with self._lock:
-                    self._pipeline = None
-                if pipeline is not None:
-                    self._estimator = getattr(pipeline, "estimator", None) or self._estimator
-                    self._detector = getattr(pipeline, "detector", None) or self._detector
+                if not getattr(source, "is_live", False):
+                    # a file reopens after the last shown frame (frames queued in the old pipeline are not
+                    # lost); a live source goes on as it is (its timestamps continue, no reconnect)
+                    resume = self._resume_point(source)
+                    source.close()
+                    source = None
+        finally:
+            if source is not None:
                 source.close()
-            if not self._restart.is_set() or self._stop.is_set():
+
+    def _run_once(self, source: Any) -> None:
+        """Build one pipeline over `source` with the current settings and run it to its end."""
+        with self._lock:
+            settings = dict(self._settings)
+        config = with_settings(self._config, **settings)
+        pipeline = self._pipeline_factory(source, config, sinks=[_KeptSink(s) for s in self._sinks],
+                                          on_frame=self._on_frame, estimator=self._estimator,
+                                          detector=self._detector)
+        self._estimator = getattr(pipeline, "estimator", None) or self._estimator   # reused by a rebuild
+        self._detector = getattr(pipeline, "detector", None) or self._detector
+        self._restart.clear()
+        self._paced = self._realtime and not getattr(source, "is_live", False)
+        self._anchor = None
+        with self._lock:
+            self._pipeline = pipeline
+            changed = {k: v for k, v in self._settings.items() if v != settings[k]}
+        try:
+            if self._stop.is_set():
                 return
-            resume = self._resume_point(source)
+            if changed:                      # toggled while the model was loading
+                self._apply(pipeline, changed)
+            self.info.emit(self._info(pipeline, source, config))
+            pipeline.run()
+        finally:
+            with self._lock:
+                self._pipeline = None
+                self._dropped_before += _dropped(_pipeline_stats(pipeline))
 
     def _open(self, resume: float | None):
         if self._given is not None:
             source, self._given = self._given, None
-            return source
-        options = dict(self._source_options)
-        if resume is not None:
-            options["start"] = resume
-        return self._source_factory(self._spec, **options)
+        else:
+            options = dict(self._source_options)
+            if resume is not None:
+                options["start"] = resume
+            source = self._source_factory(self._spec, **options)
+        return _SharedSource(source) if getattr(source, "is_live", False) else source
+
+    def _close_sinks(self) -> None:
+        """The outputs stay open across rebuilds; they are finished once, here (kept even after an error:
+        a recording up to a camera failure is still worth having)."""
+        failure = None
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                failure = failure or exc
+        self._sinks = []
+        if failure is not None:
+            self.error.emit(str(failure) if isinstance(failure, TransposeLiveError)
+                            else f"closing the outputs failed: {failure}")
 
     def _resume_point(self, source: Any) -> float | None:
         """Where a rebuilt pipeline goes on: after the last shown frame of a file, live sources just go on."""
@@ -328,11 +419,15 @@ class PipelineWorker(QObject):
 
     def _on_frame(self, image: np.ndarray, result: Any) -> None:
         """Called by the pipeline for every output frame (from its own thread)."""
+        timestamp = getattr(result, "timestamp", None)
+        if self._paced and timestamp is not None:
+            self._pace(float(timestamp))
         now = time.monotonic()
         self._frames += 1
         self._times.append(now)
         self._last_result = result
-        self._last_timestamp = getattr(result, "timestamp", self._last_timestamp)
+        if timestamp is not None:
+            self._last_timestamp = timestamp
         if self._stop.is_set():
             return
         with self._lock:
@@ -348,6 +443,18 @@ class PipelineWorker(QObject):
             self.frame_ready.emit(bgr_to_qimage(image), result)
         self._emit_stats()
 
+    def _pace(self, timestamp: float) -> None:
+        """Wait until the frame is due by the file's own clock (stop() cuts the wait short)."""
+        now = time.monotonic()
+        if self._anchor is None or timestamp < self._anchor[1]:
+            self._anchor = (now, timestamp)
+            return
+        delay = self._anchor[0] + (timestamp - self._anchor[1]) - now
+        if delay > 0:
+            self._stop.wait(min(delay, 1.0))
+        elif delay < -0.5:                 # the pipeline fell behind: go on from here, do not rush
+            self._anchor = (now, timestamp)
+
     def _delivered(self) -> None:
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
@@ -362,13 +469,14 @@ class PipelineWorker(QObject):
             self._fps = (len(times) - 1) / (times[-1] - times[0])
         with self._lock:
             pipeline = self._pipeline
+            dropped_before = self._dropped_before
         own = _pipeline_stats(pipeline) if pipeline is not None else {}
         result = self._last_result
         stats = {**own,
                  "fps": self._fps,
                  "persons": len(getattr(result, "poses", ()) or ()) if result is not None else 0,
                  "frames": self._frames,
-                 "dropped": _dropped(own) + self._ui_dropped,
+                 "dropped": dropped_before + _dropped(own) + self._ui_dropped,
                  "dropped_display": self._ui_dropped,
                  "attention": self._settings["attention"],
                  "smooth": self._settings["smooth"]}
