@@ -216,12 +216,17 @@ def video_command(
         estimator = build_estimator(config)
         sinks = open_sinks(source, out, json_out, coco_out)
         progress = Progress(total)
-        pipeline = Pipeline(source, config, sinks, estimator=estimator, detector=found, on_result=progress.update)
+        try:
+            pipeline = Pipeline(source, config, sinks, estimator=estimator, detector=found,
+                                on_result=progress.update)
+        except BaseException:
+            abort_sinks(sinks)
+            raise
         handler = _WarningsBelowProgress(progress)
         library_log = logging.getLogger("transpose_live")
         library_log.addHandler(handler)
         try:
-            pipeline.run()
+            pipeline.run()             # on Ctrl-C it stops, closes the outputs (playable) and re-raises
         except KeyboardInterrupt:
             progress.clear()
             typer.echo(summary(video, pipeline.stats, [out, json_out, coco_out], interrupted=True))

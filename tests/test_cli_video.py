@@ -154,3 +154,21 @@ def test_bad_input_is_one_line_exit_2_and_no_file_left(tmp_path, monkeypatch, ca
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before      # no output, no hidden temp file
+
+
+def test_progress_line_shows_frames_fps_and_eta():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    progress = cmd_video.Progress(total=40, stream=stream)
+    progress.interval = 0.0
+    for _ in range(10):
+        progress.update()
+    progress.close()
+    text = stream.getvalue()
+    assert "\r10/40 frames ( 25%)" in text and " fps  ETA " in text and text.endswith("\n")
+    assert cmd_video._clock(3725) == "1:02:05" and cmd_video._clock(65) == "1:05"

@@ -5,11 +5,11 @@ matters; a tiny real model runs the end-to-end cases. Frame i carries its index 
 
 from __future__ import annotations
 
-import _thread
 import json
+import os
+import signal
 import threading
 import time
-from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -228,6 +228,7 @@ def test_an_error_in_any_stage_is_one_error_and_every_thread_ends(tmp_path, monk
     sinks = [video] + ([sink] if sink else [])
     with pytest.raises(TransposeLiveError) as err:
         Pipeline(source, PipelineConfig(), sinks, estimator=estimator, detector=CountingDetector()).run()
+    assert threading.active_count() == threads_before
     cause = err.value.__cause__
     expected = {"capture": RuntimeError, "model": RuntimeError, "track": ValueError, "render": OSError}[stage]
     assert isinstance(cause, expected)
@@ -271,12 +272,19 @@ def test_ctrl_c_stops_closes_the_video_and_reraises(tmp_path, threads_before):
 
     def on_result(result):
         if result.index == 5:
-            _thread.interrupt_main()      # what Ctrl-C does: KeyboardInterrupt in the thread running run()
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C: KeyboardInterrupt in the thread running run()
 
-    pipeline = Pipeline(ListSource(400), PipelineConfig(), [video], estimator=FakeEstimator(delay=0.005),
+    class SlowLater(FakeEstimator):       # from frame 6 on the model is busy when Ctrl-C comes
+        def estimate(self, image, boxes, **kwargs):
+            time.sleep(0.3 if tag(image) >= 6 else 0.0)
+            return super().estimate(image, boxes, **kwargs)
+
+    pipeline = Pipeline(ListSource(400), PipelineConfig(), [video], estimator=SlowLater(),
                         detector=CountingDetector(), on_result=on_result)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run()
+    # every stage has really ended when run() re-raises (the model was mid-frame when Ctrl-C came)
+    assert threading.active_count() == threads_before
     assert pipeline.stats.stopped and pipeline.stats.frames_processed < 400
     assert len(decoded_frames(out)) == pipeline.stats.frames_processed >= 6
 

@@ -80,7 +80,8 @@ class PipelineConfig:
 
 @dataclass
 class PipelineStats:
-    """How a run went. stage_ms: mean busy milliseconds per frame of each stage (waits on queues excluded)."""
+    """How a run went (kept up to date while it runs). stage_ms: mean busy milliseconds per frame of each
+    stage (waits on queues excluded)."""
 
     frames_read: int = 0
     frames_processed: int = 0
@@ -308,6 +309,7 @@ class Pipeline:
         size = self.config.queue_size if not self.live else 1
         q_frames, q_poses, q_results = (queue.Queue(maxsize=size) for _ in range(3))
         self._clocks = {s: _Clock() for s in STAGES}
+        self._done = {s: threading.Event() for s in STAGES}
         self._latency = _Clock()
         self._follower = PersonFollower(self.detector, self.estimator, self.config.detect_every,
                                         self.config.follow_min_score, self.config.follow_pad,
@@ -322,13 +324,11 @@ class Pipeline:
             threading.Thread(target=self._guard, args=("render", self._render, q_results), daemon=True,
                              name="pipeline-render"),
         ]
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         for t in threads:
             t.start()
         try:
-            for t in threads[1:]:          # the last stages end after the source; capture may still block
-                while t.is_alive():
-                    t.join(POLL_S)         # short joins: Ctrl-C reaches this thread between them
+            self._wait_stages()
         except KeyboardInterrupt:
             self.stop()
             self._finish(threads, t0, keep=True)
@@ -341,13 +341,25 @@ class Pipeline:
             raise TransposeLiveError(f"{_STAGE_WORDS[stage]} failed: {type(exc).__name__}: {exc}") from exc
         return self.stats
 
+    def _wait_stages(self) -> None:
+        """Until the model, track and render stages have ended (capture may still block in a read).
+
+        Waits on the stages' own events, never in Thread.join: a Ctrl-C that interrupts join() can mark a
+        still running thread as ended (CPython 3.11), and a model thread still running at exit aborts the
+        process."""
+        for stage in STAGES[1:]:
+            while not self._done[stage].wait(POLL_S):
+                pass
+
     def _finish(self, threads: list[threading.Thread], t0: float, keep: bool) -> None:
-        """Join the threads, fill the stats, close (keep) or abort the sinks."""
+        """Wait for the stages, fill the stats, close (keep) or abort the sinks."""
         self._stop.set()
+        self._wait_stages()
         for t in threads[1:]:
-            t.join()
-        threads[0].join(CAPTURE_JOIN_S)
-        if threads[0].is_alive():
+            t.join()                   # they have ended: this only reaps them
+        if self._done["capture"].wait(CAPTURE_JOIN_S):
+            threads[0].join()
+        else:
             log.debug("the capture thread is still blocked in the source; left to end on its own")
         self._fill_stats(time.perf_counter() - t0)
         if not keep:
@@ -380,6 +392,8 @@ class Pipeline:
             with self._lock:
                 self._errors.append((stage, exc))
             self._stop.set()
+        finally:
+            self._done[stage].set()
 
     # ---------------------------------------------------------------------------------- queues
 
@@ -499,6 +513,7 @@ class Pipeline:
             self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
             self.stats.frames_processed += 1
             rate.tick()
+            self._fill_stats(time.perf_counter() - self._t0)     # readable while running (GUI counters)
 
 
 _STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
