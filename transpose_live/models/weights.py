@@ -20,8 +20,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types on junk (UnpicklingError, KeyError, IndexError...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({reason[:160]})") from None
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(exc, (KeyError, IndexError)) or len(text) < 8:
+            text = "unrecognised file format"          # junk bytes: the unpickler's error says nothing
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({text.split('. ')[0][:120]})") from None
     return unwrap_state_dict(obj, source=str(path))
 
 
