@@ -316,3 +316,14 @@ def test_coco_default_image_id_is_frame_index(tmp_path):
         writer.write(FrameResult(index=7, timestamp=0.0, poses=[make_pose(1)]))
         writer.write(FrameResult(index=8, timestamp=0.1))
     assert [r["image_id"] for r in json.loads(path.read_text())] == [7]
+
+
+def test_json_writers_abort_leaves_nothing(tmp_path):
+    from transpose_live.sinks import CocoResultsWriter, JsonlWriter
+    from transpose_live.types import FrameResult
+
+    for cls, name in ((JsonlWriter, "a.jsonl"), (CocoResultsWriter, "a.json")):
+        w = cls(tmp_path / name)
+        w.write(FrameResult(index=0, timestamp=0.0))
+        w.abort()
+        assert list(tmp_path.iterdir()) == []

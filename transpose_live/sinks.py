@@ -426,6 +426,12 @@ class JsonlWriter:
         self._file.close()
         self._out.commit()
 
+    def abort(self) -> None:
+        """After a failure: drop the partial file, leave nothing under the final name."""
+        if not self._file.closed:
+            self._file.close()
+        self._out.discard()
+
     def __enter__(self) -> "JsonlWriter":
         return self
 
@@ -463,6 +469,11 @@ class CocoResultsWriter:
         with open(self._out.tmp, "w", encoding="utf-8") as f:
             json.dump(self.records, f, allow_nan=False)
         self._out.commit()
+
+    def abort(self) -> None:
+        """After a failure: nothing is written under the final name."""
+        self._closed = True
+        self._out.discard()
 
     def __enter__(self) -> "CocoResultsWriter":
         return self
