@@ -14,6 +14,8 @@ import typer
 
 from transpose_live.errors import TransposeLiveError
 
+from .cmd_video import abort_sinks
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DETECTOR_NAMES = ("ssd", "none")
 DETECTOR_FILE_KINDS = ("onnx", "yolov8", "yolox")
@@ -98,12 +100,6 @@ def open_sinks(source, out: Path | None, json_out: Path | None) -> list:
     return sinks
 
 
-def abort_sinks(sinks) -> None:
-    for sink in sinks:
-        try:
-            (getattr(sink, "abort", None) or sink.close)()
-        except Exception:
-            pass
 
 
 def close_sinks(sinks) -> None:

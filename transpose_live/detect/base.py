@@ -8,6 +8,8 @@ from typing import Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
+from ..preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
+
 from ..errors import TransposeLiveError
 
 
@@ -50,18 +52,6 @@ class Detector(Protocol):
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]: ...
 
 
-def as_bgr(frame: np.ndarray) -> np.ndarray:
-    """A uint8 (H, W, 3) BGR view of a frame; grayscale (H, W) / (H, W, 1) and BGRA are converted."""
-    frame = np.asarray(frame)
-    if frame.dtype != np.uint8:
-        raise TransposeLiveError(f"frames must be uint8 images, got dtype {frame.dtype}")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise TransposeLiveError(f"frames must be (H, W, 3) BGR or (H, W) grayscale, got shape {frame.shape}")
 
 
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float, min_score: float = 0.0) -> Detections:
