@@ -34,15 +34,15 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs/train"), "--out", help="Folder for checkpoints and history."),
         epochs: int = typer.Option(100, "--epochs", min=1),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
-        lr: float = typer.Option(1e-3, "--lr"),
+        lr: float = typer.Option(1e-3, "--lr", min=1e-12, help="Peak learning rate."),
         warmup: int = typer.Option(200, "--warmup", min=0, help="Linear LR warm-up steps."),
         workers: int = typer.Option(2, "--workers", min=0),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
         resume_from: Path = typer.Option(None, "--resume-from", help="Continue from this resumable checkpoint "
                                          "(e.g. checkpoints/tp_m_a4_192x144.resume.pt)."),
-        max_minutes: float = typer.Option(None, "--max-minutes", help="Stop cleanly after this many minutes."),
-        schedule_minutes: float = typer.Option(None, "--schedule-minutes",
+        max_minutes: float = typer.Option(None, "--max-minutes", min=1e-6, help="Stop cleanly after this many minutes."),
+        schedule_minutes: float = typer.Option(None, "--schedule-minutes", min=1e-6,
                                                help="Run the cosine LR over this much training time in total "
                                                     "(summed over --resume chunks) instead of over --epochs."),
         eval_every: int = typer.Option(5, "--eval-every", min=1, help="Evaluate on --val every N epochs."),

@@ -36,8 +36,18 @@ class ModelConfig:
     def heatmap_size(self) -> tuple[int, int]:
         return self.image_size[0] // 4, self.image_size[1] // 4
 
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this: the token grid and the x4 heatmaps then line up exactly
+        (HRNet-S also fuses a stride-16 branch)."""
+        return 16 if self.backbone == "hrnet_s" else 8
+
     def with_image_size(self, height: int, width: int) -> "ModelConfig":
-        return replace(self, image_size=(int(height), int(width)))
+        h, w, m = int(height), int(width), self.size_multiple
+        if h < m or w < m or h % m or w % m:
+            raise TransposeLiveError(f"input size {h}x{w} does not suit {self.name}: height and width must be "
+                                     f"positive multiples of {m}")
+        return replace(self, image_size=(h, w))
 
 
 PRESETS: dict[str, ModelConfig] = {

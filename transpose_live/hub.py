@@ -111,7 +111,7 @@ def _record_hash(entry: HubEntry, sha256: str, source: str) -> None:
     hashes = _read_hashes()
     hashes[entry.name] = {"filename": entry.filename, "sha256": sha256, "source": source}
     path = _hashes_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(path.parent)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)  # readers never see half a file
@@ -133,6 +133,14 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _make_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TransposeLiveError(f"cannot write the weights cache {folder}: {exc.strerror} "
+                                 f"(set TRANSPOSE_LIVE_HOME to a writable folder)") from None
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -309,7 +317,7 @@ def download(name: str, progress: bool = True, url: str | None = None, force: bo
         return resolve_weights(name)
     source = url or entry_url(entry)
     hint = f"download it elsewhere and run `transpose-live weights import FILE --name {name}`"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(target.parent)
     # Temp file in the same directory so os.replace is an atomic rename: readers see old or new, never half.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
@@ -362,7 +370,7 @@ def import_checkpoint(file: str | os.PathLike, name: str) -> Path:
         )
     _check_strict(src, entry.preset, label=str(src))  # raises CheckpointError naming the keys / shapes
     target = cached_path(entry)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(target.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -186,7 +186,10 @@ def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TransposeLiveError(f"cannot create the output folder {out}: {exc.strerror}") from None
     sets, dataset = build_datasets(cfg)
     model = make_model(cfg).to(device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
