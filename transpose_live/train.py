@@ -40,7 +40,8 @@ class DataSpec:
         if not ann_path.is_file():
             raise TransposeLiveError(f"annotation file not found: {ann_path}")
         if not images_path.is_dir():
-            raise TransposeLiveError(f"image folder not found: {images_path}")
+            where = "" if images else f" (the default: images/ beside {ann_path}; give JSON:IMAGES_DIR)"
+            raise TransposeLiveError(f"image folder not found: {images_path.resolve()}{where}")
         return cls(str(ann_path), str(images_path), weight)
 
 
