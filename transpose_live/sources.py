@@ -48,14 +48,17 @@ class Source:
     time_base: Fraction | None = None   # the stream's own time base, when it has one
     audio: AudioInfo | None = None
 
+    _fps: float | None = None
+    _size: tuple[int, int] = (0, 0)    # set by each source once its first frame is known
+
     @property
     def fps(self) -> float | None:
-        raise NotImplementedError
+        return self._fps
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the frames as yielded (after rotation)."""
-        raise NotImplementedError
+        return self._size
 
     @property
     def frame_count(self) -> int | None:
@@ -170,14 +173,6 @@ class _PyAVSource(Source):
             raise TransposeLiveError(f"{label}: no video frame could be decoded")
         image = self._pending[1]
         self._size = (image.shape[1], image.shape[0])
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
 
     def _timestamp(self, av_frame) -> float:
         pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
@@ -444,14 +439,6 @@ class CameraSource(Source):
         self._index = 0
         self._closed = False
 
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
     def __next__(self) -> Frame:
         if self._closed:
             raise StopIteration
@@ -520,14 +507,6 @@ class ImageFolderSource(Source):
 
         data = np.fromfile(str(path), dtype=np.uint8)    # imdecode: works with non-ASCII paths too
         return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
 
     @property
     def frame_count(self) -> int | None:
