@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from transpose_live import __version__
 from transpose_live.errors import TransposeLiveError
 
 app = typer.Typer(
@@ -23,30 +24,23 @@ COMMAND_MODULES = (
     "cmd_image", "cmd_video", "cmd_webcam", "cmd_weights", "cmd_eval", "cmd_train", "cmd_bench", "cmd_gui",
 )
 
-_state = {"debug": False}
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"transpose-live {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _main_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Show the version and exit."),
 ) -> None:
-    _state["debug"] = debug
+    """(--debug is read by main() before the app runs: errors raised while parsing need it too.)"""
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"{__package__}.{_name}")
-    except ModuleNotFoundError as exc:  # a command module not written yet
-        if exc.name != f"{__package__}.{_name}":
-            raise
-        continue
-    _module.register(app)
-
-
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    """Print one line on stderr and return an Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    importlib.import_module(f"{__package__}.{_name}").register(app)
 
 
 def main() -> None:

@@ -2,61 +2,77 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from transpose_live.errors import TransposeLiveError
+from .options import option, say, with_spec
+
+
+def _model_rows(model: list[str], batch: list[int], device: str, path: str, image_size: str | None,
+                seconds: float) -> list:
+    from transpose_live.bench import bench_model, format_rows
+    from transpose_live.config import PRESETS
+    from transpose_live.device import resolve_device
+    from transpose_live.errors import TransposeLiveError
+    from transpose_live.spec import parse_image_size
+
+    names = list(PRESETS) if "all" in model else model
+    for n in names:
+        if n not in PRESETS:
+            raise TransposeLiveError(f"unknown model {n!r}; choose from: {', '.join(PRESETS)}")
+    if path not in ("fast", "attention", "both"):
+        raise TransposeLiveError("--path must be fast, attention or both")
+    dev = str(resolve_device(device))
+    size = parse_image_size(image_size) if image_size else None
+    paths = [False, True] if path == "both" else [path == "attention"]
+    rows = []
+    for n in names:
+        for b in batch:
+            for att in paths:
+                rows.append(bench_model(n, device=dev, batch=b, attention=att, image_size=size, min_seconds=seconds))
+                say(format_rows(rows[-1:]).splitlines()[1])
+    return rows
+
+
+@with_spec("detect", "smooth")
+def bench_command(
+    model: list[str] = typer.Option(["tp_m_a4"], "--model", help="Preset(s) to time; 'all' for every preset."),
+    batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
+    device: str = option("device"),
+    path: str = typer.Option("both", "--path", help="fast, attention or both."),
+    image_size: str = typer.Option(None, "--image-size", help="Input HEIGHTxWIDTH (default: the preset's)."),
+    seconds: float = typer.Option(2.0, "--seconds", help="Minimum timed seconds per row."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    pipeline: Path = typer.Option(None, "--pipeline", help="Instead: run the full pipeline on this VIDEO and "
+                                  "report per-stage times next to end-to-end fps."),
+    frames: int = typer.Option(100, "--frames", min=1, help="Frames of VIDEO to time for --pipeline."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the rows as JSON."),
+    *, spec,
+) -> None:
+    """Measure crops/s of the model (forward pass only, inputs on the device) or the whole pipeline."""
+    import torch
+
+    from transpose_live.bench import rows_as_dicts, format_rows
+    from transpose_live.sinks import OutputTarget, check_output, write_json
+
+    if threads:
+        torch.set_num_threads(threads)
+    if json_out is not None:
+        check_output(json_out, "json")          # an unwritable path fails now, not after the run
+    if pipeline is not None:
+        from transpose_live.bench_pipeline import bench_pipeline, format_bench
+
+        bench = bench_pipeline(pipeline, spec.replace(device=device, max_frames=frames).validate())
+        typer.echo(format_bench(bench))
+        data = bench.as_dict()
+    else:
+        rows = _model_rows(model, batch, device, path, image_size, seconds)
+        typer.echo(format_rows(rows))
+        data = rows_as_dicts(rows)
+    if json_out is not None:
+        write_json(OutputTarget(json_out, "json"), data)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench")
-    def bench_cmd(
-        model: list[str] = typer.Option(["tp_m_a4"], "--model", help="Preset(s) to time; 'all' for every preset."),
-        batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-        path: str = typer.Option("both", "--path", help="fast, attention or both."),
-        image_size: str = typer.Option(None, "--image-size", help="Input HEIGHTxWIDTH (default: the preset's)."),
-        seconds: float = typer.Option(2.0, "--seconds", help="Minimum timed seconds per row."),
-        threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
-        pipeline: Path = typer.Option(None, "--pipeline", help="Instead: run the full pipeline on this VIDEO and "
-                                      "report per-stage times next to end-to-end fps."),
-        max_frames: int = typer.Option(100, "--max-frames", help="Frames for --pipeline."),
-        json_out: Path = typer.Option(None, "--json", help="Also write the rows as JSON."),
-    ) -> None:
-        """Measure crops/s of the model (forward pass only, inputs on the device) or the whole pipeline."""
-        import torch
-
-        from transpose_live.config import PRESETS
-
-        if threads:
-            torch.set_num_threads(threads)
-        if pipeline is not None:
-            from transpose_live.bench_pipeline import bench_pipeline_cli
-
-            bench_pipeline_cli(pipeline, max_frames=max_frames, device=device, json_out=json_out)
-            return
-        from transpose_live.bench import bench_model, format_rows, rows_as_dicts
-        from .cmd_train import parse_size
-
-        names = list(PRESETS) if "all" in model else model
-        for n in names:
-            if n not in PRESETS:
-                raise TransposeLiveError(f"unknown model {n!r}; choose from: {', '.join(PRESETS)}")
-        if path not in ("fast", "attention", "both"):
-            raise TransposeLiveError("--path must be fast, attention or both")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise TransposeLiveError("--device cuda asked for, but no CUDA device is available")
-        size = parse_size(image_size) if image_size else None
-        paths = [False, True] if path == "both" else [path == "attention"]
-        rows = []
-        for n in names:
-            for b in batch:
-                for att in paths:
-                    rows.append(bench_model(n, device=device, batch=b, attention=att, image_size=size,
-                                            min_seconds=seconds))
-                    typer.echo(format_rows(rows[-1:]).splitlines()[1])
-        typer.echo("\n" + format_rows(rows))
-        if json_out:
-            json_out.write_text(json.dumps(rows_as_dicts(rows), indent=2))
+    app.command("bench")(bench_command)

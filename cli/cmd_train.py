@@ -7,17 +7,9 @@ from pathlib import Path
 import typer
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.spec import parse_image_size
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x192' → (256, 192) as (height, width); both multiples of 32 (stride 8 tokens, x4 heatmaps)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise TransposeLiveError(f"bad size {text!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 16:
-        raise TransposeLiveError(f"bad size {text!r}: height must be a multiple of 32, width of 16")
-    return h, w
+from .options import option
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +29,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, "--lr", min=1e-12, help="Peak learning rate."),
         warmup: int = typer.Option(200, "--warmup", min=0, help="Linear LR warm-up steps."),
         workers: int = typer.Option(2, "--workers", min=0),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        device: str = option("device"),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
         resume_from: Path = typer.Option(None, "--resume-from", help="Continue from this resumable checkpoint "
                                          "(e.g. checkpoints/tp_m_a4_192x144.resume.pt)."),
@@ -55,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from transpose_live.train import DataSpec, TrainConfig, train
 
         cfg = TrainConfig(
-            model=model, image_size=parse_size(image_size), data=[DataSpec.parse(d) for d in data],
+            model=model, image_size=parse_image_size(image_size), data=[DataSpec.parse(d) for d in data],
             val=DataSpec.parse(val) if val else None, init=init, imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
             out_dir=str(out), epochs=epochs,
             batch_size=batch_size, lr=lr, warmup_steps=warmup, workers=workers, device=device, amp=amp, max_minutes=max_minutes,

@@ -22,3 +22,42 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(autouse=True)
 def _offscreen_qt(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A random TransPose-M-A4 checkpoint at 64x48 input: the real loading and running code paths, at a
+    fraction of the shipped model's cost. Use as `--model tp_m_a4 --weights FILE` (or model=, weights=)."""
+    import torch
+
+    from transpose_live.models import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny_tp_m_a4.pth"
+    torch.save(create_model("tp_m_a4", image_size=(64, 48)).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_options(tiny_weights) -> dict:
+    """Run options for the tiny model, the whole frame as the person (no detector to load)."""
+    return {"model": "tp_m_a4", "weights": str(tiny_weights), "device": "cpu", "detector": "none"}
+
+
+def synthetic_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 64), fps: int = 10) -> Path:
+    """A small H.264 clip of moving colour blocks (PyAV)."""
+    import av
+    import numpy as np
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            image = np.zeros((h, w, 3), np.uint8)
+            image[:, (4 * i) % w:(4 * i) % w + 16] = (40 * i % 255, 120, 200)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

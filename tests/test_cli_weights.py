@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -113,3 +116,30 @@ def test_download_unreachable_and_unknown(home, monkeypatch, capsys):
 
     code, _, err = run_cli(monkeypatch, capsys, "weights", "download", "nope")
     assert_one_line_error(code, err, "unknown weights 'nope'")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+def test_download_saves_and_reports_progress_on_stderr(home, tmp_path, monkeypatch, capsys, ckpt_bytes):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tiny.pth").write_bytes(ckpt_bytes)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/tiny.pth"
+        monkeypatch.setitem(hub.REGISTRY, "tiny", hub.HubEntry("tiny", PRESET, url, "tiny.pth", None, "test entry"))
+        code, out, err = run_cli(monkeypatch, capsys, "weights", "download", "tiny")
+        target = home / "checkpoints" / "tiny.pth"
+        assert code == 0 and out == f"tiny: saved {target}\n"   # stdout: the result only
+        assert target.read_bytes() == ckpt_bytes
+        mb = len(ckpt_bytes) / (1024 * 1024)
+        assert f"downloading tiny: {mb:.1f}/{mb:.1f} MB (100%)" in err.splitlines()[-1]
+        code, out, _ = run_cli(monkeypatch, capsys, "weights", "download", "tiny", "--force")
+        assert code == 0 and out == f"tiny: saved {target}\n"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -15,6 +15,7 @@ from transpose_live.detect.base import as_bgr
 from transpose_live.detect.onnx import OnnxDetector, letterbox, yolox_grid
 from transpose_live.detect.whole_frame import WholeFrameDetector
 from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import box_iou
 
 
 # ---------------------------------------------------------------- helpers shared by all detectors
@@ -36,6 +37,42 @@ def test_nms_suppresses_overlaps_and_low_scores():
     np.testing.assert_allclose(kept.scores, [0.9, 0.7])          # box 0 overlaps box 1 (IoU 0.68), box 3 too weak
     np.testing.assert_allclose(kept.boxes, [[1, 1, 10, 10], [20, 20, 10, 10]])
     assert len(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
+
+
+def _nms_before(boxes_xywh, scores, iou_threshold, min_score=0.0):
+    """A copy of `nms` from before it measured overlap with geometry.box_iou (its own float32 IoU)."""
+    boxes_xywh = np.asarray(boxes_xywh, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    keep = scores >= min_score
+    boxes_xywh, scores = boxes_xywh[keep], scores[keep]
+    x1, y1 = boxes_xywh[:, 0], boxes_xywh[:, 1]
+    x2, y2 = x1 + boxes_xywh[:, 2], y1 + boxes_xywh[:, 3]
+    area = np.clip(boxes_xywh[:, 2], 0, None) * np.clip(boxes_xywh[:, 3], 0, None)
+    order = np.argsort(-scores, kind="stable")
+    kept = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        kept.append(int(i))
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        order = rest[inter / np.maximum(area[i] + area[rest] - inter, 1e-9) <= iou_threshold]
+    return boxes_xywh[kept], scores[kept]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_nms_keeps_what_it_kept_before_on_random_boxes(seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    boxes = np.concatenate([rng.uniform(0, 300, (n, 2)), rng.uniform(5, 120, (n, 2))], 1)
+    boxes[: n // 4, 2] *= -0.1                   # some degenerate boxes with a negative width
+    scores = rng.uniform(0, 1, n)
+    for threshold in (0.3, 0.5, 0.7):
+        kept = nms(boxes, scores, threshold, min_score=0.1)
+        old_boxes, old_scores = _nms_before(boxes, scores, threshold, min_score=0.1)
+        assert 1 < len(kept) < n
+        np.testing.assert_array_equal(kept.boxes, old_boxes)
+        np.testing.assert_array_equal(kept.scores, old_scores)
 
 
 def test_as_bgr_converts_gray_and_rejects_bad_frames():
@@ -227,12 +264,6 @@ def ssd_detector():
     return create_detector("ssd")
 
 
-def box_iou_xywh(a, b) -> float:
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    inter = max(0, min(ax2, bx2) - max(a[0], b[0])) * max(0, min(ay2, by2) - max(a[1], b[1]))
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
 @pytest.mark.shared
 def test_ssd_finds_the_people_in_sample_images(ssd_detector):
     messi = cv2.imread(str(shared_path("data", "images", "messi5.jpg")))
@@ -241,11 +272,11 @@ def test_ssd_finds_the_people_in_sample_images(ssd_detector):
     assert gray.ndim == 2
     assert isinstance(ssd_detector, Detector)
     d = ssd_detector.detect(messi)
-    assert d.scores[0] > 0.9 and box_iou_xywh(d.boxes[0], (62, 62, 400, 275)) > 0.8   # hand-drawn box
+    assert d.scores[0] > 0.9 and box_iou(d.boxes[0], (62, 62, 400, 275))[0, 0] > 0.8   # hand-drawn box
     d = ssd_detector.detect(gray)
     assert len(d) == 2
-    assert max(box_iou_xywh(b, (36, 80, 140, 400)) for b in d.boxes) > 0.7            # man with the ball
-    assert max(box_iou_xywh(b, (435, 25, 205, 455)) for b in d.boxes) > 0.7           # man on the right
+    assert box_iou(d.boxes, (36, 80, 140, 400)).max() > 0.7            # man with the ball
+    assert box_iou(d.boxes, (435, 25, 205, 455)).max() > 0.7           # man on the right
     assert len(ssd_detector.detect(fruits)) == 0
     # batched, mixed sizes: the same as one by one
     batch = ssd_detector.detect_batch([messi, gray, messi])
@@ -263,7 +294,7 @@ def test_ssd_finds_small_pedestrians(ssd_detector):
     d = ssd_detector.detect(frame)
     people = [(252, 219, 33, 89), (499, 155, 32, 78), (638, 238, 48, 84)]   # hand-drawn, first frame
     for p in people:
-        assert max(box_iou_xywh(b, p) for b in d.boxes) > 0.5, p
+        assert box_iou(d.boxes, p).max() > 0.5, p
     assert len(d) <= 4
 
 

@@ -146,22 +146,24 @@ def test_empty_results_score_zero_and_stray_ids_fail(tmp_path):
 
 
 class GtEstimator:
-    """A fake estimator that answers each GT box with that person's labelled keypoints."""
+    """A fake estimator that answers each box with the labelled keypoints of the nearest person; joint
+    scores are `joint_score` (a number, or a function of the box score)."""
 
-    def __init__(self, data):
+    def __init__(self, data, joint_score=0.9):
         self.flip = False
         self.flips_seen = []
+        self.joint_score = joint_score if callable(joint_score) else (lambda box_score: joint_score)
         self.people = [a for a in data["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0]
 
     def estimate(self, frame_bgr, boxes, box_scores=None):
         assert frame_bgr.ndim == 3 and frame_bgr.shape[2] == 3 and frame_bgr.dtype == np.uint8
         self.flips_seen.append(self.flip)
         poses = []
-        for box in boxes:
+        for box, box_score in zip(boxes, box_scores):
             best = min(self.people, key=lambda a: np.abs(np.asarray(a["bbox"][:2]) - box[:2]).sum())
             k = np.asarray(best["keypoints"], np.float32).reshape(17, 3)
-            poses.append(Pose(keypoints=k[:, :2].copy(), scores=np.full(17, 0.9, np.float32),
-                              box=tuple(box)))
+            scores = np.broadcast_to(self.joint_score(box_score), (17,)).astype(np.float32)
+            poses.append(Pose(keypoints=k[:, :2].copy(), scores=scores, box=tuple(box), box_score=float(box_score)))
         return poses
 
 
@@ -174,24 +176,27 @@ def write_images(tmp_path, data):
     return folder
 
 
-def test_predict_coco_with_gt_boxes_round_trips_to_ap_one(tmp_path):
+def test_predict_coco_with_gt_boxes_round_trips_to_ap_one(tmp_path, capsys):
     ann = tmp_path / "kp.json"
     data = make_coco(ann)
     images = write_images(tmp_path, data)
     est = GtEstimator(data)
-    results = evaluate.predict_coco(est, ann, images, boxes="gt", flip=True, progress=False)
+    results = evaluate.predict_coco(est, ann, images, detector="gt", flip=True, progress=True)
     assert len(results) == 6                                  # 3 images × 2 labelled persons
     assert {r["image_id"] for r in results} == {d["id"] for d in data["images"]}
     assert all(r["score"] == pytest.approx(0.9) for r in results)   # box 1.0 × mean joint score
+    assert all(r["area"] > 0 and len(r["keypoints"]) == 51 for r in results)
     assert est.flips_seen and all(est.flips_seen) and est.flip is False   # flip set for the run only
     assert evaluate.coco_eval(ann, results)["AP"] == pytest.approx(1.0)
+    assert "eval: 3/3 images" in capsys.readouterr().err     # the closing progress line
 
 
-class DuplicatingDetector:
-    """Returns every GT person box twice (the second slightly moved, lower score)."""
+class ListDetector:
+    """Per image (in json order) the labelled person boxes, once per (offset, scores) in `copies`: the
+    boxes moved by offset pixels, the k-th person scored scores[k]."""
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, copies):
+        self.data, self.copies = data, copies
         self.calls = 0
 
     def detect(self, frame_bgr):
@@ -199,10 +204,9 @@ class DuplicatingDetector:
 
         img = self.data["images"][self.calls]
         self.calls += 1
-        boxes = [a["bbox"] for a in self.data["annotations"]
-                 if a["image_id"] == img["id"] and a["num_keypoints"] > 0]
-        boxes = boxes + [[b[0] + 1, b[1] + 1, b[2], b[3]] for b in boxes]
-        scores = [0.95] * (len(boxes) // 2) + [0.6] * (len(boxes) // 2)
+        gt = [a["bbox"] for a in self.data["annotations"] if a["image_id"] == img["id"] and a["num_keypoints"] > 0]
+        boxes = [[b[0] + dx, b[1] + dx, b[2], b[3]] for dx, _ in self.copies for b in gt]
+        scores = [scores[k] for _, scores in self.copies for k in range(len(gt))]
         return SimpleNamespace(boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                                scores=np.asarray(scores, np.float32))
 
@@ -211,19 +215,65 @@ def test_predict_coco_with_detector_boxes_applies_oks_nms(tmp_path):
     ann = tmp_path / "kp.json"
     data = make_coco(ann)
     images = write_images(tmp_path, data)
-    results = evaluate.predict_coco(GtEstimator(data), ann, images, boxes="detector",
-                                    detector=DuplicatingDetector(data), progress=False)
+    detector = ListDetector(data, [(0, (0.95, 0.95)), (1, (0.6, 0.6))])   # each person twice, moved and weaker
+    results = evaluate.predict_coco(GtEstimator(data), ann, images, detector=detector, progress=False)
+    assert detector.calls == 3
     assert len(results) == 6                                  # duplicates suppressed by OKS-NMS
     assert all(r["score"] == pytest.approx(0.95 * 0.9) for r in results)
     assert evaluate.coco_eval(ann, results)["AP"] == pytest.approx(1.0)
+
+
+def test_predict_coco_takes_a_detector_spec(tmp_path, capsys):
+    ann = tmp_path / "kp.json"
+    data = make_coco(ann)
+    images = write_images(tmp_path, data)
+    est = GtEstimator(data)
+    results = evaluate.predict_coco(est, ann, images, detector="none", progress=False)   # the whole frame
+    assert len(est.flips_seen) == 3                           # every image read, one box each
+    assert len(results) == 3 and {r["image_id"] for r in results} == {d["id"] for d in data["images"]}
+    assert capsys.readouterr().err == ""                      # progress=False writes nothing
+
+
+def test_min_person_score_drops_weak_persons_before_oks_nms(tmp_path):
+    ann = tmp_path / "kp.json"
+    data = make_coco(ann)
+    images = write_images(tmp_path, data)
+
+    def run(copies, min_person_score, joint_score=0.9):
+        est = GtEstimator(data, joint_score)
+        return evaluate.predict_coco(est, ann, images, detector=ListDetector(data, copies), progress=False,
+                                     min_person_score=min_person_score)
+
+    one_weak = [(0, (0.95, 0.3))]                              # per image: one person at 0.95, one at 0.3
+    assert len(run(one_weak, 0.0)) == 6
+    assert len(run(one_weak, 0.3 * 0.9)) == 6                 # Pose.score 0.27 is not below 0.27
+    kept = run(one_weak, 0.3)
+    assert len(kept) == 3 and all(r["score"] == pytest.approx(0.95 * 0.9) for r in kept)
+    assert len(run(one_weak, 0.95 * 0.9 + 1e-6)) == 0
+    # Pose.score averages all joints, the protocol's score only those above 0.2: the first copy (half its
+    # joints at 0) wins OKS-NMS but falls below 0.5; dropped before the NMS, it leaves the second copy
+    half, uniform = np.where(np.arange(17) % 2 == 0, 0.9, 0.0), np.full(17, 0.6)
+    duplicate = [(0, (1.0, 1.0)), (0.5, (0.99, 0.99))]
+
+    def joint_score(box_score):
+        return half if box_score == 1.0 else uniform
+
+    kept = run(duplicate, 0.0, joint_score)
+    assert len(kept) == 6 and all(r["score"] == pytest.approx(0.9) for r in kept)
+    kept = run(duplicate, 0.5, joint_score)
+    assert len(kept) == 6 and all(r["score"] == pytest.approx(0.99 * 0.6) for r in kept)
 
 
 def test_predict_coco_rejects_bad_input(tmp_path):
     ann = tmp_path / "kp.json"
     data = make_coco(ann)
     images = write_images(tmp_path, data)
-    with pytest.raises(TransposeLiveError, match="boxes"):
-        evaluate.predict_coco(GtEstimator(data), ann, images, boxes="magic", progress=False)
+    with pytest.raises(TransposeLiveError, match="unknown detector"):
+        evaluate.predict_coco(GtEstimator(data), ann, images, detector="magic", progress=False)
+    with pytest.raises(TransposeLiveError, match="detect"):
+        evaluate.predict_coco(GtEstimator(data), ann, images, detector=42, progress=False)
+    with pytest.raises(TransposeLiveError, match="min_person_score"):
+        evaluate.predict_coco(GtEstimator(data), ann, images, min_person_score=1.5, progress=False)
     with pytest.raises(TransposeLiveError, match="image folder"):
         evaluate.predict_coco(GtEstimator(data), ann, tmp_path / "nope", progress=False)
     (images / data["images"][1]["file_name"]).unlink()

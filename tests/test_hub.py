@@ -1,4 +1,5 @@
-"""Weights hub: cache location, download from a local HTTP server, sha256 pinning, strict import, load_model."""
+"""Weights hub: cache location, download from a local HTTP server, sha256 pinning, strict import; and
+models.load_model, which builds models from the paths the hub verifies."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import io
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +17,7 @@ import torch
 
 from transpose_live import hub
 from transpose_live.errors import CheckpointError, TransposeLiveError
+from transpose_live.models import load_model
 from transpose_live.models.transpose import create_model
 
 PRESET = "tp_r_a3"  # the smallest preset with released-format keys: ~21 MB, fast to build
@@ -57,9 +60,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """Quiet about clients that hung up on purpose (the timeout test leaves before /slow/ answers)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -153,6 +163,11 @@ def test_download_is_atomic_and_records_sha(home, served, tiny, ckpt_bytes, caps
     assert hub.download("tiny", progress=False) == path
 
 
+def test_download_without_progress_is_silent(home, served, tiny, capsys):
+    assert hub.download("tiny", progress=False).is_file()
+    assert capsys.readouterr().err == ""
+
+
 def test_corrupted_cache_refused_on_next_load(home, served, tiny):
     path = hub.download("tiny", progress=False)
     data = bytearray(path.read_bytes())
@@ -162,7 +177,7 @@ def test_corrupted_cache_refused_on_next_load(home, served, tiny):
         hub.resolve_weights("tiny")
     assert "download tiny --force" in _one_line(exc)
     with pytest.raises(TransposeLiveError, match="sha256"):
-        hub.load_model("tiny")
+        load_model("tiny")
     assert hub.download("tiny", progress=False, force=True).read_bytes() == bytes(served["tiny.pth"])
     assert hub.resolve_weights("tiny") == path
 
@@ -243,11 +258,11 @@ def test_import_then_load(home, tiny, tmp_path, state_dict, ckpt_bytes):
     recorded = json.loads((home / "hashes.json").read_text())["tiny"]
     assert recorded["sha256"] == hashlib.sha256(ckpt_bytes).hexdigest()
 
-    model = hub.load_model("tiny")
+    model = load_model("tiny")
     assert not model.training and model.config.name == PRESET
     assert torch.equal(model.state_dict()["final_layer.weight"], state_dict["final_layer.weight"])
     # A file path with a preset name needs no registry entry.
-    assert not hub.load_model(PRESET, weights=src).training
+    assert not load_model(PRESET, weights=src).training
 
 
 @pytest.mark.parametrize("damage, names", [
@@ -283,17 +298,23 @@ def test_import_bad_names_and_files(home, tiny, tmp_path):
 
 # ------------------------------------------------------------------------------------ load / default
 
+def test_hub_hands_out_paths_not_models():
+    assert not hasattr(hub, "load_model") and not hasattr(hub, "_preset_for")
+
+
 def test_load_model_errors(home, tiny, tmp_path):
     with pytest.raises(TransposeLiveError, match="weights download"):
-        hub.load_model()  # no shipped default here
+        load_model()  # no shipped default here
+    with pytest.raises(TransposeLiveError, match="say which model .*x.pth is for: one of .*tp_r_a3"):
+        load_model(weights=tmp_path / "x.pth")
     with pytest.raises(TransposeLiveError, match="not downloaded.*weights download tiny"):
-        hub.load_model("tiny")
+        load_model("tiny")
     with pytest.raises(TransposeLiveError, match="no released weights for 'tp_r_a3'"):
-        hub.load_model(PRESET)
+        load_model(PRESET)
     with pytest.raises(TransposeLiveError, match="unknown model 'nope'"):
-        hub.load_model("nope", weights=tmp_path / "x.pth")
+        load_model("nope", weights=tmp_path / "x.pth")
     with pytest.raises(TransposeLiveError, match="not found"):
-        hub.load_model(PRESET, weights=tmp_path / "x.pth")
+        load_model(PRESET, weights=tmp_path / "x.pth")
 
 
 def test_shipped_default(home, tmp_path, ckpt_bytes, monkeypatch):
@@ -306,12 +327,20 @@ def test_shipped_default(home, tmp_path, ckpt_bytes, monkeypatch):
 
     row = next(r for r in hub.list_entries() if r.name == "default")
     assert row.cached and row.sha256_known and row.path == assets / "default.pt" and row.url is None
-    model = hub.load_model()
+    model = load_model()
     assert model.config.name == PRESET and model.config.image_size == (128, 96) and not model.training
-    assert hub.load_model(image_size=(256, 192)).config.image_size == (256, 192)
+    assert load_model(image_size=(256, 192)).config.image_size == (256, 192)
+    assert load_model(image_size="192x160").config.image_size == (192, 160)
+    with pytest.raises(TransposeLiveError, match="bad size"):
+        load_model(image_size="big")
+    # The entry's image size goes through the shared size parser: a broken one is named, not guessed.
+    (assets / "default.json").write_text(json.dumps(meta | {"image_size": [8, 8]}))
+    with pytest.raises(TransposeLiveError, match="broken default.json.*8x8"):
+        load_model()
+    (assets / "default.json").write_text(json.dumps(meta))
     with pytest.raises(TransposeLiveError, match="shipped"):
         hub.import_checkpoint(assets / "default.pt", "default")
 
     (assets / "default.json").write_text(json.dumps(meta | {"sha256": "0" * 64}))
     with pytest.raises(TransposeLiveError, match="sha256.*reinstall"):
-        hub.load_model()
+        load_model()

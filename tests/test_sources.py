@@ -1,10 +1,12 @@
 """Frame sources: files (PyAV, rotation, VFR, trimming, damaged files), cameras (OpenCV, faked), image
-folders, and open_source's dispatch. Videos are made in the test with PyAV; frame i shows a white block
+folders, open_source's dispatch, and closing from another thread while a read is in flight. Videos are made in the test with PyAV; frame i shows a white block
 at x = 4*i so a decoded frame tells which input frame it is."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from conftest import REPO, shared_path
 from transpose_live.errors import TransposeLiveError
-from transpose_live.sources import (CameraSource, FileSource, Frame, ImageFolderSource, RtspSource,
+from transpose_live.sources import (CameraSource, FileSource, Frame, ImageFolderSource, RtspSource, Source,
                                     display_transform, open_source)
 
 W, H = 160, 120
@@ -284,6 +286,233 @@ def test_camera_that_does_not_open(monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", Closed)
     with pytest.raises(TransposeLiveError, match=r"^cannot open camera 3 "):
         open_source(3)
+
+
+def test_camera_opens_with_opencv_logging_silenced_then_restored(monkeypatch):
+    api = cv2.utils.logging
+    before = api.getLogLevel()
+    seen = []
+
+    class Quiet(FakeCapture):
+        def __init__(self, index):
+            super().__init__(index)
+            seen.append(api.getLogLevel())
+
+        def isOpened(self):
+            seen.append(api.getLogLevel())
+            return False
+
+    monkeypatch.setattr(cv2, "VideoCapture", Quiet)
+    with pytest.raises(TransposeLiveError, match=r"^cannot open camera 2 "):
+        CameraSource(2)
+    assert seen == [api.LOG_LEVEL_SILENT, api.LOG_LEVEL_SILENT]
+    assert api.getLogLevel() == before != api.LOG_LEVEL_SILENT
+
+
+def test_camera_opens_on_an_opencv_without_the_logging_api(monkeypatch):
+    monkeypatch.delattr(cv2.utils, "logging")
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    with CameraSource(0) as source:
+        assert len(list(source)) == 4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# closing from any thread (the pipeline reads in its capture thread; a stop closes from another)
+
+
+class BlockingSource(Source):
+    """Each read waits for `go` (a camera or stream that hangs). Every step is logged with its thread and
+    the number of reads running at that moment, so the tests can check order and overlap."""
+
+    def __init__(self, frames: int = 100):
+        super().__init__()
+        self.go = threading.Event()
+        self.in_read = threading.Event()      # set when a read has started
+        self.frames = frames
+        self.log: list[tuple[str, str, int]] = []
+        self.running = 0
+        self.most_running = 0
+        self._guard = threading.Lock()
+
+    def _note(self, what: str) -> None:
+        with self._guard:
+            self.log.append((what, threading.current_thread().name, self.running))
+
+    def _next_frame(self) -> Frame:
+        with self._guard:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self._note("read")
+        self.in_read.set()
+        self.go.wait(5)
+        with self._guard:
+            self.running -= 1
+        if self.frames == 0:
+            raise StopIteration
+        self.frames -= 1
+        self._note("read done")
+        return Frame(image=np.zeros((2, 2, 3), np.uint8), index=0, timestamp=0.0)
+
+    def _release(self) -> None:
+        self._note("release")
+
+    def releases(self) -> list[tuple[str, str, int]]:
+        return [entry for entry in self.log if entry[0] == "release"]
+
+
+def read_in_thread(source: Source, name: str = "reader") -> tuple[threading.Thread, list]:
+    """next(source) in a new thread; the list gets the frame or 'stop' or the exception."""
+    outcome: list = []
+
+    def body():
+        try:
+            outcome.append(next(source))
+        except StopIteration:
+            outcome.append("stop")
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_close_during_a_blocked_read_returns_at_once_and_the_reader_releases():
+    source = BlockingSource()
+    reader, outcome = read_in_thread(source)
+    assert source.in_read.wait(2)
+    t = time.monotonic()
+    source.close()
+    assert time.monotonic() - t < 0.2                 # never waits behind the hanging read
+    assert not source.wait_closed(0.1)
+    assert source.releases() == []                     # nothing freed under the running read
+    source.go.set()
+    reader.join(2)
+    assert not reader.is_alive()
+    assert outcome == ["stop"]                         # the read's frame is not handed out
+    assert source.wait_closed(0)
+    assert source.log == [("read", "reader", 1), ("read done", "reader", 0), ("release", "reader", 0)]
+    assert list(source) == []
+    source.close()
+    assert len(source.releases()) == 1
+
+
+def test_a_second_reader_waits_its_turn_and_gets_no_frame_after_close():
+    source = BlockingSource()
+    first, first_outcome = read_in_thread(source, "first")
+    assert source.in_read.wait(2)
+    second, second_outcome = read_in_thread(source, "second")
+    time.sleep(0.05)                                   # the second is queued on the read lock by now
+    source.close()
+    source.go.set()
+    first.join(2)
+    second.join(2)
+    assert first_outcome == second_outcome == ["stop"]
+    assert source.most_running == 1                    # reads never overlapped
+    assert [what for what, _, _ in source.log] == ["read", "read done", "release"]
+    assert source.releases() == [("release", "first", 0)]
+
+
+def test_reads_are_serialised():
+    source = BlockingSource()
+    threads = [read_in_thread(source, f"reader{i}") for i in range(4)]
+    assert source.in_read.wait(2)
+    time.sleep(0.05)
+    source.go.set()
+    for thread, _ in threads:
+        thread.join(2)
+    assert all(outcome and isinstance(outcome[0], Frame) for _, outcome in threads)
+    assert source.most_running == 1
+    assert [what for what, _, _ in source.log] == ["read", "read done"] * 4
+    source.close()
+    assert source.wait_closed(0)
+
+
+def test_close_with_no_read_in_flight_releases_at_once_and_only_once():
+    source = BlockingSource()
+    source.go.set()
+    assert isinstance(next(source), Frame)
+    source.close()
+    assert source.wait_closed(0)
+    assert source.releases() == [("release", "MainThread", 0)]
+    source.close()
+    with source:
+        pass
+    del source.go                                      # a read after close would now fail loudly
+    assert list(source) == []
+    assert len(source.releases()) == 1
+
+
+def test_close_from_inside_a_read_releases_after_that_read():
+    class SelfClosing(BlockingSource):
+        def _next_frame(self) -> Frame:
+            frame = super()._next_frame()
+            self.close()                               # e.g. a source that notices its device is gone
+            self._note("closed")
+            return frame
+
+    source = SelfClosing()
+    source.go.set()
+    with pytest.raises(StopIteration):
+        next(source)
+    assert [what for what, _, _ in source.log] == ["read", "read done", "closed", "release"]
+    assert source.wait_closed(0)
+
+
+def test_the_end_of_a_source_releases_it_once():
+    source = BlockingSource(frames=1)
+    source.go.set()
+    assert len(list(source)) == 1
+    assert source.wait_closed(0)
+    assert [what for what, _, _ in source.log] == ["read", "read done", "read", "release"]
+    source.close()
+    assert list(source) == []
+    assert len(source.releases()) == 1
+
+
+def test_garbage_collection_releases_an_open_source():
+    released = threading.Event()
+
+    class Tracked(BlockingSource):
+        def _release(self) -> None:
+            released.set()
+
+    source = Tracked()
+    del source
+    assert released.is_set()
+
+
+def test_file_source_closed_from_another_thread_mid_iteration(tmp_path):
+    source = FileSource(make_video(tmp_path / "clip.mkv", n=300))
+    release = source._release
+    releases: list[str] = []
+    source._release = lambda: (releases.append(threading.current_thread().name), release())
+    frames: list[Frame] = []
+    errors: list[BaseException] = []
+    some = threading.Event()
+
+    def body():
+        try:
+            for frame in source:
+                frames.append(frame)
+                if len(frames) == 5:
+                    some.set()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    reader = threading.Thread(target=body, daemon=True)
+    reader.start()
+    assert some.wait(5)
+    source.close()
+    at_close = len(frames)
+    reader.join(5)
+    assert not reader.is_alive() and errors == []
+    assert source.wait_closed(1)
+    assert len(releases) == 1                          # by the reader (close came mid-read) or by close()
+    assert 5 <= len(frames) <= at_close + 1 < 300     # at most the frame already returned when close() came
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert [block_index(f.image) for f in frames[:5]] == list(range(5))
+    assert list(source) == []
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.tracking import Tracker, box_iou, oks
+from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.tracking import Tracker, pose_oks
 from transpose_live.types import Pose
 
 # a standing person's joints as fractions of a (w, h) box
@@ -114,13 +115,54 @@ def test_keypoints_stand_in_for_a_missing_box():
     assert tracker.update([nothing])[0].track_id is None
 
 
-def test_similarity_helpers():
-    np.testing.assert_allclose(box_iou([[0, 0, 10, 10]], [[5, 0, 10, 10], [20, 20, 5, 5]]), [[1 / 3, 0.0]])
+def test_pose_oks_counts_joints_confident_in_both():
     kp = TEMPLATE * [40, 100]
     s = np.full(17, 0.9)
-    assert oks(kp, s, kp, s, 4000.0) == pytest.approx(1.0)
-    assert oks(kp, s, kp + 20, s, 4000.0) < 0.5
-    assert oks(kp, np.zeros(17), kp, s, 4000.0) is None        # no confident joints in common
+    assert pose_oks(kp, s, kp, s, 4000.0) == pytest.approx(1.0)
+    assert pose_oks(kp, s, kp + 20, s, 4000.0) < 0.5
+    assert pose_oks(kp, np.zeros(17), kp, s, 4000.0) is None        # no confident joints in common
+    few = np.where(np.arange(17) < 2, 0.9, 0.1)
+    assert pose_oks(kp, few, kp, s, 4000.0) is None                 # 2 joints are too few
+    assert pose_oks(kp, s, kp, s, 0.0) is None                      # no scale
+    # joints unsure or missing in either pose do not count, however far off they are
+    moved, scores_b = kp + 3.0, s.copy()
+    moved[:5] += 500.0
+    scores_b[:3] = 0.1
+    moved[3:5] = np.nan
+    d2 = 18.0
+    expected = np.mean(np.exp(-d2 / (2 * 4000.0 * (2 * OKS_SIGMAS[5:]) ** 2)))
+    assert pose_oks(kp, s, moved, scores_b, 4000.0) == pytest.approx(expected, rel=1e-12)
+
+
+def _pose_oks_before(kp_a, scores_a, kp_b, scores_b, area):
+    """A copy of the tracker's OKS before geometry.oks existed."""
+    both = (np.nan_to_num(scores_a, nan=0.0) >= 0.2) & (np.nan_to_num(scores_b, nan=0.0) >= 0.2)
+    both &= np.all(np.isfinite(kp_a), axis=1) & np.all(np.isfinite(kp_b), axis=1)
+    if both.sum() < 3 or area <= 0:
+        return None
+    d2 = np.sum((kp_a[both] - kp_b[both]) ** 2, axis=1)
+    var = (2 * OKS_SIGMAS[both]) ** 2
+    return float(np.mean(np.exp(-d2 / (2 * area * var))))
+
+
+def test_pose_oks_is_unchanged_on_random_poses():
+    rng = np.random.default_rng(5)
+    compared = 0
+    for i in range(200):
+        kp_a = rng.uniform(0, 300, (17, 2))
+        kp_b = kp_a + rng.normal(0, rng.uniform(1, 30), (17, 2))
+        kp_b[rng.uniform(size=17) < 0.1] = np.nan
+        sa, sb = rng.uniform(0, 1, 17), rng.uniform(0, 1, 17)
+        sb[rng.uniform(size=17) < 0.05] = np.nan
+        if i % 7 == 0:
+            sa[2:] = 0.1                                # too few joints
+        area = 0.0 if i % 10 == 0 else rng.uniform(100, 20000)
+        old, new = _pose_oks_before(kp_a, sa, kp_b, sb, area), pose_oks(kp_a, sa, kp_b, sb, area)
+        assert (old is None) == (new is None)
+        if old is not None:
+            assert new == pytest.approx(old, rel=0, abs=1e-12)
+            compared += 1
+    assert 100 < compared < 200                 # most pairs compare, some have no scale or too few joints
 
 
 @pytest.mark.parametrize("kwargs", [{"iou_threshold": 1.5}, {"max_missed": -1}, {"oks_threshold": -0.1}])

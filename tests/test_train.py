@@ -101,3 +101,52 @@ def test_data_spec_errors_name_the_path(tmp_path):
     ann, images = _tiny_coco(tmp_path)
     spec = DataSpec.parse(f"{ann}@0.5")
     assert spec.weight == 0.5 and spec.images_dir == str(images)
+
+
+def test_progress_and_epoch_lines_go_to_stderr(tmp_path, capsys):
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    train(_cfg(tmp_path, ann, images, epochs=2))
+    out, err = capsys.readouterr()
+    assert out == ""                                          # stdout stays free for results
+    assert "epoch=1 step=1 loss=" in err and "epoch=2 step=2 loss=" in err
+    last = [line for line in err.splitlines() if line.startswith("train: ")][-1]
+    assert "epoch 2/2 step 2 loss" in last and "samples/s" in last
+
+
+def test_device_is_checked_by_the_shared_resolver(tmp_path):
+    ann, images = _tiny_coco(tmp_path)
+    with pytest.raises(TransposeLiveError, match="unknown device 'warp-drive'; use auto, cpu, cuda"):
+        train(_cfg(tmp_path, ann, images, device="warp-drive"))
+    if not torch.cuda.is_available():
+        with pytest.raises(TransposeLiveError, match="no usable CUDA device"):
+            train(_cfg(tmp_path, ann, images, device="cuda:1"))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_validation_scores_ground_truth_boxes(tmp_path, monkeypatch):
+    from transpose_live import evaluate
+
+    calls = []
+
+    def fake_predict(estimator, ann_file, images_dir, **kw):
+        calls.append((ann_file, kw, estimator.model.training))
+        return []
+
+    monkeypatch.setattr(evaluate, "predict_coco", fake_predict)
+    monkeypatch.setattr(evaluate, "coco_eval", lambda ann_file, results: {"AP": 0.25})
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    state = train(_cfg(tmp_path, ann, images, epochs=1, val=DataSpec(str(ann), str(images))))
+    assert calls == [(str(ann), {"detector": "gt", "flip": True, "progress": False}, False)]
+    assert state["best_ap"] == 0.25 and state["history"][-1]["AP"] == 0.25
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_validation_runs_the_real_coco_evaluation(tmp_path):
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    state = train(_cfg(tmp_path, ann, images, epochs=1, val=DataSpec(str(ann), str(images))))
+    ap = state["history"][-1]["AP"]
+    assert isinstance(ap, float) and 0.0 <= ap <= 1.0 and state["best_ap"] == ap
+    assert (tmp_path / "run" / "best.pt").is_file()

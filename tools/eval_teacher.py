@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     est = TeacherEstimator(Teacher(args.teacher))
-    results = predict_coco(est, args.annotations, args.images_dir, boxes="gt", flip=False, progress=True)
+    results = predict_coco(est, args.annotations, args.images_dir, detector="gt", flip=False, progress=True)
     stats = coco_eval(args.annotations, results)
     print("  ".join(f"{k} {v:.3f}" for k, v in stats.items()))
     if args.json:

@@ -1,18 +1,32 @@
-"""transpose-live: real-time human pose estimation with TransPose."""
+"""transpose-live: real-time human pose estimation with TransPose.
+
+    import transpose_live as tl
+    summary = tl.process_video("in.mp4", out="out.mp4", json="poses.jsonl")
+    poses = tl.annotate_image("photo.jpg")
+    with tl.open_run(0) as run:
+        for frame in run: ...
+
+See transpose_live.run for the options (the CLI's, by the same names).
+"""
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name):  # lazy: `import transpose_live` stays cheap for the CLI's --help
-    if name == "create_model":
-        from .models.transpose import create_model
-
-        return create_model
-    if name == "PoseEstimator":
-        from .estimator import PoseEstimator
-
-        return PoseEstimator
-    raise AttributeError(name)
+# lazy: `import transpose_live` (and the CLI's --help) stays cheap; torch loads on first use
+_LAZY = {
+    "process_video": "run", "annotate_image": "run", "open_run": "run", "load_runner": "run",
+    "PoseRunner": "run", "RunSummary": "run", "Interrupted": "run",
+    "RunSpec": "spec", "Pose": "types", "FrameResult": "types", "TransposeLiveError": "errors",
+    "PoseEstimator": "estimator", "create_model": "models",
+}
 
 
-__all__ = ["create_model", "PoseEstimator", "__version__"]
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'transpose_live' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+__all__ = [*_LAZY, "__version__"]

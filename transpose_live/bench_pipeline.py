@@ -2,21 +2,20 @@
 
 A pipeline of overlapping stages can at best reach 1 / (slowest stage) frames per second; the ratio of
 the measured end-to-end fps to that bound says how much the threads cost (GIL contention, CPU cores
-shared between stages). Every stage alone runs with the settings the pipeline uses (default config); the
-slowest one, the model, is timed before and after the pipeline run and the mean taken, as the load of a
-shared machine drifts.
+shared between stages). Every stage alone runs with the run's own settings and the very parts the
+pipeline uses (PersonFollower, TrackSmoother, the renderer, the video writer); the slowest one, the model,
+is timed before and after the pipeline run and the mean taken, as the load of a shared machine drifts.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import TransposeLiveError
-from .pipeline import Pipeline, PipelineConfig, PersonFollower, build_detector, build_estimator
+from .following import PersonFollower, TrackSmoother
+from .spec import RunSpec
 from .types import FrameResult
 
 STAGE_LABELS = {
@@ -66,21 +65,16 @@ def _timed(fn, items) -> tuple[list, float]:
     return out, 1000.0 * (time.perf_counter() - t0) / max(len(items), 1)
 
 
-def bench_pipeline(video_path, max_frames: int = 100, device: str = "cpu",
-                   config: PipelineConfig | None = None, estimator=None, detector=None) -> PipelineBench:
-    """Per-stage ms/frame (each stage alone, on the same frames) and the threaded pipeline's fps."""
-    from .render import draw_frame
+def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> PipelineBench:
+    """Per-stage ms/frame (each stage alone, on the same frames) and the threaded pipeline's fps.
+    spec.max_frames frames (100 when unset) of the video are used."""
+    from .run import load_runner
     from .sinks import VideoWriter
-    from .smoothing import PoseSmoother
     from .sources import FileSource
-    from .tracking import Tracker
 
-    if max_frames < 1:
-        raise TransposeLiveError(f"--max-frames must be >= 1, got {max_frames}")
-    config = (config or PipelineConfig(device=device)).validate()
+    spec = (spec or RunSpec()).replace(max_frames=(spec.max_frames if spec else None) or 100).validate()
+    runner = runner.with_options(**vars(spec)) if runner is not None else load_runner(spec)
     path = Path(video_path)
-    estimator = estimator if estimator is not None else build_estimator(config)
-    detector = detector if detector is not None else build_detector(config.detector)
 
     # capture alone: decode into memory (the other stages then run on these very frames)
     with FileSource(path) as source:
@@ -88,57 +82,41 @@ def bench_pipeline(video_path, max_frames: int = 100, device: str = "cpu",
         frames, t0 = [], time.perf_counter()
         for frame in source:
             frames.append(frame)
-            if len(frames) >= max_frames:
+            if len(frames) >= spec.max_frames:
                 break
         capture_ms = 1000.0 * (time.perf_counter() - t0) / len(frames)
 
     def model_alone():
-        follower = PersonFollower(detector, estimator, config.detect_every, config.follow_min_score,
-                                  config.follow_pad, config.attention)
+        follower = PersonFollower.from_spec(runner.detector, runner.estimator, spec)
         return _timed(lambda f: follower(f.image), frames)
 
     # model alone; a warm-up frame first so lazy initialisation is not timed (the pipeline gets it warm too)
-    PersonFollower(detector, estimator)(frames[0].image)
+    PersonFollower.from_spec(runner.detector, runner.estimator, spec)(frames[0].image)
     poses, model_ms = model_alone()
 
-    tracker = Tracker()
-    smoother = PoseSmoother(config.smooth_strength) if config.smooth else None
-
-    def track(pair):
-        frame, found = pair
-        found = tracker.update(found)
-        if smoother is not None:
-            for track_id in tracker.lost_ids:
-                smoother.reset(track_id)
-            found = smoother.smooth(found, frame.timestamp)
-        return FrameResult(frame.index, frame.timestamp, found, size)
-
-    results, track_ms = _timed(track, list(zip(frames, poses)))
+    tracks = TrackSmoother(spec.smooth, spec.smooth_strength)
+    results, track_ms = _timed(lambda pair: FrameResult(pair[0].index, pair[0].timestamp,
+                                                        tracks(pair[1], pair[0].timestamp), size),
+                               list(zip(frames, poses)))
 
     with tempfile.TemporaryDirectory(prefix="transpose-live-bench-") as tmp:
         writer = VideoWriter(Path(tmp) / "alone.mp4", *size, fps=fps, time_base=time_base)
-
-        def render(pair):
-            frame, result = pair
-            writer.write(draw_frame(frame.image, result, draw_boxes=config.draw_boxes, draw_ids=config.draw_ids,
-                                    attention=config.attention), frame.timestamp)
-
         t0 = time.perf_counter()
-        _timed(render, list(zip(frames, results)))
+        _timed(lambda pair: writer.write_frame(runner.draw(pair[0].image, pair[1].poses), pair[1]),
+               list(zip(frames, results)))
         writer.close()       # flushing the encoder is part of encoding
         render_ms = 1000.0 * (time.perf_counter() - t0) / len(frames)
 
         # the whole pipeline on the same frames, read from the file again (capture included)
         with FileSource(path) as source:
             sink = VideoWriter(Path(tmp) / "pipeline.mp4", *size, fps=fps, time_base=time_base)
-            run_config = PipelineConfig(**{**config.__dict__, "max_frames": len(frames)})
-            stats = Pipeline(source, run_config, [sink], estimator=estimator, detector=detector).run()
+            stats = runner.with_options(max_frames=len(frames)).pipeline(source, [sink]).run()
 
     # the model alone once more: on a shared machine the load drifts, the mean of before and after is fairer
     model_ms = (model_ms + model_alone()[1]) / 2
 
     return PipelineBench(
-        video=str(path), frames=len(frames), device=str(estimator.device),
+        video=str(path), frames=len(frames), device=str(runner.estimator.device),
         stage_ms={"capture": capture_ms, "model": model_ms, "track": track_ms, "render": render_ms},
         pipeline_fps=stats.fps, pipeline_stage_ms=dict(stats.stage_ms), detector_calls=stats.detector_calls,
         persons_per_frame=sum(len(p) for p in poses) / len(poses),
@@ -159,22 +137,4 @@ def format_bench(b: PipelineBench) -> str:
     return "\n".join(lines)
 
 
-def bench_pipeline_cli(video_path, max_frames: int = 100, device: str = "cpu", json_out=None) -> PipelineBench:
-    """What `transpose-live bench --pipeline` runs: print the table, optionally write it as JSON."""
-    import typer
-
-    from .sinks import AtomicPath
-
-    if json_out is not None:
-        AtomicPath(json_out, "json").discard()     # an unwritable path fails now, not after the run
-    bench = bench_pipeline(video_path, max_frames=max_frames, device=device)
-    typer.echo(format_bench(bench))
-    if json_out is not None:
-        try:
-            Path(json_out).write_text(json.dumps(bench.as_dict(), indent=2) + "\n")
-        except OSError as exc:
-            raise TransposeLiveError(f"cannot write {json_out}: {exc.strerror}") from None
-    return bench
-
-
-__all__ = ["PipelineBench", "bench_pipeline", "bench_pipeline_cli", "format_bench"]
+__all__ = ["PipelineBench", "bench_pipeline", "format_bench"]

@@ -7,3 +7,8 @@ class TransposeLiveError(Exception):
 
 class CheckpointError(TransposeLiveError):
     """A checkpoint that does not load strictly into the chosen model."""
+
+
+class OutputClosed(TransposeLiveError):
+    """The program reading an output went away (`transpose-live video in.mp4 --json - | head -3`): the run
+    stops as if asked to, the other outputs are finished, and it is not a failure."""

@@ -15,34 +15,20 @@ from torch import nn
 from .attention import dependency_areas
 from .config import ModelConfig
 from .decode import flip_back, get_final_preds, transform_preds
+from .device import resolve_device
 from .errors import TransposeLiveError
 from .preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
 from .types import Pose
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else must name an available device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise TransposeLiveError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TransposeLiveError(f"device {device!r} asked for, but CUDA is not available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise TransposeLiveError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise TransposeLiveError(f"device {device!r} asked for, but MPS is not available here")
-    return dev
-
-
 def _validate_boxes(boxes, box_scores, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, 4) float64 xywh and (K,) float64 scores; no boxes -> the whole frame as one person."""
-    b = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
+    """(K, 4) float64 xywh and (K,) float64 scores; None -> the whole frame as one person, while an empty
+    list stays empty (nobody found means no poses, never a made-up person)."""
+    if boxes is None:
         return np.array([[0.0, 0.0, float(width), float(height)]]), np.ones(1)
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.size == 0:
+        return np.zeros((0, 4)), np.zeros(0)
     if b.ndim == 1 and b.shape[0] == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
@@ -63,7 +49,7 @@ def _validate_boxes(boxes, box_scores, width: int, height: int) -> tuple[np.ndar
 class PoseEstimator:
     """Top-down TransPose on person boxes.
 
-    model: a preset / weights name (built by `transpose_live.hub.load_model(model, weights, image_size)`)
+    model: a preset / weights name (built by `transpose_live.models.load_model(model, weights, image_size)`)
     or an nn.Module with `.config` (ModelConfig) and `forward(x, return_attention=False)`. A module
     passed in is moved to the device and put in eval mode but keeps its dtype (a training loop may
     still own it); a model built here runs in fp16 on CUDA.
@@ -93,7 +79,7 @@ class PoseEstimator:
                 )
             net = model.to(self._device)
         elif isinstance(model, str):
-            from .hub import load_model   # lazily: weights handling is only needed for names
+            from .models.loading import load_model   # lazily: checkpoints are only read for names
 
             net = load_model(model, weights, image_size).to(self._device)
             if self._device.type == "cuda":
@@ -164,9 +150,12 @@ class PoseEstimator:
         box_scores: np.ndarray | Sequence[float] | None = None,
         attention: bool = False,
     ) -> list[Pose]:
-        """Poses for the persons in `boxes` (K, 4) x, y, w, h pixels; None or empty = the whole frame."""
+        """Poses for the persons in `boxes` (K, 4) x, y, w, h pixels; None = the whole frame, empty = none.
+        Joint scores (heatmap peaks) are clipped to [0, 1]: they are confidences."""
         frame = as_bgr(frame_bgr)
         boxes_xywh, scores = _validate_boxes(boxes, box_scores, frame.shape[1], frame.shape[0])
+        if len(boxes_xywh) == 0:
+            return []
         in_h, in_w = self.config.image_size
         cs = [box_to_center_scale(b, aspect_ratio=in_w / in_h) for b in boxes_xywh]
         centers = np.stack([c for c, _ in cs])   # (K, 2) float32
@@ -186,7 +175,7 @@ class PoseEstimator:
             for i, (box, score) in enumerate(zip(boxes_xywh[sl], scores[sl])):
                 poses.append(Pose(
                     keypoints=preds[i].astype(np.float32),
-                    scores=maxvals[i, :, 0].astype(np.float32),
+                    scores=np.clip(maxvals[i, :, 0], 0.0, 1.0).astype(np.float32),
                     box=tuple(float(v) for v in box),
                     box_score=float(score),
                     attention=None if areas is None else areas[i],

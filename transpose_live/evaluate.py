@@ -1,7 +1,8 @@
 """COCO keypoint evaluation with the paper's protocol (pycocotools COCOeval, iouType="keypoints").
 
 Per image: person boxes (ground-truth boxes, score 1.0, or a person detector's) → one pose per box →
-rescoring (box score × mean of the joint scores above 0.2) → OKS-NMS 0.9. As in the authors' code.
+rescoring (box score × mean of the joint scores above 0.2) → OKS-NMS 0.9. As in the authors' code; the
+one addition, off by default, drops persons below a minimum score first, as the live pipeline does.
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ import contextlib
 import io
 import math
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from .errors import TransposeLiveError
+from .geometry import box_area_for_nms
 from .oks import oks_nms
+from .progress import Progress
+from .records import PERSON_CATEGORY, coco_result
+from .types import Pose
 
 IN_VIS_THRE = 0.2       # joints scoring above this count in the person score (official in_vis_thre)
 OKS_NMS_THRE = 0.9      # official oks_thre
-PERSON_CATEGORY = 1
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR")   # the first six of COCOeval.stats
-BOX_MODES = ("gt", "detector")
+GT_BOXES = "gt"         # predict_coco's detector value for ground-truth person boxes
 
 
 # ---------------------------------------------------------------- dataset access
@@ -96,57 +98,11 @@ def gt_boxes(coco, img_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------- prediction
 
-def box_area_for_nms(box: Sequence[float], aspect_ratio: float = 0.75, padding: float = 1.25) -> float:
-    """The official `np.prod(scale * 200)`: the box grown to the crop's aspect ratio, times 1.25 each side."""
-    w, h = float(box[2]), float(box[3])
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    else:
-        w = h * aspect_ratio
-    return w * h * padding * padding
-
-
 def rescore(scores: np.ndarray, box_score: float, in_vis_thre: float = IN_VIS_THRE) -> float:
     """Box score × mean of the joint scores above `in_vis_thre` (0 when none is)."""
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s) & (s > in_vis_thre)]
     return float(box_score) * (float(s.mean()) if s.size else 0.0)
-
-
-def pose_to_result(img_id: int, keypoints: np.ndarray, scores: np.ndarray, box: Sequence[float],
-                   box_score: float) -> dict:
-    """One COCO keypoint result; missing (NaN) joints are written as (0, 0) with score 0."""
-    kp = np.nan_to_num(np.asarray(keypoints, dtype=np.float64).reshape(-1, 2), nan=0.0)
-    sc = np.nan_to_num(np.asarray(scores, dtype=np.float64).reshape(-1), nan=0.0)
-    flat = np.concatenate([kp, sc[:, None]], axis=1).reshape(-1)
-    return {
-        "image_id": int(img_id),
-        "category_id": PERSON_CATEGORY,
-        "keypoints": [round(float(v), 3) for v in flat],
-        "score": rescore(sc, box_score),
-        "area": box_area_for_nms(box),
-    }
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most twice a second."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = max(total, 1), label, enabled
-        self.start = self.last = time.monotonic()
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < 0.5):
-            return
-        self.last = now
-        frac = min(done / self.total, 1.0)
-        rate = done / max(now - self.start, 1e-9)
-        bar = "#" * int(frac * 24)
-        sys.stderr.write(f"\r{self.label} [{bar:<24}] {done}/{self.total} {rate:.1f} img/s")
-        if force:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 @contextlib.contextmanager
@@ -163,54 +119,78 @@ def _flip_set(estimator, flip: bool):
         estimator.flip = old
 
 
+def _box_source(detector: str | object):
+    """None for ground-truth boxes ("gt"), else an object with `.detect(frame)`: the one passed, or the
+    detector a spec string names ("ssd", "none", "onnx:FILE")."""
+    if isinstance(detector, str):
+        if detector == GT_BOXES:
+            return None
+        from .detect import create_detector
+
+        return create_detector(detector)
+    if not callable(getattr(detector, "detect", None)):
+        raise TransposeLiveError(f"detector must be 'gt', a detector spec or an object with .detect(frame), "
+                                 f"got {detector!r}")
+    return detector
+
+
+def _person_boxes(source, coco, img_id: int, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (K, 4) xywh and their scores (K,) for one image, from the ground truth or the detector."""
+    if source is None:
+        return gt_boxes(coco, img_id)
+    det = source.detect(frame)
+    return (np.asarray(det.boxes, dtype=np.float32).reshape(-1, 4),
+            np.asarray(det.scores, dtype=np.float32).reshape(-1))
+
+
+def _image_results(img_id: int, poses: Sequence[Pose], boxes: np.ndarray, box_scores: np.ndarray,
+                   min_person_score: float) -> list[dict]:
+    """One image's COCO results: persons scoring at least `min_person_score` (Pose.score), rescored as the
+    protocol does, after OKS-NMS."""
+    results = [coco_result(img_id, pose.keypoints, pose.scores, rescore(pose.scores, box_score),
+                           area=box_area_for_nms(box))
+               for pose, box, box_score in zip(poses, boxes, box_scores) if pose.score >= min_person_score]
+    return [results[k] for k in oks_nms(results, OKS_NMS_THRE)]
+
+
 def predict_coco(
     estimator,
     ann_file: Any,
     images_dir: str | os.PathLike,
-    boxes: str = "gt",
-    detector=None,
+    detector: str | object = GT_BOXES,
     flip: bool = True,
     progress: bool = True,
     img_ids: Sequence[int] | None = None,
+    min_person_score: float = 0.0,
 ) -> list[dict]:
-    """COCO keypoint results (dicts with image_id, category_id, keypoints, score) for the json's images.
+    """COCO keypoint results (dicts with image_id, category_id, keypoints, score, area) for the json's images.
 
-    `estimator` has `.estimate(frame_bgr, boxes (K,4) xywh, box_scores) -> list[Pose]` (a PoseEstimator);
-    boxes="detector" takes person boxes from `detector` (default: create_detector("ssd")).
+    `estimator` has `.estimate(frame_bgr, boxes (K,4) xywh, box_scores) -> list[Pose]` (a PoseEstimator).
+    `detector`: "gt" (ground-truth boxes, score 1), a detector spec for `create_detector` ("ssd", "none",
+    "onnx:FILE"), or an object with `.detect(frame)`. Poses whose `Pose.score` is below `min_person_score`
+    are dropped before OKS-NMS, like `--min-person-score` of the live commands.
     """
-    if boxes not in BOX_MODES:
-        raise TransposeLiveError(f"boxes must be one of {', '.join(BOX_MODES)}, got {boxes!r}")
     if not Path(images_dir).is_dir():
         raise TransposeLiveError(f"image folder not found: {images_dir}")
+    if not 0.0 <= min_person_score <= 1.0:
+        raise TransposeLiveError(f"min_person_score must be between 0 and 1, got {min_person_score}")
     coco = load_coco(ann_file)
     ids = select_image_ids(coco) if img_ids is None else [int(i) for i in img_ids]
-    if boxes == "detector" and (detector is None or isinstance(detector, str)):
-        from .detect import create_detector
-
-        detector = create_detector(detector or "ssd")
-    if boxes == "gt":  # only images with a labelled person need reading
+    source = _box_source(detector)
+    if source is None:  # only images with a labelled person need reading
         ids = [i for i in ids if labelled_persons(coco, [i])]
 
-    bar = _Progress(len(ids), "eval", progress)
     results: list[dict] = []
-    with _flip_set(estimator, flip):
-        for n, img_id in enumerate(ids):
+    with _flip_set(estimator, flip), Progress("eval", len(ids), unit="images", enabled=progress) as bar:
+        for img_id in ids:
             if img_id not in coco.imgs:
                 raise TransposeLiveError(f"image id {img_id} is not in the annotations")
             frame = read_image(images_dir, coco.imgs[img_id]["file_name"])
-            if boxes == "gt":
-                bxs, bsc = gt_boxes(coco, img_id)
-            else:
-                det = detector.detect(frame)
-                bxs = np.asarray(det.boxes, dtype=np.float32).reshape(-1, 4)
-                bsc = np.asarray(det.scores, dtype=np.float32).reshape(-1)
-            if len(bxs):
-                poses = estimator.estimate(frame, bxs, bsc)
-                img_results = [pose_to_result(img_id, p.keypoints, p.scores, box, score)
-                               for p, box, score in zip(poses, bxs, bsc)]
-                results.extend(img_results[k] for k in oks_nms(img_results, OKS_NMS_THRE))
-            bar.update(n + 1)
-    bar.update(len(ids), force=True)
+            boxes, box_scores = _person_boxes(source, coco, img_id, frame)
+            if len(boxes):
+                poses = estimator.estimate(frame, boxes, box_scores)
+                results.extend(_image_results(img_id, poses, boxes, box_scores, min_person_score))
+            bar.update()
     return results
 
 

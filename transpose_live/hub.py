@@ -1,4 +1,6 @@
-"""Weights hub: the registry of released / shipped checkpoints, the cache, download, import and load_model.
+"""Weights hub: the registry of released / shipped checkpoints, the cache, download and import.
+
+It hands out verified file paths; building a model from one is transpose_live.models.loading's job.
 
 Released TransPose checkpoints are the authors' GitHub release assets (tag "Hub"). Their sha256 is not
 published, so it is pinned on first use: the first download or import that loads strictly into the
@@ -13,16 +15,15 @@ import http.client
 import json
 import os
 import shutil
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from .errors import CheckpointError, TransposeLiveError
+from .progress import Progress
+from .spec import parse_image_size
 
 DEFAULT_NAME = "default"
 HUB_URL_ENV = "TRANSPOSE_LIVE_HUB_URL"      # replaces the release URL's base: <base>/<filename>
@@ -155,8 +156,8 @@ def _default_entry() -> HubEntry | None:
         preset = str(meta["preset"])
         filename = str(meta.get("file", "default.pt"))
         size = meta.get("image_size")
-        image_size = (int(size[0]), int(size[1])) if size else None
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        image_size = parse_image_size(size) if size else None
+    except (OSError, ValueError, KeyError, TypeError, TransposeLiveError) as exc:
         raise TransposeLiveError(f"broken {meta_path.name} in the package assets: {exc}; reinstall") from None
     path = ASSETS_DIR / filename
     if not path.is_file():
@@ -242,63 +243,27 @@ def resolve_weights(name: str) -> Path:
 
 # ------------------------------------------------------------------------------------------- download
 
-class _Progress:
-    """One self-overwriting line on stderr: bytes, percent, speed."""
-
-    def __init__(self, label: str, total: int | None, stream: TextIO) -> None:
-        self.label, self.total, self.stream = label, total, stream
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.last >= 0.1:  # redraw at most 10 times a second
-            self.last = now
-            self._draw(now)
-
-    def close(self) -> None:
-        self._draw(time.monotonic())
-        self.stream.write("\n")
-        self.stream.flush()
-
-    def _draw(self, now: float) -> None:
-        mb = 1024 * 1024
-        speed = self.done / max(now - self.start, 1e-6) / mb
-        if self.total:
-            text = f"{self.done / mb:.1f}/{self.total / mb:.1f} MB {100 * self.done / self.total:3.0f}%"
-        else:
-            text = f"{self.done / mb:.1f} MB"
-        self.stream.write(f"\r{self.label}: {text} {speed:.1f} MB/s ")
-        self.stream.flush()
-
-
 def _one_line(reason: object) -> str:
     return " ".join(str(reason).split()) or type(reason).__name__
 
 
-def _stream_to(url: str, out, label: str | None) -> str:
+def _stream_to(url: str, out, label: str, show: bool) -> str:
     """Copy the body of `url` into the open file `out`; return its sha256. Network errors propagate.
 
-    label: show a progress line with it on stderr (drawn only once the server answers).
+    label, show: the progress display's label, and whether to draw it (only once the server answers).
     """
     request = urllib.request.Request(url, headers={"User-Agent": "transpose-live"})
     digest = hashlib.sha256()
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        bar = _Progress(label, total, sys.stderr) if label else None
         received = 0
-        try:
+        with Progress(label, total, unit="bytes", enabled=show) as bar:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
+                bar.update(len(chunk))
         if total is not None and received != total:
             raise http.client.IncompleteRead(b"", total - received)
     return digest.hexdigest()
@@ -324,7 +289,7 @@ def download(name: str, progress: bool = True, url: str | None = None, force: bo
     try:
         try:
             with os.fdopen(fd, "wb") as out:
-                sha256 = _stream_to(source, out, f"downloading {name}" if progress else None)
+                sha256 = _stream_to(source, out, f"downloading {name}", progress)
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code} {_one_line(exc.reason)}"
             raise TransposeLiveError(f"could not download {source}: {reason}; {hint}") from None
@@ -382,52 +347,3 @@ def import_checkpoint(file: str | os.PathLike, name: str) -> Path:
     # An explicit import is the user vouching for this file: it (re)pins the recorded hash.
     _record_hash(entry, sha256, f"import:{src.name}")
     return target
-
-
-# ----------------------------------------------------------------------------------------------- load
-
-def _preset_for(name: str) -> tuple[str, tuple[int, int] | None]:
-    """Preset and training image size for a preset name or a registry entry name."""
-    from .config import PRESETS
-
-    known = entries()
-    if name in known:
-        return known[name].preset, known[name].image_size
-    if name in PRESETS:
-        return name, None
-    if name == DEFAULT_NAME:
-        get_entry(name)  # raises the "not installed" message
-    raise TransposeLiveError(f"unknown model {name!r}; choose a preset ({', '.join(PRESETS)}) "
-                             f"or a weights name ({', '.join(known)})")
-
-
-def load_model(name: str | None = None, weights: str | os.PathLike | None = None,
-               image_size: tuple[int, int] | None = None):
-    """A TransPose model in eval mode with strictly loaded weights.
-
-    name: a registry entry ("default" when None) or, with `weights`, a preset name.
-    weights: a checkpoint file; its architecture is `name`'s preset.
-    """
-    from .config import PRESETS
-    from .models.transpose import create_model
-
-    name = name or DEFAULT_NAME
-    if weights is not None:
-        if name == DEFAULT_NAME and DEFAULT_NAME not in entries():
-            raise TransposeLiveError(f"say which model {weights} is for: one of {', '.join(PRESETS)}")
-        preset, trained_size = _preset_for(name)
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise TransposeLiveError(f"checkpoint file not found: {path}")
-    else:
-        entries_now = entries()
-        if name not in entries_now and name in PRESETS:
-            raise TransposeLiveError(
-                f"no released weights for {name!r}; pass a checkpoint file (--weights FILE) or use one of: "
-                f"{', '.join(entries_now)}"
-            )
-        path = resolve_weights(name)
-        entry = get_entry(name)
-        preset, trained_size = entry.preset, entry.image_size
-    model = create_model(preset, weights=path, image_size=image_size or trained_size)
-    return model.eval()

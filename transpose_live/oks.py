@@ -1,7 +1,7 @@
-"""Object keypoint similarity (OKS) and the greedy OKS-NMS of the COCO evaluation protocol.
+"""The COCO evaluation protocol's object keypoint similarity (OKS) and greedy OKS-NMS.
 
 Both follow `oks_iou` / `oks_nms` of the authors' released code (inherited from HRNet), so that
-evaluation numbers are comparable with the paper's.
+evaluation numbers are comparable with the paper's; the OKS formula itself is `geometry.oks`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .skeleton import OKS_SIGMAS
+from .geometry import oks
 
 
 def _as_kpts(kpts: Any) -> np.ndarray:
@@ -34,22 +34,15 @@ def compute_oks(
     their mean, as in the official oks_iou. With `in_vis_thre`, only joints whose b-score exceeds it
     count (the official code's `list(vg > t) and list(vd > t)` evaluates to the b mask alone).
     """
-    sig = OKS_SIGMAS if sigmas is None else np.asarray(sigmas, dtype=np.float64)
-    var = (sig * 2) ** 2
     a = _as_kpts(kpts_a)
     bs = np.asarray(kpts_b_list, dtype=np.float64)
     if bs.size == 0:
         return np.zeros(0, dtype=np.float64)
     bs = bs.reshape(-1, a.shape[0], 3)                                     # (N, 17, 3)
     areas = np.full(len(bs), float(area)) if areas_b is None else np.asarray(areas_b, np.float64).reshape(-1)
-    d2 = (bs[:, :, 0] - a[None, :, 0]) ** 2 + (bs[:, :, 1] - a[None, :, 1]) ** 2   # (N, 17)
-    scale = (float(area) + areas) / 2 + np.spacing(1)                           # (N,)
-    e = d2 / var[None, :] / scale[:, None] / 2
-    out = np.zeros(len(bs), dtype=np.float64)
-    for n in range(len(bs)):
-        en = e[n] if in_vis_thre is None else e[n][bs[n, :, 2] > in_vis_thre]
-        out[n] = np.exp(-en).sum() / en.shape[0] if en.shape[0] else 0.0
-    return out
+    scale = (float(area) + areas) / 2 + np.spacing(1)                     # (N,)
+    mask = np.ones(bs.shape[:2], bool) if in_vis_thre is None else bs[:, :, 2] > in_vis_thre   # (N, 17)
+    return oks(a[:, :2], bs[:, :, :2], scale, mask, sigmas)
 
 
 def _nms_one_image(results: Sequence[dict], idx: list[int], thresh: float,

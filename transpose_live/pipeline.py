@@ -8,8 +8,10 @@ Files (`source.is_live` False) lose nothing: every frame goes through, in order 
 stage before it). Live sources keep only the newest frame: the capture stage replaces a frame the model has
 not taken yet (counted as dropped) and the later queues hold one frame each, so latency stays bounded.
 
-The pipeline owns its sinks: at the end it closes them (also after stop() or Ctrl-C, so a video stays
-playable) and aborts them after an error.
+The pipeline finishes its sinks at the end (also after stop() or Ctrl-C, so a video stays playable) and
+aborts them after an error; with own_sinks=False their owner does that (a window that rebuilds pipelines
+over one recording). A reader that goes away from a streamed output (OutputClosed) ends the run like stop().
+Which persons the model sees and how they are followed lives in following.py; this file only runs stages.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .tracking import box_iou
+from .errors import OutputClosed, TransposeLiveError
+from .following import PersonFollower, TrackSmoother
+from .sinks import abort_sink
+from .spec import RunSpec
 from .types import FrameResult, Pose
 
 log = logging.getLogger(__name__)
@@ -32,56 +36,15 @@ log = logging.getLogger(__name__)
 STAGES = ("capture", "model", "track", "render")
 POLL_S = 0.05              # how often a waiting stage looks at the stop event
 CAPTURE_JOIN_S = 2.0       # a camera or stream read can block; the capture thread is not waited on longer
-FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
 _END = object()            # sentinel: the source has ended
-
-
-# ------------------------------------------------------------------------------------------ settings
-
-@dataclass
-class PipelineConfig:
-    """What the pipeline runs. model None = the shipped default; detector "ssd" | "none" | "onnx:FILE"."""
-
-    model: str | None = None
-    weights: str | None = None
-    device: str = "auto"
-    image_size: tuple[int, int] | None = None     # (h, w) model input; None: the weights' own
-    detector: str = "ssd"
-    detect_every: int = 1          # run the detector every N frames (1 = every frame); poses carry boxes between
-    smooth: bool = True
-    smooth_strength: float = 0.5
-    attention: bool = False        # compute and draw the dependency areas (slower)
-    flip: bool = False             # flip test (twice the crops)
-    draw_boxes: bool = False
-    draw_ids: bool = True
-    hud: bool = False              # fps / latency / persons in the corner of the rendered frames
-    max_frames: int | None = None  # stop after this many frames from the source
-    queue_size: int = 4            # frames waiting between two stages (files; live sources use 1)
-    follow_min_score: float = 0.3  # a followed person whose mean keypoint score drops below this is lost
-    follow_pad: float = 0.1        # a followed box is the keypoint extent grown by this much of it per side
-
-    def validate(self) -> "PipelineConfig":
-        if not isinstance(self.detect_every, int) or self.detect_every < 1:
-            raise TransposeLiveError(f"detect_every must be a whole number >= 1, got {self.detect_every!r}")
-        if not 0.0 <= self.smooth_strength <= 1.0:
-            raise TransposeLiveError(f"smoothing strength must be between 0 and 1, got {self.smooth_strength}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise TransposeLiveError(f"max_frames must be >= 1, got {self.max_frames}")
-        if self.queue_size < 1:
-            raise TransposeLiveError(f"queue_size must be >= 1, got {self.queue_size}")
-        if not 0.0 <= self.follow_min_score <= 1.0:
-            raise TransposeLiveError(f"follow_min_score must be between 0 and 1, got {self.follow_min_score}")
-        if not 0.0 <= self.follow_pad <= 2.0:
-            raise TransposeLiveError(f"follow_pad must be between 0 and 2, got {self.follow_pad}")
-        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 16):
-            raise TransposeLiveError(f"image_size must be (height, width) >= 16 pixels, got {self.image_size}")
-        return self
+_STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
+                "render": "rendering/writing"}
 
 
 @dataclass
 class PipelineStats:
-    """How a run went (kept up to date while it runs). stage_ms: mean busy milliseconds per frame of each
-    stage (waits on queues excluded)."""
+    """How a run went. stage_ms: mean busy milliseconds per frame of each stage (waits on queues excluded).
+    Changed by several stage threads while others read it: use Pipeline.stats_snapshot() for a copy."""
 
     frames_read: int = 0
     frames_processed: int = 0
@@ -91,7 +54,8 @@ class PipelineStats:
     wall_s: float = 0.0
     latency_ms: float = 0.0        # mean time from a frame's capture to its output
     max_latency_ms: float = 0.0
-    stopped: bool = False          # ended by stop() or Ctrl-C before the source ran out
+    stopped: bool = False          # ended before the source ran out (stop(), Ctrl-C, a reader gone)
+    stop_reason: str | None = None
 
     @property
     def fps(self) -> float:
@@ -104,133 +68,6 @@ class PipelineStats:
     def as_dict(self) -> dict:
         return asdict(self) | {"fps": self.fps}
 
-
-# ------------------------------------------------------------------------------- boxes between detections
-
-def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
-    """The box (x, y, w, h) to look for this person in the next frame: the extent of its confident joints,
-    grown by `pad` of its size on every side (joints sit inside the body: the head top and feet lie beyond
-    them) and clipped to the frame. None with fewer than 3 confident joints."""
-    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
-    sc = np.nan_to_num(np.asarray(pose.scores, np.float64).reshape(-1), nan=0.0)
-    ok = np.isfinite(kp).all(1) & (sc >= FOLLOW_JOINT_SCORE)
-    if ok.sum() < 3:
-        return None
-    lo, hi = kp[ok].min(0), kp[ok].max(0)
-    size = hi - lo
-    size = np.maximum(size, 0.25 * size.max())      # a side view or a lying person: not a sliver
-    lo, hi = lo - pad * size, hi + pad * size
-    lo = np.clip(lo, 0, (width, height))
-    hi = np.clip(hi, 0, (width, height))
-    w, h = hi - lo
-    if w < 2 or h < 2:
-        return None
-    return np.array([lo[0], lo[1], w, h])
-
-
-def mean_score(pose: Pose) -> float:
-    s = np.asarray(pose.scores, np.float64)
-    s = s[np.isfinite(s)]
-    return float(s.mean()) if s.size else 0.0
-
-
-class PersonFollower:
-    """Which boxes the model sees on each frame, and the poses it finds there.
-
-    The detector runs every `detect_every` frames; in between each person is looked for in the box of
-    their previous pose (as real-time pose systems do: the pose is a better box than a stale detection).
-    A person whose pose turns unconfident (mean score < min_score) is lost; a lost person, or nobody
-    left to follow, runs the detector at once on the same frame.
-    """
-
-    def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
-                 attention: bool = False):
-        self.detector = detector
-        self.estimator = estimator
-        self.detect_every = int(detect_every)
-        self.min_score = float(min_score)
-        self.pad = float(pad)
-        self.attention = bool(attention)
-        self.detector_calls = 0
-        self.reset()
-
-    def reset(self) -> None:
-        self._followed: list[Pose] = []
-        self._since_detection = 0
-
-    def __call__(self, image: np.ndarray) -> list[Pose]:
-        h, w = image.shape[:2]
-        due = self._since_detection + 1 >= self.detect_every
-        poses = None
-        if not due and self._followed:
-            poses = self._follow(image, w, h)       # None when someone was lost
-        if poses is None:
-            poses = self._detect(image)
-            self._since_detection = 0
-        else:
-            self._since_detection += 1
-        self._followed = [p for p in poses if mean_score(p) >= self.min_score]
-        return poses
-
-    def _detect(self, image: np.ndarray) -> list[Pose]:
-        self.detector_calls += 1
-        found = self.detector.detect(image)
-        if len(found) == 0:
-            return []       # the estimator would take an empty box list as "the whole frame"
-        return self.estimator.estimate(image, found.boxes, box_scores=found.scores, attention=self.attention)
-
-    def _follow(self, image: np.ndarray, w: int, h: int) -> list[Pose] | None:
-        boxes, scores = [], []
-        for pose in self._followed:
-            box = follow_box(pose, w, h, self.pad)
-            if box is None:
-                return None
-            boxes.append(box)
-            scores.append(pose.box_score)
-        poses = self.estimator.estimate(image, np.stack(boxes), box_scores=scores, attention=self.attention)
-        if any(mean_score(p) < self.min_score for p in poses):
-            return None
-        return _drop_duplicates(poses)
-
-
-def _drop_duplicates(poses: list[Pose], iou: float = 0.6) -> list[Pose]:
-    """Two followed boxes that slid onto one person: keep the more confident pose."""
-    if len(poses) < 2:
-        return poses
-    boxes = np.array([p.box for p in poses], np.float64)
-    overlap = box_iou(boxes, boxes)
-    kept: list[int] = []
-    for i in sorted(range(len(poses)), key=lambda k: -mean_score(poses[k])):
-        if all(overlap[i, k] < iou for k in kept):
-            kept.append(i)
-    return [poses[i] for i in sorted(kept)]
-
-
-# ------------------------------------------------------------------------------------------------ sinks
-
-def _sink_writer(sink) -> tuple[bool, Callable[[np.ndarray | None, FrameResult], None]]:
-    """(needs the rendered image, write(image, result)). VideoWriter takes images with their timestamps;
-    JSON writers take results; any object with write_frame(image, result) gets both."""
-    from .sinks import VideoWriter
-
-    if hasattr(sink, "write_frame"):
-        return True, sink.write_frame
-    if isinstance(sink, VideoWriter):
-        return True, lambda image, result: sink.write(image, result.timestamp)
-    if hasattr(sink, "write") and hasattr(sink, "close"):
-        return False, lambda image, result: sink.write(result)
-    raise TransposeLiveError(f"not a sink: {type(sink).__name__} (needs write/close or write_frame/close)")
-
-
-def abort_sink(sink) -> None:
-    """Drop an output after an error (when the sink can), else close it."""
-    try:
-        (getattr(sink, "abort", None) or sink.close)()
-    except Exception as exc:   # already failing: the first error is the one to report
-        log.debug("closing %s after an error failed: %s", type(sink).__name__, exc)
-
-
-# --------------------------------------------------------------------------------------------- pipeline
 
 @dataclass
 class _Item:
@@ -254,51 +91,91 @@ class _Clock:
         return 1000.0 * self.total / self.count if self.count else 0.0
 
 
-class Pipeline:
-    """Run `config` over `source` into `sinks` (VideoWriter, JsonlWriter, CocoResultsWriter, ...).
+class _Rate:
+    """Frames per second over the last second or so (for the HUD)."""
 
-    on_frame(image_bgr, result) is called from the last stage's thread with each rendered frame (keep it
-    cheap; it must not touch widgets: a GUI hands the image to its own thread). on_result(result) likewise,
-    without rendering. estimator / detector: ready objects (tests, or a GUI reusing them); by default they
-    are built from the config here, so bad settings fail before run().
+    def __init__(self) -> None:
+        self._times: list[float] = []
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self._times.append(now)
+        while len(self._times) > 2 and now - self._times[0] > 1.0:
+            self._times.pop(0)
+
+    @property
+    def fps(self) -> float | None:
+        if len(self._times) < 2:
+            return None
+        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
+
+
+class Pipeline:
+    """Run `spec` over `source` into `sinks` (anything with write_frame(image, result), close(), abort()
+    and `needs_image`: VideoWriter, JsonlWriter, CocoResultsWriter).
+
+    estimator / detector: loaded objects (`transpose_live.run.load_runner(spec)` makes them once; a window
+    reuses them across runs). on_frame(image_bgr, result) is called from the last stage's thread with each
+    rendered frame (keep it cheap; it must not touch widgets). on_result(result) likewise, without rendering.
     """
 
-    def __init__(self, source, config: PipelineConfig | None = None, sinks: Sequence = (),
+    def __init__(self, source, spec: RunSpec | None = None, sinks: Sequence = (), *, estimator, detector,
                  on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
-                 estimator=None, detector=None,
-                 on_result: Callable[[FrameResult], None] | None = None):
+                 on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True):
         self.source = source
-        self.config = replace(config or PipelineConfig()).validate()   # a copy: set_attention/set_smooth change it
+        self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
         self.sinks = list(sinks)
-        self._writers = [_sink_writer(s) for s in self.sinks]
+        for sink in self.sinks:
+            if not (hasattr(sink, "write_frame") and hasattr(sink, "close")):
+                raise TransposeLiveError(f"not a sink: {type(sink).__name__} (needs write_frame and close)")
+        self.own_sinks = own_sinks
         self.on_frame = on_frame
         self.on_result = on_result
-        self.estimator = estimator if estimator is not None else build_estimator(self.config)
-        self.detector = detector if detector is not None else build_detector(self.config.detector)
+        self.estimator = estimator
+        self.detector = detector
         self.live = bool(getattr(source, "is_live", False))
         self.stats = PipelineStats()
+        self._stats_lock = threading.Lock()
         self._stop = threading.Event()
         self._errors: list[tuple[str, BaseException]] = []
-        self._lock = threading.Lock()
         self._ran = False
+        self._follower = PersonFollower.from_spec(detector, estimator, self.spec)
+        self._tracks = TrackSmoother(self.spec.smooth, self.spec.smooth_strength)
+        self._clocks = {s: _Clock() for s in STAGES}
+        self._latency = _Clock()
+        self._done = {s: threading.Event() for s in STAGES}
+        self._t0 = time.perf_counter()
 
     # ---------------------------------------------------------------------------------- control
 
     def set_attention(self, on: bool) -> None:
         """Compute and draw the dependency areas from the next frame on (any thread)."""
-        self.config.attention = bool(on)
-        if hasattr(self, "_follower"):
-            self._follower.attention = bool(on)
+        self.spec.attention = bool(on)
+        self._follower.attention = bool(on)
 
     def set_smooth(self, on: bool) -> None:
         """Turn the Kalman smoothing on or off from the next frame on (any thread)."""
-        self.config.smooth = bool(on)
+        self.spec.smooth = bool(on)
+        self._tracks.smooth = bool(on)
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped") -> None:
         """Ask every stage to end now (any thread); run() then closes the sinks and returns."""
-        if not self._stop.is_set():      # not after the run has ended by itself
-            self.stats.stopped = True
+        with self._stats_lock:
+            if not self._stop.is_set():      # not after the run has ended by itself
+                self.stats.stopped = True
+                self.stats.stop_reason = reason
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run has been asked to end (or has ended)."""
+        return self._stop.is_set()
+
+    def stats_snapshot(self) -> PipelineStats:
+        """A consistent copy of the counters, safe to read from any thread while the run goes on."""
+        with self._stats_lock:
+            self._fill_stats(time.perf_counter() - self._t0)
+            return replace(self.stats, stage_ms=dict(self.stats.stage_ms))
 
     def run(self) -> PipelineStats:
         """Process the source to its end (or stop()); blocks. Errors in any stage come back as one
@@ -306,38 +183,26 @@ class Pipeline:
         if self._ran:
             raise TransposeLiveError("a Pipeline runs once; make a new one")
         self._ran = True
-        size = self.config.queue_size if not self.live else 1
+        size = self.spec.queue_size if not self.live else 1
         q_frames, q_poses, q_results = (queue.Queue(maxsize=size) for _ in range(3))
-        self._clocks = {s: _Clock() for s in STAGES}
-        self._done = {s: threading.Event() for s in STAGES}
-        self._latency = _Clock()
-        self._follower = PersonFollower(self.detector, self.estimator, self.config.detect_every,
-                                        self.config.follow_min_score, self.config.follow_pad,
-                                        self.config.attention)
-        threads = [
-            threading.Thread(target=self._guard, args=("capture", self._capture, q_frames), daemon=True,
-                             name="pipeline-capture"),
-            threading.Thread(target=self._guard, args=("model", self._model, q_frames, q_poses), daemon=True,
-                             name="pipeline-model"),
-            threading.Thread(target=self._guard, args=("track", self._track, q_poses, q_results), daemon=True,
-                             name="pipeline-track"),
-            threading.Thread(target=self._guard, args=("render", self._render, q_results), daemon=True,
-                             name="pipeline-render"),
-        ]
-        t0 = self._t0 = time.perf_counter()
+        stages = [("capture", self._capture, (q_frames,)), ("model", self._model, (q_frames, q_poses)),
+                  ("track", self._track, (q_poses, q_results)), ("render", self._render, (q_results,))]
+        threads = [threading.Thread(target=self._guard, args=(name, body, *queues), daemon=True,
+                                    name=f"pipeline-{name}") for name, body, queues in stages]
+        self._t0 = time.perf_counter()
         for t in threads:
             t.start()
         try:
             self._wait_stages()
         except KeyboardInterrupt:
-            self.stop()
-            self._finish(threads, t0, keep=True)
+            self.stop("interrupted")
+            self._finish(threads, keep=True)
             raise
-        self._finish(threads, t0, keep=not self._errors)
+        self._finish(threads, keep=not self._errors)
         if self._errors:
             stage, exc = self._errors[0]
             if isinstance(exc, TransposeLiveError):
-                raise TransposeLiveError(str(exc)) from exc
+                raise exc
             raise TransposeLiveError(f"{_STAGE_WORDS[stage]} failed: {type(exc).__name__}: {exc}") from exc
         return self.stats
 
@@ -351,7 +216,7 @@ class Pipeline:
             while not self._done[stage].wait(POLL_S):
                 pass
 
-    def _finish(self, threads: list[threading.Thread], t0: float, keep: bool) -> None:
+    def _finish(self, threads: list[threading.Thread], keep: bool) -> None:
         """Wait for the stages, fill the stats, close (keep) or abort the sinks."""
         self._stop.set()
         self._wait_stages()
@@ -360,22 +225,13 @@ class Pipeline:
         if self._done["capture"].wait(CAPTURE_JOIN_S):
             threads[0].join()
         else:
-            log.debug("the capture thread is still blocked in the source; left to end on its own")
-        self._fill_stats(time.perf_counter() - t0)
-        if not keep:
-            for sink in self.sinks:
-                abort_sink(sink)
-            return
-        failure = None
-        for sink in self.sinks:      # every sink gets closed even if one fails
-            try:
-                sink.close()
-            except Exception as exc:
-                failure = failure or exc
-        if failure is not None:
-            if isinstance(failure, TransposeLiveError):
-                raise failure
-            raise TransposeLiveError(f"closing the outputs failed: {failure}") from failure
+            # a read that blocks (a camera, a dead stream): the source's own close() hands the release to
+            # that thread, so nothing is freed under the read (see sources.Source.close)
+            log.debug("the capture thread is still blocked in the source; it releases it when the read returns")
+        with self._stats_lock:
+            self._fill_stats(time.perf_counter() - self._t0)
+        if self.own_sinks:
+            finish_sinks(self.sinks, keep)
 
     def _fill_stats(self, wall: float) -> None:
         s = self.stats
@@ -385,11 +241,15 @@ class Pipeline:
         s.latency_ms = self._latency.mean_ms
 
     def _guard(self, stage: str, body: Callable, *queues: queue.Queue) -> None:
-        """A stage's thread: any exception stops the whole pipeline and is kept for run()."""
+        """A stage's thread: any exception stops the whole pipeline and is kept for run(); a reader that
+        went away from a streamed output only stops it."""
         try:
             body(*queues)
+        except OutputClosed as exc:
+            log.info("%s; stopping", exc)
+            self.stop("output closed")
         except BaseException as exc:   # noqa: BLE001 - reported by run() in the caller's thread
-            with self._lock:
+            with self._stats_lock:
                 self._errors.append((stage, exc))
             self._stop.set()
         finally:
@@ -416,7 +276,8 @@ class Pipeline:
             except queue.Full:
                 try:
                     q.get_nowait()
-                    self.stats.frames_dropped += 1
+                    with self._stats_lock:
+                        self.stats.frames_dropped += 1
                 except queue.Empty:
                     pass
 
@@ -431,15 +292,18 @@ class Pipeline:
     # ---------------------------------------------------------------------------------- stages
 
     def _capture(self, q_out: queue.Queue) -> None:
-        clock, limit = self._clocks["capture"], self.config.max_frames
+        clock, limit = self._clocks["capture"], self.spec.max_frames
         frames = iter(self.source)
-        while not self._stop.is_set() and (limit is None or self.stats.frames_read < limit):
+        read = 0
+        while not self._stop.is_set() and (limit is None or read < limit):
             t = time.perf_counter()
             frame = next(frames, None)
             if frame is None:
                 break
             clock.add(time.perf_counter() - t)
-            self.stats.frames_read += 1
+            read += 1
+            with self._stats_lock:
+                self.stats.frames_read = read
             item = _Item(frame, time.monotonic())
             if self.live:
                 self._put_newest(q_out, item)
@@ -458,24 +322,11 @@ class Pipeline:
         self._put(q_out, _END)
 
     def _track(self, q_in: queue.Queue, q_out: queue.Queue) -> None:
-        from .smoothing import PoseSmoother
-        from .tracking import Tracker
-
         clock = self._clocks["track"]
-        tracker = Tracker()
-        smoother = PoseSmoother(self.config.smooth_strength)
-        smoothing = self.config.smooth
         while (item := self._get(q_in)) is not _END:
             t = time.perf_counter()
             frame = item.frame
-            poses = tracker.update(item.poses)
-            for track_id in tracker.lost_ids:
-                smoother.reset(track_id)
-            if self.config.smooth != smoothing:      # switched by set_smooth: filters from before are stale
-                smoothing = self.config.smooth
-                smoother.reset()
-            if smoothing:
-                poses = smoother.smooth(poses, frame.timestamp)
+            poses = self._tracks(item.poses, frame.timestamp)
             h, w = frame.image.shape[:2]
             item.result = FrameResult(index=frame.index, timestamp=frame.timestamp, poses=poses, size=(w, h))
             clock.add(time.perf_counter() - t)
@@ -486,8 +337,8 @@ class Pipeline:
     def _render(self, q_in: queue.Queue) -> None:
         from .render import draw_frame
 
-        clock, cfg = self._clocks["render"], self.config
-        need_image = self.on_frame is not None or any(wants for wants, _ in self._writers)
+        clock, spec = self._clocks["render"], self.spec
+        need_image = self.on_frame is not None or any(getattr(s, "needs_image", True) for s in self.sinks)
         config = getattr(self.estimator, "config", None)
         input_size = tuple(config.image_size) if config is not None else None
         rate = _Rate()
@@ -497,68 +348,45 @@ class Pipeline:
             image = None
             if need_image:
                 hud = None
-                if cfg.hud:
+                if spec.hud:
                     hud = {"fps": rate.fps, "latency_ms": 1000 * (time.monotonic() - item.captured)}
-                image = draw_frame(item.frame.image, result, draw_boxes=cfg.draw_boxes, draw_ids=cfg.draw_ids,
-                                   attention=cfg.attention, hud=hud, input_size=input_size)
-            for _, write in self._writers:
-                write(image, result)
+                image = draw_frame(item.frame.image, result, draw_boxes=spec.boxes, draw_ids=spec.ids,
+                                   attention=spec.attention, hud=hud, input_size=input_size,
+                                   min_score=spec.min_joint_score, joint=spec.joint)
+            for sink in self.sinks:
+                sink.write_frame(image, result)
             if self.on_frame is not None:
                 self.on_frame(image, result)
             if self.on_result is not None:
                 self.on_result(result)
             clock.add(time.perf_counter() - t)
             latency = time.monotonic() - item.captured
-            self._latency.add(latency)
-            self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
-            self.stats.frames_processed += 1
             rate.tick()
-            self._fill_stats(time.perf_counter() - self._t0)     # readable while running (GUI counters)
+            with self._stats_lock:
+                self._latency.add(latency)
+                self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
+                self.stats.frames_processed += 1
 
 
-_STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
-                "render": "rendering/writing"}
+def finish_sinks(sinks: Sequence, keep: bool) -> None:
+    """Close every sink (keep) or abort them all (after an error). Every sink is closed even if one fails;
+    the first failure is raised after."""
+    if not keep:
+        for sink in sinks:
+            abort_sink(sink)
+        return
+    failure = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except OutputClosed:
+            pass                    # its reader went away: what it got is what it wanted
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        if isinstance(failure, TransposeLiveError):
+            raise failure
+        raise TransposeLiveError(f"closing the outputs failed: {failure}") from failure
 
 
-class _Rate:
-    """Frames per second over the last second or so (for the HUD)."""
-
-    def __init__(self) -> None:
-        self._times: list[float] = []
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        self._times.append(now)
-        while len(self._times) > 2 and now - self._times[0] > 1.0:
-            self._times.pop(0)
-
-    @property
-    def fps(self) -> float | None:
-        if len(self._times) < 2:
-            return None
-        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
-
-
-# ---------------------------------------------------------------------------------------------- builders
-
-def build_estimator(config: PipelineConfig):
-    """The PoseEstimator a config names (the shipped default when config.model is None)."""
-    from .estimator import PoseEstimator
-
-    return PoseEstimator(model=config.model or "default", weights=config.weights, device=config.device,
-                         image_size=config.image_size, flip=config.flip)
-
-
-def build_detector(spec: str):
-    from .detect import create_detector
-
-    return create_detector(spec)
-
-
-def run_pipeline(source, config: PipelineConfig | None = None, sinks: Iterable = (), **kwargs) -> PipelineStats:
-    """Pipeline(source, config, sinks, **kwargs).run() in one call."""
-    return Pipeline(source, config, list(sinks), **kwargs).run()
-
-
-__all__ = ["Pipeline", "PipelineConfig", "PipelineStats", "PersonFollower", "follow_box", "abort_sink",
-           "build_estimator", "build_detector", "run_pipeline"]
+__all__ = ["Pipeline", "PipelineStats", "finish_sinks", "STAGES"]

@@ -1,6 +1,12 @@
 """Output writers: an H.264 video that keeps the input's timestamps and audio (PyAV), per-frame JSON lines,
-and COCO keypoint results. Each writes to a hidden temporary file beside the target and renames it into
-place on close(), so a reader never sees half a file and an unwritable path fails before any work."""
+and COCO keypoint results, all behind one sink interface (`write_frame(image, result)`, `close()`,
+`abort()`; `needs_image` says whether the rendered frame is wanted).
+
+Where an output goes decides how it is written (`OutputTarget`): a regular file is written to a hidden
+temporary file beside it and renamed into place when finished, so a reader never sees half a file and an
+unwritable path fails before any work; "-" (stdout), a FIFO or a device (/dev/stdout) is written directly,
+never replaced; a live run writes its JSON Lines directly too, a line at a time, so `tail -f` follows it.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +15,68 @@ import logging
 import math
 import os
 import secrets
+import stat
+import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .types import FrameResult, Pose
+from .errors import OutputClosed, TransposeLiveError
+from .records import coco_results, frame_record
+from .types import FrameResult
 
 log = logging.getLogger(__name__)
 
 # containers that store one fixed frame rate: pts must count frames there
 _CFR_FORMATS = ("avi",)
 _H264_ENCODERS = ("libx264", "libopenh264")
+STDOUT = "-"
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm")
 
 
-class AtomicPath:
-    """A temporary file in the target's folder, renamed onto the target by commit()."""
+def is_stream_path(path: str | os.PathLike) -> bool:
+    """True for "-", and for paths that are not regular files: a FIFO, a character device, anything under
+    /dev or /proc (/dev/stdout is a link to the process's own stdout: renaming onto it would replace the
+    system's link)."""
+    text = os.fspath(path)
+    if text == STDOUT:
+        return True
+    real = os.path.realpath(os.path.expanduser(text))
+    if text.startswith(("/dev/", "/proc/")) or real.startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(real).st_mode)
+    except OSError:         # does not exist yet (or cannot be looked at): a file to create
+        return False
 
-    def __init__(self, path: str | os.PathLike, what: str):
-        self.final = Path(path).expanduser()
+
+class OutputTarget:
+    """Where one output goes. Regular files: a temporary file in the target's folder, renamed onto the
+    target by commit() (a symlink is followed: the link stays, its file is replaced). Streams and `direct`
+    files: written in place; commit() and discard() leave them as they are."""
+
+    def __init__(self, path: str | os.PathLike, what: str, direct: bool = False):
+        text = os.fspath(path)
+        self.what = what
+        self.stdout = text == STDOUT
+        self.stream = is_stream_path(text)
+        self.direct = direct or self.stream
+        self.final = Path(text).expanduser()
+        if self.stream:
+            self.tmp = self.final
+            return
+        if self.final.is_symlink():
+            self.final = Path(os.path.realpath(self.final))
         parent = self.final.parent
         if self.final.is_dir():
             raise TransposeLiveError(f"cannot write {what} {self.final}: it is a folder")
         if not parent.is_dir():
             raise TransposeLiveError(f"cannot write {what} {self.final}: folder {parent} does not exist")
+        if self.direct:
+            self.tmp = self.final
+            return
         # creating the file is the only reliable test (permissions, read-only mounts, quotas); os.open
         # with 0o666 keeps the user's umask (mkstemp would leave the final file private, 0600)
         for _ in range(100):
@@ -48,14 +90,47 @@ class AtomicPath:
                 raise TransposeLiveError(f"cannot write {what} {self.final}: {exc.strerror}") from None
         self.tmp = tmp
 
+    def open_text(self) -> TextIO:
+        """The file to write text to (stdout itself for "-")."""
+        if self.stdout:
+            return sys.stdout
+        try:
+            return open(self.tmp, "w", encoding="utf-8")
+        except OSError as exc:
+            raise TransposeLiveError(f"cannot write {self.what} {self.final}: {exc.strerror}") from None
+
+    def write_bytes(self, data: bytes) -> None:
+        """The whole output at once, then commit() (images)."""
+        try:
+            if self.stdout:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            else:
+                with open(self.tmp, "wb") as f:
+                    f.write(data)
+        except BrokenPipeError:
+            raise OutputClosed(f"{self.what} {self.final}: closed by its reader") from None
+        except OSError as exc:
+            self.discard()
+            raise TransposeLiveError(f"cannot write {self.what} {self.final}: {exc.strerror}") from None
+        self.commit()
+
     def commit(self) -> None:
-        os.replace(self.tmp, self.final)
+        if not self.direct:
+            os.replace(self.tmp, self.final)
 
     def discard(self) -> None:
+        if self.direct:
+            return          # a stream, or a live file whose lines are out already: nothing to take back
         try:
             self.tmp.unlink()
         except FileNotFoundError:
             pass
+
+
+def check_output(path: str | os.PathLike, what: str) -> None:
+    """Fail now, before any work, when `path` cannot be written (leaves nothing behind)."""
+    OutputTarget(path, what).discard()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,7 +184,10 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.fps = float(fps) if fps else (float(1 / time_base) if time_base and 1 / time_base <= 240 else 30.0)
-        self._out = AtomicPath(path, "video")
+        if is_stream_path(path):
+            raise TransposeLiveError(f"cannot write a video to {os.fspath(path)}: it must be a file (the encoder "
+                                     "seeks back to finish it); stream the poses with --json - instead")
+        self._out = OutputTarget(path, "video")
         try:
             self._container = av.open(str(self._out.tmp), "w", format=_format_for(self._out.final),
                                       container_options=_container_options(self._out.final))
@@ -188,6 +266,12 @@ class VideoWriter:
         self._frames += 1
         if self._audio is not None:
             self._audio.pump(self._last_rel)
+
+    needs_image = True
+
+    def write_frame(self, image: np.ndarray, result: FrameResult) -> None:
+        """The sink interface: the rendered frame at its source timestamp."""
+        self.write(image, result.timestamp)
 
     @property
     def frames_written(self) -> int:
@@ -389,47 +473,68 @@ class _AudioCopier:
 # JSON results
 
 
-def _num(value, digits: int) -> float | None:
-    """A JSON number, or null for NaN/inf (JSON has no NaN)."""
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
-
-
-def pose_record(pose: Pose) -> dict:
-    """One person as JSON: keypoints [[x, y, score] x 17], NaN as null; pixels to 0.01, scores to 1e-4."""
-    keypoints = [[_num(x, 2), _num(y, 2), _num(s, 4)]
-                 for (x, y), s in zip(np.asarray(pose.keypoints, dtype=np.float64),
-                                      np.asarray(pose.scores, dtype=np.float64))]
-    box = [_num(v, 2) for v in pose.box] if pose.box is not None else None
-    return {"id": pose.track_id, "box": box, "score": _num(pose.score, 4), "keypoints": keypoints}
-
-
 class JsonlWriter:
-    """One JSON object per frame and line:
-    {"frame": i, "timestamp": t, "persons": [{"id", "box": [x, y, w, h], "score", "keypoints"}]}."""
+    """One JSON object per frame and line: {"frame", "timestamp", "persons": [{"id", "box", "score",
+    "keypoints"}]} (see records.frame_record).
 
-    def __init__(self, path: str | os.PathLike):
+    path "-" is stdout. Streams (stdout, FIFOs, devices) and `live` runs are written directly and flushed
+    line by line, so a reading program or `tail -f` sees each frame as it is processed; a reader that goes
+    away (`| head -3`) ends the run as OutputClosed. Other files appear under their name when finished.
+    """
+
+    needs_image = False
+
+    def __init__(self, path: str | os.PathLike, live: bool = False):
         self.path = Path(path)
-        self._out = AtomicPath(path, "results")
-        self._file = open(self._out.tmp, "w", encoding="utf-8")
+        self._out = OutputTarget(path, "results", direct=live)
+        self._flush = self._out.direct
+        self._file = self._out.open_text()
+        self._closed = False
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
-        record = {"frame": int(result.index), "timestamp": _num(result.timestamp, 6),
-                  "persons": [pose_record(p) for p in result.poses]}
-        self._file.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
+        line = json.dumps(frame_record(result), allow_nan=False, separators=(",", ":")) + "\n"
+        try:
+            self._file.write(line)
+            if self._flush:
+                self._file.flush()
+        except BrokenPipeError:
+            self._reader_gone()
         self.lines += 1
 
+    def write_frame(self, image, result: FrameResult) -> None:
+        self.write(result)
+
+    def _reader_gone(self):
+        self._closed = True
+        if self._out.stdout:
+            # the interpreter flushes stdout once more at exit: point it at /dev/null so that says nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        else:
+            _close_quietly(self._file)
+        raise OutputClosed(f"{self.path}: closed by its reader after {self.lines} lines")
+
     def close(self) -> None:
-        if self._file.closed:
+        if self._closed:
             return
-        self._file.close()
+        self._closed = True
+        try:
+            if self._out.stdout:
+                self._file.flush()
+            else:
+                self._file.close()
+        except BrokenPipeError:
+            return
         self._out.commit()
 
     def abort(self) -> None:
-        """After a failure: drop the partial file, leave nothing under the final name."""
-        if not self._file.closed:
-            self._file.close()
+        """After a failure: a file drops its partial copy (streams and live files keep what is out)."""
+        if not self._closed:
+            self._closed = True
+            if not self._out.stdout:
+                _close_quietly(self._file)
         self._out.discard()
 
     def __enter__(self) -> "JsonlWriter":
@@ -439,36 +544,37 @@ class JsonlWriter:
         self.close()
 
 
+def _close_quietly(file) -> None:
+    try:
+        file.close()
+    except OSError:
+        pass
+
+
 class CocoResultsWriter:
-    """COCO keypoint detection results (the list pycocotools' loadRes reads): per person image_id,
-    category_id 1, keypoints [x, y, s] * 17 flat (missing joints as 0, 0, 0), score."""
+    """COCO keypoint detection results (the list pycocotools' loadRes reads), written when closed: per
+    person image_id (the frame index unless `image_id_fn` says), category_id 1, keypoints, score."""
+
+    needs_image = False
 
     def __init__(self, path: str | os.PathLike, image_id_fn: Callable[[FrameResult], int] | None = None):
         self.path = Path(path)
         self._image_id = image_id_fn or (lambda result: int(result.index))
-        self._out = AtomicPath(path, "COCO results")
+        self._out = OutputTarget(path, "COCO results")
         self.records: list[dict] = []
         self._closed = False
 
     def write(self, result: FrameResult) -> None:
-        image_id = int(self._image_id(result))
-        for pose in result.poses:
-            flat: list[float] = []
-            for (x, y), s in zip(np.asarray(pose.keypoints, dtype=np.float64),
-                                 np.asarray(pose.scores, dtype=np.float64)):
-                ok = math.isfinite(x) and math.isfinite(y) and math.isfinite(s)
-                flat += [round(x, 2), round(y, 2), round(s, 4)] if ok else [0.0, 0.0, 0.0]
-            score = pose.score
-            self.records.append({"image_id": image_id, "category_id": 1, "keypoints": flat,
-                                 "score": round(score, 5) if math.isfinite(score) else 0.0})
+        self.records += coco_results(result.poses, int(self._image_id(result)))
+
+    def write_frame(self, image, result: FrameResult) -> None:
+        self.write(result)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        with open(self._out.tmp, "w", encoding="utf-8") as f:
-            json.dump(self.records, f, allow_nan=False)
-        self._out.commit()
+        write_json(self._out, self.records)
 
     def abort(self) -> None:
         """After a failure: nothing is written under the final name."""
@@ -480,3 +586,59 @@ class CocoResultsWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_json(target: OutputTarget, data) -> None:
+    """A whole JSON document to a target ("-" included), then into place."""
+    target.write_bytes((json.dumps(data, allow_nan=False) + "\n").encode())
+
+
+def open_outputs(source, out=None, json_out=None, coco_json=None, live: bool = False) -> list:
+    """The writers a run asks for. The video keeps the source's size, timestamps (its time base) and audio;
+    `live` JSON Lines are written in place, line by line. On any failure the ones opened are dropped."""
+    sinks: list = []
+    try:
+        if out is not None:
+            width, height = source.size
+            sinks.append(VideoWriter(out, width, height, fps=source.fps, time_base=source.time_base,
+                                     audio_from=source))
+        if json_out is not None:
+            sinks.append(JsonlWriter(json_out, live=live))
+        if coco_json is not None:
+            sinks.append(CocoResultsWriter(coco_json))
+    except BaseException:
+        for sink in sinks:
+            abort_sink(sink)
+        raise
+    return sinks
+
+
+def abort_sink(sink) -> None:
+    """Drop an output after an error (when the sink can), else close it."""
+    try:
+        (getattr(sink, "abort", None) or sink.close)()
+    except Exception as exc:   # already failing: the first error is the one to report
+        log.debug("closing %s after an error failed: %s", type(sink).__name__, exc)
+
+
+def check_outputs(out=None, json_out=None, coco_json=None, inputs=()) -> None:
+    """Everything about the output paths that can be told before any work: a video container, different
+    files, never an input, writable folders."""
+    if out is not None:
+        if os.fspath(out) == STDOUT:
+            raise TransposeLiveError("--out - is not possible: a video must be a file; stream the poses with "
+                                     "--json - instead")
+        if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
+            raise TransposeLiveError(f"--out must be a video file ({', '.join(VIDEO_SUFFIXES)}), got "
+                                     f"{Path(out).name!r}")
+    named = [p for p in (out, json_out, coco_json) if p is not None]
+    resolved = [os.fspath(p) if os.fspath(p) == STDOUT else str(Path(p).expanduser().resolve()) for p in named]
+    if len(set(resolved)) < len(resolved):
+        raise TransposeLiveError("--out, --json and --coco-json must name different outputs")
+    sources = {str(Path(p).expanduser().resolve()) for p in inputs if p is not None}
+    for path, target in zip(named, resolved):
+        if target in sources:
+            raise TransposeLiveError(f"refusing to overwrite the input {path}")
+    for path, what in ((out, "video"), (json_out, "results"), (coco_json, "COCO results")):
+        if path is not None and not is_stream_path(path):
+            check_output(path, what)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +43,15 @@ class AudioInfo:
 
 
 class Source:
-    """Iterator of Frames with the facts a pipeline or writer needs. Use as a context manager."""
+    """Iterator of Frames with the facts a pipeline or writer needs. Use as a context manager.
+
+    The pipeline reads a source in its capture thread while whoever stops the run closes it from another,
+    and a camera or network read can block for seconds. So this class owns reading and closing: a lock lets
+    one thread read at a time, and close() never frees FFmpeg/OpenCV resources under a running read: it
+    marks the source closing and leaves the release to the reading thread, right after its read returns.
+    Subclasses implement `_next_frame` and `_release`, and call `Source.__init__` as soon as they hold
+    something `_release` must free (before that, a failing constructor frees what it holds itself).
+    A source that ends (`_next_frame` raises StopIteration) releases its resources at once."""
 
     is_live: bool = False
     path: str | None = None        # file path for file sources (a writer copies audio from it)
@@ -50,6 +60,13 @@ class Source:
 
     _fps: float | None = None
     _size: tuple[int, int] = (0, 0)    # set by each source once its first frame is known
+
+    def __init__(self) -> None:
+        self._read_lock = threading.Lock()     # held for a whole read: reads never overlap
+        self._state = threading.Lock()         # guards the two fields below; held only briefly
+        self._closing = False                  # set once by close() or the end; no read starts after it
+        self._reader: int | None = None        # the thread inside _next_frame, if any
+        self._released = threading.Event()
 
     @property
     def fps(self) -> float | None:
@@ -73,10 +90,69 @@ class Source:
         return self
 
     def __next__(self) -> Frame:
-        raise NotImplementedError
+        if self._closing:      # unlocked fast path: don't queue behind a read that may hang
+            raise StopIteration
+        with self._read_lock:
+            with self._state:
+                if self._closing:
+                    raise StopIteration
+                self._reader = threading.get_ident()
+            ended = False
+            try:
+                frame = self._next_frame()
+            except StopIteration:
+                ended = True
+                raise
+            finally:
+                closed = self._end_read(ended)
+            if closed:
+                raise StopIteration     # close() came during the read: its frame is not handed out
+            return frame
+
+    def _end_read(self, ended: bool) -> bool:
+        """After a read: release here if close() came meanwhile (it left that to this thread) or the
+        source has ended. True when the source is closed now."""
+        with self._state:
+            self._reader = None
+            self._closing = self._closing or ended
+            closing = self._closing
+        if closing:
+            # no read can start any more (they check _closing under _state), and this one is over
+            self._free()
+        return closing
 
     def close(self) -> None:
-        pass
+        """Stop the source from any thread; returns at once. Frees the resources now when no read is in
+        flight, else the reading thread frees them as soon as its read returns (see wait_closed).
+        Idempotent; no frame is produced after it returns."""
+        state = getattr(self, "_state", None)
+        if state is None:           # the constructor failed before holding anything
+            return
+        with state:
+            if self._closing:       # already closed, closing, or ended: the release is someone's job
+                return
+            self._closing = True
+            reading = self._reader is not None
+        if not reading:             # also when called from inside _next_frame: that read releases
+            self._free()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Whether the resources are released, waiting up to `timeout` seconds for a read to return."""
+        return self._released.wait(timeout)
+
+    def _free(self) -> None:
+        # reached exactly once: by close() with no read in flight, or by the read during which it came
+        try:
+            self._release()
+        finally:
+            self._released.set()
+
+    def _next_frame(self) -> Frame:
+        """The next frame; StopIteration at the end. Called with the read lock held."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the file/camera/network resources; called once, never during a read. Nothing by default."""
 
     def __enter__(self) -> "Source":
         return self
@@ -140,11 +216,13 @@ class _PyAVSource(Source):
     def _setup(self, container, label: str) -> None:
         import av
 
-        self._av = av
+        Source.__init__(self)
         self._container = container
+        self._frames = self._decode()      # a generator: nothing runs (or needs closing) before its first next
+        self._av = av
         self._label = label
         if not container.streams.video:
-            container.close()
+            self.close()
             raise TransposeLiveError(f"{label} has no video stream")
         self._stream = stream = container.streams.video[0]
         stream.thread_type = "AUTO"     # frame + slice threads: decoding keeps up with the model
@@ -163,8 +241,6 @@ class _PyAVSource(Source):
         self._decode_errors = 0
         self._transform: tuple[bool, bool, bool] | None = None
         self._last_ts: float | None = None
-        self._closed = False
-        self._frames = self._decode()
         self._pending = next(self._frames, None)
         if self._pending is None:
             self.close()
@@ -235,19 +311,15 @@ class _PyAVSource(Source):
     def _read_error(self, exc: Exception) -> None:
         log.warning("%s: reading stopped after %d frames (%s)", self._label, self._index, exc)
 
-    def __next__(self) -> Frame:
-        if self._closed:
-            raise StopIteration
+    def _next_frame(self) -> Frame:
         if self._pending is not None:
             ts, image = self._pending
             self._pending = None
         else:
             item = next(self._frames, None)
             if item is None:
-                if not self._closed:
-                    self._finished()
-                    self.close()         # at the end: release the file (and network) right away
-                raise StopIteration
+                self._finished()
+                raise StopIteration      # Source releases the file (and network) right away
             ts, image = item
         frame = Frame(image=image, index=self._index, timestamp=ts)
         self._index += 1
@@ -256,10 +328,7 @@ class _PyAVSource(Source):
     def _finished(self) -> None:
         pass
 
-    def close(self) -> None:
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
+    def _release(self) -> None:
         try:
             self._frames.close()
         finally:
@@ -418,30 +487,29 @@ class CameraSource(Source):
         if index < 0:
             raise TransposeLiveError(f"camera index must be >= 0, got {index}")
         self.index = index
-        self._cap = cv2.VideoCapture(index)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise TransposeLiveError(f"cannot open camera {index} (not connected, or in use by another program)")
-        if width:
-            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        if height:
-            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        if fps:
-            self._cap.set(cv2.CAP_PROP_FPS, fps)
-        ok, image = self._cap.read()
+        with _opencv_silenced(cv2):        # a missing camera: our one message, not OpenCV's backend chatter
+            self._cap = cv2.VideoCapture(index)
+            super().__init__()
+            if not self._cap.isOpened():
+                self.close()
+                raise TransposeLiveError(f"cannot open camera {index} (not connected, or in use by another program)")
+            if width:
+                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            if height:
+                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            if fps:
+                self._cap.set(cv2.CAP_PROP_FPS, fps)
+            ok, image = self._cap.read()
         if not ok or image is None:
-            self._cap.release()
+            self.close()
             raise TransposeLiveError(f"camera {index} opened but gives no frames")
         self._pending = image
         self._size = (image.shape[1], image.shape[0])
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or None
         self._t0 = time.monotonic()
         self._index = 0
-        self._closed = False
 
-    def __next__(self) -> Frame:
-        if self._closed:
-            raise StopIteration
+    def _next_frame(self) -> Frame:
         if self._pending is not None:
             image, self._pending = self._pending, None
         else:
@@ -455,10 +523,24 @@ class CameraSource(Source):
         self._index += 1
         return frame
 
-    def close(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._closed = True
-            self._cap.release()
+    def _release(self) -> None:
+        self._cap.release()
+
+
+@contextmanager
+def _opencv_silenced(cv2):
+    """OpenCV's own log level set to silent for the block, then restored. Builds without the logging API
+    (cv2.utils.logging) are left as they are."""
+    api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if api is None:
+        yield
+        return
+    level = api.getLogLevel()
+    api.setLogLevel(api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        api.setLogLevel(level)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -492,6 +574,7 @@ class ImageFolderSource(Source):
         missing = [p for p in paths if not p.is_file()]
         if missing:
             raise TransposeLiveError(f"image file not found: {missing[0]}")
+        super().__init__()               # nothing to release: each image is read whole in _next_frame
         self.paths = sorted(paths, key=_natural_key)
         self._fps = fps
         self._pos = 0
@@ -516,7 +599,7 @@ class ImageFolderSource(Source):
     def duration(self) -> float | None:
         return len(self.paths) / (self._fps or 1.0)
 
-    def __next__(self) -> Frame:
+    def _next_frame(self) -> Frame:
         while self._pos < len(self.paths):
             path = self.paths[self._pos]
             self._pos += 1

@@ -14,10 +14,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .errors import TransposeLiveError
+from .geometry import box_iou, oks, pose_box
 from .skeleton import OKS_SIGMAS
 from .types import Pose
 
 OKS_MIN_SCORE = 0.2   # joints below this (or NaN) take no part in OKS
+OKS_MIN_JOINTS = 3    # pairs with fewer joints confident in both are compared by box IoU alone
 
 
 @dataclass
@@ -34,41 +36,18 @@ class _Track:
         return self.velocity * (self.missed + 1)
 
 
-def pose_box(pose: Pose) -> np.ndarray | None:
-    """The pose's box, else the extent of its finite keypoints; None when it has neither."""
-    if pose.box is not None:
-        box = np.asarray(pose.box, np.float64)
-        if box.shape == (4,) and np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
-            return box
-    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
-    kp = kp[np.all(np.isfinite(kp), axis=1)]
-    if len(kp) < 2:
+def pose_oks(kp_a: np.ndarray, scores_a: np.ndarray, kp_b: np.ndarray, scores_b: np.ndarray,
+             area: float) -> float | None:
+    """OKS of two poses (17, 2) over the joints confident in both, scaled by the detection's box `area`;
+    None when fewer than `OKS_MIN_JOINTS` are (too few joints say nothing about who is who)."""
+    both = _confident(kp_a, scores_a) & _confident(kp_b, scores_b)        # (17,)
+    if both.sum() < OKS_MIN_JOINTS or area <= 0:
         return None
-    (x1, y1), (x2, y2) = kp.min(0), kp.max(0)
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        return None
-    return np.array([x1, y1, x2 - x1, y2 - y1])
+    return float(oks(kp_a, kp_b[None], np.array([area]), both[None])[0])
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) xywh boxes → (N, M)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def oks(kp_a: np.ndarray, scores_a: np.ndarray, kp_b: np.ndarray, scores_b: np.ndarray, area: float) -> float | None:
-    """COCO object keypoint similarity over the joints confident in both poses; None if fewer than 3 are."""
-    both = (np.nan_to_num(scores_a, nan=0.0) >= OKS_MIN_SCORE) & (np.nan_to_num(scores_b, nan=0.0) >= OKS_MIN_SCORE)
-    both &= np.all(np.isfinite(kp_a), axis=1) & np.all(np.isfinite(kp_b), axis=1)
-    if both.sum() < 3 or area <= 0:
-        return None
-    d2 = np.sum((kp_a[both] - kp_b[both]) ** 2, axis=1)
-    var = (2 * OKS_SIGMAS[both]) ** 2
-    return float(np.mean(np.exp(-d2 / (2 * area * var))))
+def _confident(kp: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return (np.nan_to_num(scores, nan=0.0) >= OKS_MIN_SCORE) & np.all(np.isfinite(kp), axis=1)
 
 
 class Tracker:
@@ -149,8 +128,8 @@ class Tracker:
                     s, good = iou[j], iou[j] >= self.iou_threshold
                     if self.use_oks and t.keypoints is not None:
                         area = float(det_boxes[j, 2] * det_boxes[j, 3])
-                        o = oks(t.keypoints + shift, t.scores, np.asarray(pose.keypoints, np.float64),
-                                np.asarray(pose.scores, np.float64), area)
+                        o = pose_oks(t.keypoints + shift, t.scores, np.asarray(pose.keypoints, np.float64),
+                                     np.asarray(pose.scores, np.float64), area)
                         if o is not None:
                             s, good = (iou[j] + o) / 2, good or o >= self.oks_threshold
                     if good and s > sim[k, j]:

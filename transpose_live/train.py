@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,8 +13,10 @@ import torch
 from torch import nn
 
 from .config import get_config
+from .device import resolve_device
 from .errors import TransposeLiveError
 from .models import create_model
+from .progress import Progress
 
 
 @dataclass
@@ -79,14 +80,6 @@ def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return 0.5 * ((p - t) ** 2).mean()
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TransposeLiveError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(device)
-
-
 def build_datasets(cfg: TrainConfig):
     from torch.utils.data import ConcatDataset
 
@@ -120,24 +113,6 @@ def make_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-class Progress:
-    """One status line on stderr: epoch, step, loss, samples/s, ETA."""
-
-    def __init__(self, total_seconds: float | None):
-        self.total = total_seconds
-        self.last = 0.0
-
-    def update(self, text: str, elapsed: float, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 2.0:
-            return
-        self.last = now
-        eta = f" ETA {max(0.0, self.total - elapsed) / 60:.1f} min" if self.total else ""
-        end = "\n" if force or not sys.stderr.isatty() else "\r"
-        sys.stderr.write(f"{text}{eta}{end}")
-        sys.stderr.flush()
-
-
 def _lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
     warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
     cos = cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
@@ -150,9 +125,7 @@ def export_weights(model: nn.Module, path: str | Path, fp16: bool = True) -> Pat
           for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(sd, tmp)
-    tmp.replace(path)
+    _save(path, sd)
     return path
 
 
@@ -165,19 +138,36 @@ def compact_optimizer_state(opt_state: dict) -> dict:
     return {"state": state, "param_groups": opt_state["param_groups"]}
 
 
-def _save(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+def _save(path: Path, obj: dict) -> None:
+    """torch.save through a temp file and a rename, so a run killed mid-save leaves the old file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
     tmp.replace(path)
 
 
-def evaluate_model(model: nn.Module, val: DataSpec, device: torch.device, max_images: int | None = None) -> dict:
+def _step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,
+          weight: torch.Tensor, device: torch.device, use_amp: bool) -> float:
+    """One optimiser step on a batch; returns the batch loss."""
+    x = x.to(device, non_blocking=True)
+    target = target.to(device, non_blocking=True)
+    weight = weight.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        pred = model(x)
+    loss = joints_mse_loss(pred.float(), target, weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def evaluate_model(model: nn.Module, val: DataSpec, device: torch.device) -> dict:
+    """COCO keypoint AP on `val` with ground-truth boxes and flip test; the model's train/eval mode is kept."""
     from .estimator import PoseEstimator
     from .evaluate import coco_eval, predict_coco
 
     was_training = model.training
     est = PoseEstimator(model=model, device=str(device), flip=True)
-    results = predict_coco(est, val.ann_file, val.images_dir, boxes="gt", flip=True, progress=False)
+    results = predict_coco(est, val.ann_file, val.images_dir, detector="gt", flip=True, progress=False)
     stats = coco_eval(val.ann_file, results)
     model.train(was_training)
     return stats
@@ -215,62 +205,52 @@ def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None
     total_steps = cfg.epochs * len(loader)
     schedule_s = cfg.schedule_minutes * 60 if cfg.schedule_minutes else None
     stop_s = cfg.max_minutes * 60 if cfg.max_minutes else None
-    progress = Progress(stop_s)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
     t_start = time.monotonic()
     base_seconds = state["trained_seconds"]
     stopped_early = False
     model.train()
-    while state["epoch"] < cfg.epochs and not stopped_early:
-        for ds in sets:
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(state["epoch"])
-        t_epoch, n_seen, loss_sum = time.monotonic(), 0, 0.0
-        for x, target, weight, _meta in loader:
-            elapsed = time.monotonic() - t_start
-            trained = base_seconds + elapsed
-            frac = trained / schedule_s if schedule_s else state["step"] / max(1, total_steps)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * _lr_factor(frac, state["step"], cfg)
-            x = x.to(device, non_blocking=True)
-            target = target.to(device, non_blocking=True)
-            weight = weight.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = model(x)
-            loss = joints_mse_loss(pred.float(), target, weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state["step"] += 1
-            n_seen += x.shape[0]
-            loss_sum += float(loss.detach()) * x.shape[0]
-            rate = n_seen / max(1e-6, time.monotonic() - t_epoch)
-            progress.update(f"epoch {state['epoch'] + 1}/{cfg.epochs} step {state['step']} "
-                            f"loss {loss_sum / n_seen:.6f} lr {opt.param_groups[0]['lr']:.2e} "
-                            f"{rate:.0f} samples/s", elapsed)
-            if (stop_s and elapsed >= stop_s) or (schedule_s and trained >= schedule_s):
-                stopped_early = True
-                break
-        state["trained_seconds"] = base_seconds + (time.monotonic() - t_start)
-        if not stopped_early:
-            state["epoch"] += 1
-        entry = {"epoch": state["epoch"], "step": state["step"], "loss": loss_sum / max(1, n_seen),
-                 "trained_minutes": state["trained_seconds"] / 60}
-        do_eval = cfg.val is not None and (stopped_early or state["epoch"] % cfg.eval_every == 0
-                                           or state["epoch"] >= cfg.epochs)
-        if do_eval:
-            model.eval()
-            stats = evaluate_model(model, cfg.val, device)
-            model.train()
-            entry.update(stats)
-            if stats["AP"] > state["best_ap"]:
-                state["best_ap"] = stats["AP"]
-                export_weights(model, out / "best.pt")
-        state["history"].append(entry)
-        progress.update(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()),
-                        time.monotonic() - t_start, force=True)
-        _save(last, model={k: v.detach().cpu() for k, v in model.state_dict().items()}, optimizer=compact_optimizer_state(opt.state_dict()), config=json.dumps(asdict(cfg), default=str),
-              **state)
-        (out / "history.json").write_text(json.dumps(state["history"], indent=2))
+    with Progress("train", total=stop_s, unit="s") as progress:
+        while state["epoch"] < cfg.epochs and not stopped_early:
+            for ds in sets:
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(state["epoch"])
+            t_epoch, n_seen, loss_sum = time.monotonic(), 0, 0.0
+            for x, target, weight, _meta in loader:
+                elapsed = time.monotonic() - t_start
+                trained = base_seconds + elapsed
+                frac = trained / schedule_s if schedule_s else state["step"] / max(1, total_steps)
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * _lr_factor(frac, state["step"], cfg)
+                loss = _step(model, opt, x, target, weight, device, use_amp)
+                state["step"] += 1
+                n_seen += x.shape[0]
+                loss_sum += loss * x.shape[0]
+                rate = n_seen / max(1e-6, time.monotonic() - t_epoch)
+                progress.set(elapsed, status=f"epoch {state['epoch'] + 1}/{cfg.epochs} step {state['step']} "
+                                             f"loss {loss_sum / n_seen:.6f} lr {opt.param_groups[0]['lr']:.2e} "
+                                             f"{rate:.0f} samples/s")
+                if (stop_s and elapsed >= stop_s) or (schedule_s and trained >= schedule_s):
+                    stopped_early = True
+                    break
+            state["trained_seconds"] = base_seconds + (time.monotonic() - t_start)
+            if not stopped_early:
+                state["epoch"] += 1
+            entry = {"epoch": state["epoch"], "step": state["step"], "loss": loss_sum / max(1, n_seen),
+                     "trained_minutes": state["trained_seconds"] / 60}
+            do_eval = cfg.val is not None and (stopped_early or state["epoch"] % cfg.eval_every == 0
+                                               or state["epoch"] >= cfg.epochs)
+            if do_eval:
+                stats = evaluate_model(model, cfg.val, device)   # puts the model back in train mode
+                entry.update(stats)
+                if stats["AP"] > state["best_ap"]:
+                    state["best_ap"] = stats["AP"]
+                    export_weights(model, out / "best.pt")
+            state["history"].append(entry)
+            progress.note(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+            _save(last, {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                         "optimizer": compact_optimizer_state(opt.state_dict()),
+                         "config": json.dumps(asdict(cfg), default=str), **state})
+            (out / "history.json").write_text(json.dumps(state["history"], indent=2))
     export_weights(model, out / "final.pt")
     return state

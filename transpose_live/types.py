@@ -34,3 +34,5 @@ class FrameResult:
     timestamp: float            # seconds from the start of the source
     poses: list[Pose] = field(default_factory=list)
     size: tuple[int, int] | None = None   # (width, height) of the frame
+    # the annotated frame (BGR), when the caller asked for it (open_run(render=True)); never compared
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)

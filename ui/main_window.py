@@ -26,7 +26,7 @@ TITLE = "transpose-live"
 class MainWindow(QMainWindow):
     """The desktop app's window.
 
-    config: a PipelineConfig (None: defaults). pipeline_factory / source_factory / source_options are passed
+    config: a RunSpec (None: defaults). pipeline_factory / source_factory / source_options are passed
     to each PipelineWorker (tests give fakes); sinks (VideoWriter, JsonlWriter) go to the first run, which
     finishes them. `start_source(spec)` plays a file, camera index, URL or an
     opened Source; `stop()` stops; closing the window stops the worker and joins its thread.

@@ -56,9 +56,9 @@ def bgr_to_qimage(image: np.ndarray) -> QImage:
 
 
 def default_config():
-    from transpose_live.pipeline import PipelineConfig
+    from transpose_live.spec import RunSpec
 
-    return PipelineConfig()
+    return RunSpec()
 
 
 def with_settings(config: Any, **changes) -> Any:
@@ -71,10 +71,17 @@ def with_settings(config: Any, **changes) -> Any:
     return clone
 
 
-def _default_pipeline_factory(source, config, **kwargs):
+def _default_pipeline_factory(source, config, *, sinks=(), on_frame=None, estimator=None, detector=None):
+    """The real Pipeline; the model and detector are loaded once (here, in the worker's thread) and reused
+    by every rebuild. The worker owns the sinks: a rebuilt pipeline goes on writing the same files."""
     from transpose_live.pipeline import Pipeline
+    from transpose_live.run import load_runner
 
-    return Pipeline(source, config, **kwargs)
+    if estimator is None or detector is None:
+        runner = load_runner(config)
+        estimator, detector = estimator or runner.estimator, detector or runner.detector
+    return Pipeline(source, config, sinks, estimator=estimator, detector=detector, on_frame=on_frame,
+                    own_sinks=False)
 
 
 def _default_source_factory(spec, **kwargs):
@@ -93,23 +100,18 @@ def source_spec(source: Any) -> Any:
 
 
 def source_label(spec: Any) -> str:
-    """How the window names a source: "camera 0", a path, a URL without its password."""
-    if spec is not None and not isinstance(spec, (str, int)) and not hasattr(spec, "__fspath__"):
-        spec = source_spec(spec)          # an opened Source
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        return f"camera {int(spec)}"
-    if spec is None:
-        return "source"
-    from transpose_live.sources import _redact   # never show a stream's password
+    """How the window names a source: "camera 0", a file name, a URL without its password."""
+    from transpose_live.run import source_label as label
 
-    return _redact(str(spec))
+    return "source" if spec is None else label(spec)
 
 
 def _pipeline_stats(pipeline: Any) -> dict:
     """Whatever counters the pipeline exposes as `stats`: PipelineStats (as_dict), a dataclass, a dict, or a
     method giving one. Read from another thread while the pipeline runs, so any failure just gives {}."""
     try:
-        stats = getattr(pipeline, "stats", None)
+        snapshot = getattr(pipeline, "stats_snapshot", None)
+        stats = snapshot() if callable(snapshot) else getattr(pipeline, "stats", None)
         if callable(stats):
             stats = stats()
         if callable(getattr(stats, "as_dict", None)):
@@ -130,53 +132,6 @@ def _dropped(stats: dict) -> int:
     return 0
 
 
-class _SharedSource:
-    """A live source shared by successive pipelines: reads are serialised, so a capture thread of a stopped
-    pipeline still blocked in a read cannot collide with the next one's. close() is left to the worker."""
-
-    def __init__(self, source: Any):
-        self._source = source
-        self._read_lock = threading.Lock()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        with self._read_lock:
-            return next(self._source)
-
-    def close(self) -> None:
-        self._source.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
-
-
-class _KeptSink:
-    """Hands frames to a sink but leaves closing it to the worker: a rebuilt pipeline keeps writing the same
-    file (the pipeline closes or aborts the sinks it gets when it ends)."""
-
-    def __init__(self, sink: Any):
-        from transpose_live.sinks import VideoWriter
-
-        self._sink = sink
-        self._video = isinstance(sink, VideoWriter)
-
-    def write_frame(self, image: np.ndarray, result: Any) -> None:
-        if hasattr(self._sink, "write_frame"):
-            self._sink.write_frame(image, result)
-        elif self._video:
-            self._sink.write(image, result.timestamp)
-        else:
-            self._sink.write(result)
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 class _Receipt(QObject):
     """Lives in the GUI thread: its slot runs when a frame signal is delivered there (same queue as the
     window's slot), so the worker knows how many frames still wait."""
@@ -194,7 +149,7 @@ class PipelineWorker(QObject):
     """Run `Pipeline(source, config, on_frame=...)` in a QThread.
 
     source: a file path, camera index, stream URL or an opened `transpose_live.sources.Source`.
-    config: a `transpose_live.pipeline.PipelineConfig` (None: the defaults).
+    config: a `transpose_live.spec.RunSpec` (None: the defaults).
     source_options: extra arguments for `open_source` (width, height, fps, timeout, transport).
     sinks: writers (VideoWriter, JsonlWriter, ...) fed by every pipeline this worker builds, closed when it ends.
     realtime: play files at their frame timestamps (False: as fast as the pipeline goes).
@@ -351,7 +306,7 @@ class PipelineWorker(QObject):
         with self._lock:
             settings = dict(self._settings)
         config = with_settings(self._config, **settings)
-        pipeline = self._pipeline_factory(source, config, sinks=[_KeptSink(s) for s in self._sinks],
+        pipeline = self._pipeline_factory(source, config, sinks=list(self._sinks),
                                           on_frame=self._on_frame, estimator=self._estimator,
                                           detector=self._detector)
         self._estimator = getattr(pipeline, "estimator", None) or self._estimator   # reused by a rebuild
@@ -382,7 +337,7 @@ class PipelineWorker(QObject):
             if resume is not None:
                 options["start"] = resume
             source = self._source_factory(self._spec, **options)
-        return _SharedSource(source) if getattr(source, "is_live", False) else source
+        return source
 
     def _close_sinks(self) -> None:
         """The outputs stay open across rebuilds; they are finished once, here (kept even after an error:

@@ -7,32 +7,46 @@ frame is one person), "onnx:FILE" (YOLOv8 or YOLOX export, layout told from the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .base import Detections, Detector, as_bgr, nms
 from ..errors import TransposeLiveError
 
 SPECS = ("ssd", "none", "onnx:FILE", "yolov8:FILE", "yolox:FILE")
+FILE_KINDS = ("onnx", "yolov8", "yolox")
+
+
+def parse_detector_spec(spec: str) -> tuple[str, str | None]:
+    """(kind, file) from a spec string: ("ssd", None), ("none", None), ("onnx"|"yolov8"|"yolox", FILE).
+    The one parser of detector specs; a named file must exist."""
+    name, sep, arg = (spec or "").strip().partition(":")
+    name = name.lower()
+    if name in ("ssd", "none") and not sep:
+        return name, None
+    if name in FILE_KINDS and sep:
+        if not arg:
+            raise TransposeLiveError(f"detector spec {spec!r} needs a file after the colon")
+        if not Path(arg).expanduser().is_file():
+            raise TransposeLiveError(f"detector file not found: {arg}")
+        return name, str(Path(arg).expanduser())
+    raise TransposeLiveError(f"unknown detector {spec!r}; choose one of: {', '.join(SPECS)}")
 
 
 def create_detector(spec: str = "ssd", min_score: float | None = None) -> Detector:
     """A detector from its spec string; `min_score` overrides the detector's default score threshold."""
-    name, sep, arg = (spec or "").strip().partition(":")
-    name = name.lower()
+    kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
-    if name == "ssd" and not sep:
+    if kind == "ssd":
         from .ssd import SSDDetector   # imported here: loading OpenCV's dnn model costs ~1 s
 
         return SSDDetector(**options)
-    if name == "none" and not sep:
+    if kind == "none":
         from .whole_frame import WholeFrameDetector
 
         return WholeFrameDetector()
-    if name in ("onnx", "yolov8", "yolox") and sep:
-        if not arg:
-            raise TransposeLiveError(f"detector spec {spec!r} needs a file after the colon")
-        from .onnx import OnnxDetector
+    from .onnx import OnnxDetector
 
-        return OnnxDetector(arg, layout="auto" if name == "onnx" else name, **options)
-    raise TransposeLiveError(f"unknown detector {spec!r}; choose one of: {', '.join(SPECS)}")
+    return OnnxDetector(path, layout="auto" if kind == "onnx" else kind, **options)
 
 
-__all__ = ["Detections", "Detector", "create_detector", "as_bgr", "nms", "SPECS"]
+__all__ = ["Detections", "Detector", "create_detector", "parse_detector_spec", "as_bgr", "nms", "SPECS"]

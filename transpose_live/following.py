@@ -1,0 +1,147 @@
+"""Following persons from frame to frame: which boxes the model sees (`PersonFollower`), and the ids and
+smoothing of the poses it finds (`TrackSmoother`). The pipeline, the photo command and the benchmarks all
+find poses through these, so the same settings give the same persons everywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import box_iou
+from .types import Pose
+
+FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
+
+
+def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
+    """The box (x, y, w, h) to look for this person in the next frame: the extent of its confident joints,
+    grown by `pad` of its size on every side (joints sit inside the body: the head top and feet lie beyond
+    them) and clipped to the frame. None with fewer than 3 confident joints."""
+    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
+    sc = np.nan_to_num(np.asarray(pose.scores, np.float64).reshape(-1), nan=0.0)
+    ok = np.isfinite(kp).all(1) & (sc >= FOLLOW_JOINT_SCORE)
+    if ok.sum() < 3:
+        return None
+    lo, hi = kp[ok].min(0), kp[ok].max(0)
+    size = hi - lo
+    size = np.maximum(size, 0.25 * size.max())      # a side view or a lying person: not a sliver
+    lo, hi = lo - pad * size, hi + pad * size
+    lo = np.clip(lo, 0, (width, height))
+    hi = np.clip(hi, 0, (width, height))
+    w, h = hi - lo
+    if w < 2 or h < 2:
+        return None
+    return np.array([lo[0], lo[1], w, h])
+
+
+def mean_score(pose: Pose) -> float:
+    s = np.asarray(pose.scores, np.float64)
+    s = s[np.isfinite(s)]
+    return float(s.mean()) if s.size else 0.0
+
+
+def confident(poses: list[Pose], min_person_score: float) -> list[Pose]:
+    """The poses worth showing: person score (box score x mean joint score) at or above the threshold."""
+    return [p for p in poses if p.score >= min_person_score]
+
+
+class PersonFollower:
+    """Which boxes the model sees on each frame, and the poses it finds there.
+
+    The detector runs every `detect_every` frames; in between each person is looked for in the box of
+    their previous pose (as real-time pose systems do: the pose is a better box than a stale detection).
+    A person whose pose turns unconfident (mean score < min_score) is lost; a lost person, or nobody
+    left to follow, runs the detector at once on the same frame. Poses scoring below `min_person_score`
+    are never returned: nobody found means no poses.
+    """
+
+    def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
+                 attention: bool = False, min_person_score: float = 0.0):
+        self.detector = detector
+        self.estimator = estimator
+        self.detect_every = int(detect_every)
+        self.min_score = float(min_score)
+        self.pad = float(pad)
+        self.attention = bool(attention)
+        self.min_person_score = float(min_person_score)
+        self.detector_calls = 0
+        self.reset()
+
+    @classmethod
+    def from_spec(cls, detector, estimator, spec) -> "PersonFollower":
+        return cls(detector, estimator, spec.detect_every, spec.follow_min_score, spec.follow_pad,
+                   spec.attention, spec.min_person_score)
+
+    def reset(self) -> None:
+        self._followed: list[Pose] = []
+        self._since_detection = 0
+
+    def __call__(self, image: np.ndarray) -> list[Pose]:
+        h, w = image.shape[:2]
+        due = self._since_detection + 1 >= self.detect_every
+        poses = None
+        if not due and self._followed:
+            poses = self._follow(image, w, h)       # None when someone was lost
+        if poses is None:
+            poses = self._detect(image)
+            self._since_detection = 0
+        else:
+            self._since_detection += 1
+        self._followed = [p for p in poses if mean_score(p) >= self.min_score]
+        return confident(poses, self.min_person_score)
+
+    def _detect(self, image: np.ndarray) -> list[Pose]:
+        self.detector_calls += 1
+        found = self.detector.detect(image)
+        return self.estimator.estimate(image, found.boxes, box_scores=found.scores, attention=self.attention)
+
+    def _follow(self, image: np.ndarray, w: int, h: int) -> list[Pose] | None:
+        boxes, scores = [], []
+        for pose in self._followed:
+            box = follow_box(pose, w, h, self.pad)
+            if box is None:
+                return None
+            boxes.append(box)
+            scores.append(pose.box_score)
+        poses = self.estimator.estimate(image, np.stack(boxes), box_scores=scores, attention=self.attention)
+        if any(mean_score(p) < self.min_score for p in poses):
+            return None
+        return _drop_duplicates(poses)
+
+
+def _drop_duplicates(poses: list[Pose], iou: float = 0.6) -> list[Pose]:
+    """Two followed boxes that slid onto one person: keep the more confident pose."""
+    if len(poses) < 2:
+        return poses
+    boxes = np.array([p.box for p in poses], np.float64)
+    overlap = box_iou(boxes, boxes)
+    kept: list[int] = []
+    for i in sorted(range(len(poses)), key=lambda k: -mean_score(poses[k])):
+        if all(overlap[i, k] < iou for k in kept):
+            kept.append(i)
+    return [poses[i] for i in sorted(kept)]
+
+
+class TrackSmoother:
+    """Track ids, then Kalman smoothing per track: one step per frame. `smooth` may be switched between
+    frames (the window's S key); filters from before a switch are dropped, they would be stale."""
+
+    def __init__(self, smooth: bool = True, strength: float = 0.5):
+        from .smoothing import PoseSmoother
+        from .tracking import Tracker
+
+        self.tracker = Tracker()
+        self.smoother = PoseSmoother(strength)
+        self.smooth = bool(smooth)
+        self._smoothing = self.smooth
+
+    def __call__(self, poses: list[Pose], timestamp: float) -> list[Pose]:
+        poses = self.tracker.update(poses)
+        for track_id in self.tracker.lost_ids:
+            self.smoother.reset(track_id)
+        if self.smooth != self._smoothing:
+            self._smoothing = self.smooth
+            self.smoother.reset()
+        return self.smoother.smooth(poses, timestamp) if self._smoothing else poses
+
+
+__all__ = ["PersonFollower", "TrackSmoother", "follow_box", "mean_score", "confident", "FOLLOW_JOINT_SCORE"]

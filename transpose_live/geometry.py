@@ -1,0 +1,93 @@
+"""Box and keypoint geometry, each written once: box IoU, the box helpers and object keypoint similarity.
+
+Boxes are (x, y, w, h) in image pixels unless a name says corners (x1, y1, x2, y2). The detectors' NMS,
+the tracker, the pipeline and the COCO evaluation all measure overlap here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .skeleton import OKS_SIGMAS
+from .types import Pose
+
+
+# ---------------------------------------------------------------- boxes
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (N, 4) and (M, 4) xywh boxes → (N, M) float64; a box with a negative side has no area."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    a_lo, b_lo = a[:, None, :2], b[None, :, :2]                           # (N, 1, 2), (1, M, 2)
+    a_hi, b_hi = a_lo + a[:, None, 2:], b_lo + b[None, :, 2:]
+    side = np.clip(np.minimum(a_hi, b_hi) - np.maximum(a_lo, b_lo), 0, None)   # (N, M, 2)
+    inter = side[..., 0] * side[..., 1]                                   # (N, M)
+    union = _area(a)[:, None] + _area(b)[None] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2], 0, None) * np.clip(boxes[:, 3], 0, None)   # (N,)
+
+
+def clip_boxes(boxes_xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip (K, 4) corner boxes to the frame and return them as (K, 4) float32 xywh (what detectors return)."""
+    b = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4).copy()
+    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
+    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def pose_box(pose: Pose) -> np.ndarray | None:
+    """The pose's box, else the extent of its finite keypoints (a pose followed without a detector has
+    none); None when it has neither."""
+    if pose.box is not None:
+        box = np.asarray(pose.box, np.float64)
+        if box.shape == (4,) and np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0:
+            return box
+    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
+    kp = kp[np.all(np.isfinite(kp), axis=1)]
+    if len(kp) < 2:
+        return None
+    (x1, y1), (x2, y2) = kp.min(0), kp.max(0)
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        return None
+    return np.array([x1, y1, x2 - x1, y2 - y1])
+
+
+def box_area_for_nms(box: Sequence[float], aspect_ratio: float = 0.75, padding: float = 1.25) -> float:
+    """The official `np.prod(scale * 200)`: the box grown to the crop's aspect ratio, times 1.25 each side.
+    OKS-NMS scales distances by this area, so it must be the crop's, not the detector box's."""
+    w, h = float(box[2]), float(box[3])
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    return w * h * padding * padding
+
+
+# ---------------------------------------------------------------- keypoints
+
+def oks(kp_a: np.ndarray, kp_b: np.ndarray, scale: np.ndarray, mask: np.ndarray,
+        sigmas: np.ndarray | None = None) -> np.ndarray:
+    """Object keypoint similarity of one pose against N others: exp(-d² / (2·scale·(2σ)²)) averaged over
+    the joints in `mask`; 0 where no joint counts.
+
+    kp_a (K, 2), kp_b (N, K, 2), scale (N,) (an area in pixels²), mask (N, K) bool → (N,) float64.
+    The tracker and the COCO protocol differ only in the scale and the mask they pass; joints outside the
+    mask may be NaN.
+    """
+    sig = OKS_SIGMAS if sigmas is None else np.asarray(sigmas, np.float64)
+    var = (sig * 2) ** 2                                                  # (K,)
+    mask = np.asarray(mask, bool)
+    delta = np.where(mask[..., None], np.asarray(kp_b, np.float64) - np.asarray(kp_a, np.float64)[None], 0.0)
+    d2 = delta[..., 0] ** 2 + delta[..., 1] ** 2                          # (N, K)
+    e = d2 / var[None, :] / np.asarray(scale, np.float64)[:, None] / 2
+    total = np.where(mask, np.exp(-e), 0.0).sum(axis=1)                  # (N,)
+    count = mask.sum(axis=1)
+    return np.divide(total, count, out=np.zeros(len(total)), where=count > 0)
+
+
+__all__ = ["box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks"]

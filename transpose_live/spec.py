@@ -1,0 +1,135 @@
+"""RunSpec: every option of a run in one object, validated once, shared by the API, the CLI and the window.
+
+The field names are the CLI's option names (`--detect-every` is `detect_every`), so
+`transpose_live.process_video("in.mp4", out="out.mp4", detect_every=3)` and
+`transpose-live video in.mp4 --out out.mp4 --detect-every 3` mean the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TransposeLiveError
+
+# A person's score is its box score x its mean joint score (as in the COCO evaluation). Below this no
+# pose is output by any command: it drops the background crops the detector boxed with low confidence
+# (person scores 0.02-0.03 on photos). Measured on coco_mini, default model, SSD boxes, flip test: AP
+# 0.2543 at 0 and at 0.05 (117 -> 115 poses), 0.2516 at 0.1, 0.2412 at 0.2 (docs/MODEL_CARD.md).
+DEFAULT_MIN_PERSON_SCORE = 0.05
+DEFAULT_MIN_JOINT_SCORE = 0.2     # joints drawn and counted at or above this
+
+
+@dataclass
+class RunSpec:
+    """What a run does. `model` "default" is the shipped checkpoint; `detector` "ssd" | "none" | "onnx:FILE"."""
+
+    # the model
+    model: str = "default"
+    weights: str | None = None                  # a checkpoint file for `model`'s preset
+    device: str = "auto"                        # auto | cpu | cuda | cuda:N
+    image_size: tuple[int, int] | None = None   # (h, w) model input; None: the weights' own
+    flip: bool = False                          # flip test: twice the crops, a little more accurate
+    # finding persons
+    detector: str = "ssd"
+    detect_every: int = 1                       # detector every N frames; poses carry the boxes between
+    min_person_score: float = DEFAULT_MIN_PERSON_SCORE
+    # over time
+    smooth: bool = True
+    smooth_strength: float = 0.5
+    # drawing
+    attention: bool = False                     # compute and draw the dependency areas (slower)
+    joint: str | None = None                    # only this joint's dependency area (implies attention)
+    min_joint_score: float = DEFAULT_MIN_JOINT_SCORE
+    boxes: bool = False                         # outline the person boxes
+    ids: bool = True                            # track ids next to the persons
+    hud: bool = False                           # fps / latency / persons in the corner
+    # which frames
+    start: float | None = None                  # seconds into a file
+    end: float | None = None
+    max_frames: int | None = None
+    # the pipeline's inner workings (no CLI option)
+    queue_size: int = 4                         # frames waiting between two stages (files; live uses 1)
+    follow_min_score: float = 0.3               # a followed person whose mean joint score drops below is lost
+    follow_pad: float = 0.1                     # a followed box: the joints' extent grown by this per side
+
+    @classmethod
+    def from_options(cls, spec: "RunSpec | None" = None, **options) -> "RunSpec":
+        """`spec` (or the defaults) with `options` changed, validated. Unknown names are one clear error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TransposeLiveError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                                     f"known: {', '.join(sorted(known))}")
+        base = spec if spec is not None else cls()
+        return dataclasses.replace(base, **options).validate()
+
+    def replace(self, **changes) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> "RunSpec":
+        """Check every option once (cheap: no model is loaded); returns self, normalised."""
+        from .detect import parse_detector_spec
+        from .device import resolve_device
+        from .skeleton import KEYPOINT_NAMES
+
+        self.model = (self.model or "default").strip()
+        if self.weights is not None:
+            self.weights = str(self.weights)
+            if not Path(self.weights).expanduser().is_file():
+                raise TransposeLiveError(f"weights file not found: {self.weights}")
+        self.device = str(resolve_device(self.device)) if self.device != "auto" else "auto"
+        parse_detector_spec(self.detector)
+        _whole("detect_every", self.detect_every, 1)
+        if self.max_frames is not None:
+            _whole("max_frames", self.max_frames, 1)
+        _whole("queue_size", self.queue_size, 1)
+        for name in ("min_person_score", "min_joint_score", "smooth_strength", "follow_min_score"):
+            _fraction(name, getattr(self, name))
+        if not 0.0 <= self.follow_pad <= 2.0:
+            raise TransposeLiveError(f"follow_pad must be between 0 and 2, got {self.follow_pad}")
+        if self.image_size is not None:
+            self.image_size = parse_image_size(self.image_size)
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise TransposeLiveError(f"{name} must be a number of seconds >= 0, got {value}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise TransposeLiveError(f"end ({self.end:g} s) must come after start ({self.start:g} s)")
+        if self.joint is not None:
+            if self.joint not in KEYPOINT_NAMES:
+                raise TransposeLiveError(f"joint must be one of {', '.join(KEYPOINT_NAMES)}, got {self.joint!r}")
+            self.attention = True
+        return self
+
+
+def parse_image_size(value) -> tuple[int, int]:
+    """'256x192' or (256, 192) -> (height, width); both positive (the model checks its own multiple)."""
+    if isinstance(value, str):
+        try:
+            h, w = (int(v) for v in value.lower().split("x"))
+        except ValueError:
+            raise TransposeLiveError(f"bad size {value!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
+    else:
+        try:
+            h, w = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise TransposeLiveError(f"bad size {value!r}: use (height, width)") from None
+    if h < 16 or w < 16:
+        raise TransposeLiveError(f"bad size {h}x{w}: height and width must be at least 16 pixels")
+    return h, w
+
+
+def _whole(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise TransposeLiveError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+def _fraction(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise TransposeLiveError(f"{name} must be between 0 and 1, got {value!r}")
+
+
+__all__ = ["RunSpec", "parse_image_size", "DEFAULT_MIN_PERSON_SCORE", "DEFAULT_MIN_JOINT_SCORE"]
