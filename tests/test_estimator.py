@@ -96,13 +96,28 @@ def test_keypoints_land_on_the_spot_in_image_coordinates():
         assert pose.attention is None
 
 
-def test_no_boxes_means_the_whole_frame():
+def test_no_boxes_means_the_whole_frame_but_empty_boxes_mean_nobody():
     est = PoseEstimator(BlobModel(), device="cpu")
     frame = blob_frame([(140.0, 100.0)])
-    for boxes in (None, np.zeros((0, 4))):
-        (pose,) = est.estimate(frame, boxes)
-        assert pose.box == (0.0, 0.0, 320.0, 240.0) and pose.box_score == 1.0
-        np.testing.assert_allclose(pose.keypoints, np.tile([140.0, 100.0], (17, 1)), atol=0.5)
+    (pose,) = est.estimate(frame, None)
+    assert pose.box == (0.0, 0.0, 320.0, 240.0) and pose.box_score == 1.0
+    np.testing.assert_allclose(pose.keypoints, np.tile([140.0, 100.0], (17, 1)), atol=0.5)
+    # a detector that found nobody: no made-up person
+    assert est.estimate(frame, np.zeros((0, 4))) == []
+    assert est.estimate(frame, []) == []
+
+
+def test_joint_scores_are_clipped_to_0_1():
+    """Heatmap peaks can pass 1 (DARK's Taylor step, fp16): a score is a confidence, kept in [0, 1]."""
+
+    class Hot(BlobModel):
+        def forward(self, x, **kwargs):
+            out = super().forward(x, **kwargs)
+            return (out[0] * 3.0, out[1]) if kwargs.get("return_attention") else out * 3.0
+
+    est = PoseEstimator(Hot(), device="cpu")
+    (pose,) = est.estimate(blob_frame([(140.0, 100.0)]), None)
+    assert pose.scores.max() == pytest.approx(1.0) and pose.scores.min() >= 0.0
 
 
 def test_grayscale_frame_gives_the_same_pose():

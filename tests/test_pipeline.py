@@ -19,7 +19,9 @@ from test_sources import make_video
 from transpose_live.config import get_config
 from transpose_live.detect import Detections
 from transpose_live.errors import TransposeLiveError
-from transpose_live.pipeline import (Pipeline, PipelineConfig, PersonFollower, follow_box)
+from transpose_live.following import PersonFollower, follow_box
+from transpose_live.pipeline import Pipeline
+from transpose_live.spec import RunSpec
 from transpose_live.sinks import JsonlWriter, VideoWriter
 from transpose_live.sources import FileSource, Frame
 from transpose_live.types import Pose
@@ -147,7 +149,7 @@ def test_video_in_same_frames_out_with_audio_and_one_json_line_each(tmp_path, th
     with FileSource(src_path) as source:
         sinks = [VideoWriter(out, *source.size, fps=source.fps, time_base=source.time_base, audio_from=source),
                  JsonlWriter(lines)]
-        config = PipelineConfig(device="cpu", attention=True, hud=True, draw_boxes=True)
+        config = RunSpec(device="cpu", attention=True, hud=True, boxes=True, min_person_score=0.0)
         stats = Pipeline(source, config, sinks, estimator=tiny_estimator(), detector=whole_frame(),
                          on_frame=lambda image, result: shown.append((image.shape, result.index))).run()
     assert (stats.frames_read, stats.frames_processed, stats.frames_dropped) == (24, 24, 0)
@@ -170,7 +172,7 @@ def test_file_mode_drops_nothing_keeps_order_and_stages_overlap(threads_before):
         results.append(result.index)
 
     source = ListSource(n)
-    pipeline = Pipeline(source, PipelineConfig(queue_size=2), estimator=FakeEstimator(delay=delay),
+    pipeline = Pipeline(source, RunSpec(queue_size=2), estimator=FakeEstimator(delay=delay),
                         detector=CountingDetector(), on_result=slow_write)
     t0 = time.perf_counter()
     stats = pipeline.run()
@@ -186,7 +188,7 @@ def test_live_source_keeps_the_newest_frame_and_counts_drops(threads_before):
     source = ListSource(n, live=True, period=0.002)       # ~500 fps offered
     estimator = FakeEstimator(delay=0.02, source=source)  # ~50 fps taken
     done = []
-    stats = Pipeline(source, PipelineConfig(), estimator=estimator, detector=CountingDetector(),
+    stats = Pipeline(source, RunSpec(), estimator=estimator, detector=CountingDetector(),
                      on_result=lambda r: done.append(r.index)).run()
     assert stats.frames_read == n and stats.frames_dropped > n // 2
     assert stats.frames_processed + stats.frames_dropped == n
@@ -202,7 +204,9 @@ class BrokenSink:
     def __init__(self):
         self.closed = self.aborted = False
 
-    def write(self, result):
+    needs_image = False
+
+    def write_frame(self, image, result):
         if result.index == 4:
             raise OSError("disk full")
 
@@ -227,7 +231,7 @@ def test_an_error_in_any_stage_is_one_error_and_every_thread_ends(tmp_path, monk
     sink = BrokenSink() if stage == "render" else None
     sinks = [video] + ([sink] if sink else [])
     with pytest.raises(TransposeLiveError) as err:
-        Pipeline(source, PipelineConfig(), sinks, estimator=estimator, detector=CountingDetector()).run()
+        Pipeline(source, RunSpec(), sinks, estimator=estimator, detector=CountingDetector()).run()
     assert threading.active_count() == threads_before
     cause = err.value.__cause__
     expected = {"capture": RuntimeError, "model": RuntimeError, "track": ValueError, "render": OSError}[stage]
@@ -244,7 +248,7 @@ def test_transpose_live_errors_keep_their_message(threads_before):
             raise TransposeLiveError("boxes must be (K, 4)")
 
     with pytest.raises(TransposeLiveError, match=r"^boxes must be \(K, 4\)$"):
-        Pipeline(ListSource(5), PipelineConfig(), estimator=Picky(), detector=CountingDetector()).run()
+        Pipeline(ListSource(5), RunSpec(), estimator=Picky(), detector=CountingDetector()).run()
 
 
 def test_stop_mid_run_leaves_a_playable_video(tmp_path, threads_before):
@@ -258,7 +262,7 @@ def test_stop_mid_run_leaves_a_playable_video(tmp_path, threads_before):
             if result.index == 9:
                 holder["p"].stop()
 
-        pipeline = Pipeline(source, PipelineConfig(), [video], estimator=FakeEstimator(delay=0.005),
+        pipeline = Pipeline(source, RunSpec(), [video], estimator=FakeEstimator(delay=0.005),
                             detector=CountingDetector(), on_result=on_result)
         holder["p"] = pipeline
         stats = pipeline.run()
@@ -279,7 +283,7 @@ def test_ctrl_c_stops_closes_the_video_and_reraises(tmp_path, threads_before):
             time.sleep(0.3 if tag(image) >= 6 else 0.0)
             return super().estimate(image, boxes, **kwargs)
 
-    pipeline = Pipeline(ListSource(400), PipelineConfig(), [video], estimator=SlowLater(),
+    pipeline = Pipeline(ListSource(400), RunSpec(), [video], estimator=SlowLater(),
                         detector=CountingDetector(), on_result=on_result)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run()
@@ -291,11 +295,11 @@ def test_ctrl_c_stops_closes_the_video_and_reraises(tmp_path, threads_before):
 
 def test_bad_settings_and_sinks_are_refused():
     with pytest.raises(TransposeLiveError, match="detect_every"):
-        PipelineConfig(detect_every=0).validate()
-    with pytest.raises(TransposeLiveError, match="smoothing strength"):
-        PipelineConfig(smooth_strength=2.0).validate()
+        RunSpec(detect_every=0).validate()
+    with pytest.raises(TransposeLiveError, match="smooth_strength"):
+        RunSpec(smooth_strength=2.0).validate()
     with pytest.raises(TransposeLiveError, match="not a sink"):
-        Pipeline(ListSource(1), PipelineConfig(), [object()], estimator=FakeEstimator(), detector=CountingDetector())
+        Pipeline(ListSource(1), RunSpec(), [object()], estimator=FakeEstimator(), detector=CountingDetector())
 
 
 # ---------------------------------------------------------------------------------------- detection
@@ -304,7 +308,7 @@ def test_detector_runs_every_n_frames_and_at_once_when_someone_is_lost():
     detector = CountingDetector()
     # frame 12: the followed box loses the person (the detector's own box still finds them)
     estimator = FakeEstimator(lost=lambda i, box: i == 12 and tuple(box) != BOX)
-    stats = Pipeline(ListSource(30), PipelineConfig(detect_every=5), estimator=estimator,
+    stats = Pipeline(ListSource(30), RunSpec(detect_every=5), estimator=estimator,
                      detector=detector).run()
     assert detector.frames == [0, 5, 10, 12, 17, 22, 27]
     assert stats.detector_calls == len(detector.frames)
@@ -313,8 +317,8 @@ def test_detector_runs_every_n_frames_and_at_once_when_someone_is_lost():
 
 def test_detect_every_5_calls_the_detector_a_fifth_as_often():
     every, once = CountingDetector(), CountingDetector()
-    Pipeline(ListSource(50), PipelineConfig(detect_every=1), estimator=FakeEstimator(), detector=every).run()
-    Pipeline(ListSource(50), PipelineConfig(detect_every=5), estimator=FakeEstimator(), detector=once).run()
+    Pipeline(ListSource(50), RunSpec(detect_every=1), estimator=FakeEstimator(), detector=every).run()
+    Pipeline(ListSource(50), RunSpec(detect_every=5), estimator=FakeEstimator(), detector=once).run()
     assert len(every.frames) == 50 and len(once.frames) == 10
 
 
@@ -361,7 +365,7 @@ def test_set_smooth_and_attention_apply_while_running():
         if result.index == 3:
             holder["p"].set_attention(True)
 
-    pipeline = Pipeline(ListSource(20), PipelineConfig(queue_size=1), estimator=estimator,
+    pipeline = Pipeline(ListSource(20), RunSpec(queue_size=1), estimator=estimator,
                         detector=CountingDetector(), on_result=on_result)
     holder["p"] = pipeline
     pipeline.run()
