@@ -47,7 +47,7 @@ def webcam_command(
     *, spec,
 ) -> None:
     """Live poses from a camera (or an RTSP camera with --rtsp): a preview window, or headless with --no-show."""
-    from transpose_live.run import Interrupted, process_video
+    from transpose_live.run import Interrupted, process_video, has_content
     from transpose_live.sinks import check_outputs, open_outputs
     from transpose_live.sources import open_source
 
@@ -75,7 +75,7 @@ def webcam_command(
         sinks = open_outputs(source, out, json_out, live=True)
         rc = run_app(source, spec, sinks=sinks)     # the window finishes the outputs when it closes
     for path in (out, json_out):
-        if path is not None and Path(path).exists():
+        if path is not None and path != "-" and has_content(path):
             say(f"wrote {path}")
     if rc:
         raise typer.Exit(rc)

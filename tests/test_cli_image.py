@@ -3,7 +3,7 @@ synthetic photos (and on ../shared photos when present): annotated pictures, COC
 summary on stderr (stdout carries only results), nobody found -> [] and nothing drawn, bad input ->
 one stderr line and exit 2.
 
-The tiny model's person scores are ~0.0002, far below the default --min-person-score 0.1: tests that
+The tiny model's person scores are ~0.0002, far below the default --min-person-score: tests that
 want persons pass --min-person-score 0."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 from conftest import shared_path
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import KEYPOINT_NAMES
+from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE
 
 try:  # installed: the cli/ folder is the package transpose_live.cli
     from transpose_live.cli import app as app_module
@@ -51,6 +53,23 @@ def discs_photo(path, size=(120, 160)):
     cv2.circle(img, (2 * w // 3, 2 * h // 5), h // 5, (0, 200, 0), -1)
     cv2.circle(img, (w // 2, 4 * h // 5), h // 8, (255, 0, 0), -1)
     assert cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loud_weights(tiny_weights, tmp_path_factory) -> Path:
+    """The tiny checkpoint with its heatmaps shifted: joints 0-5 peak above 1 (scores clipped to 1), 6-11
+    near 0.5, 12-16 below 0 (score 0); person score ~0.53."""
+    import torch
+
+    state = torch.load(tiny_weights, map_location="cpu")
+    bias = state["final_layer.bias"].clone()
+    bias[:6] += 1.5
+    bias[6:12] += 0.5
+    bias[12:] -= 1.0
+    state["final_layer.bias"] = bias
+    path = tmp_path_factory.mktemp("loud") / "loud_tp_m_a4.pth"
+    torch.save(state, path)
     return path
 
 
@@ -176,24 +195,32 @@ def test_flip_test_is_off_by_default(tmp_path, tiny_args, run_main):
     assert keypoints["flip"] != keypoints["no_flip"]
 
 
-def test_min_person_score_leaves_out_weak_persons(tmp_path, tiny_args, run_main):
-    """The tiny model's persons score ~0.0002: 0 keeps them, 1.0 and the default (0.1) leave them out,
-    and what is left out is neither drawn nor in the JSON."""
+def test_min_person_score_leaves_out_weak_persons(tmp_path, tiny_args, loud_weights, run_main):
+    """Tiny model (person score ~0.0002): 0 keeps the person, 1.0 and the default leave it out.
+    Loud model (person score ~0.53): kept by the default, left out by 0.6. What is left out is neither
+    drawn nor in the JSON; joint scores are within [0, 1] whatever the heatmaps say."""
+    assert 0.001 < DEFAULT_MIN_PERSON_SCORE < 0.5
     photo = synthetic_photo(tmp_path / "p.png")
     found = {}
-    for threshold in ("0", "1.0", None):
-        path = tmp_path / f"p_{threshold}.json"
-        out = tmp_path / f"p_{threshold}.png"
-        extra = [] if threshold is None else ["--min-person-score", threshold]
-        code, _, err = run_main([photo, "--json", path, "--out", out, "--detector", "none", *extra, *tiny_args])
+    for name, extra in (("tiny_0", ["--min-person-score", "0"]), ("tiny_1", ["--min-person-score", "1.0"]),
+                        ("tiny_default", []), ("loud_default", ["--weights", loud_weights]),
+                        ("loud_0.6", ["--weights", loud_weights, "--min-person-score", "0.6"])):
+        path, out = tmp_path / f"{name}.json", tmp_path / f"{name}.png"
+        code, _, err = run_main([photo, "--json", path, "--out", out, "--detector", "none", "--min-joint-score", "0",
+                                 *tiny_args, *extra])
         assert code == 0, err
-        found[threshold] = json.loads(path.read_text())
+        found[name] = json.loads(path.read_text())
         drawn_nothing = np.array_equal(cv2.imread(str(out)), cv2.imread(str(photo)))
-        assert drawn_nothing == (not found[threshold])
-        assert ("no person found" in err) == (not found[threshold])
-    assert len(found["0"]) == 1 and 0.0 <= found["0"][0]["score"] < 0.1
-    assert all(0.0 <= s <= 1.0 for s in keypoint_scores(found["0"]))
-    assert found["1.0"] == [] and found[None] == []
+        assert drawn_nothing == (not found[name])
+        assert ("no person found" in err) == (not found[name])
+    for name in ("tiny_0", "loud_default"):
+        (result,) = found[name]
+        assert 0.0 <= result["score"] <= 1.0
+        assert all(0.0 <= s <= 1.0 for s in keypoint_scores(found[name]))
+    assert found["tiny_0"][0]["score"] < 0.001 and 0.5 < found["loud_default"][0]["score"] < 0.6
+    loud_scores = keypoint_scores(found["loud_default"])
+    assert set(loud_scores[:6]) == {1.0} and set(loud_scores[12:]) == {0.0}      # clipped peaks
+    assert found["tiny_1"] == [] and found["tiny_default"] == [] and found["loud_0.6"] == []
 
 
 def test_photo_with_nobody_in_it_gives_no_pose_and_draws_nothing(tmp_path, tiny_args, run_main):

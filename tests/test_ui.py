@@ -1,13 +1,15 @@
 """The PyQt6 window and its worker, offscreen: frames reach the view, the toggles reach the pipeline, errors
-reach the status bar, and stopping or closing leaves no thread behind. A fake pipeline (same interface as
-transpose_live.pipeline.Pipeline) feeds synthetic frames from its own thread; one test runs the real
-pipeline with a tiny random model."""
+reach the status bar, and stopping or closing leaves no thread behind.
+
+The worker's own logic (threads, signals, frames in flight, pacing, rebuilds, errors) is tested with a fake
+pipeline (same interface as transpose_live.pipeline.Pipeline) that feeds synthetic frames from its own
+thread. The tests at the end run the real thing: the worker's default pipeline factory (no
+pipeline_factory given) loads the tiny random model (conftest) and plays a synthetic clip into real writers."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -39,12 +41,11 @@ def wait_until(app, predicate, timeout=5.0) -> bool:
     return predicate()
 
 
-@dataclass(frozen=True)
-class FakeConfig:
-    model: str | None = "fake-model"
-    device: str = "cpu"
-    attention: bool = False
-    smooth: bool = True
+def fake_spec(**changes):
+    """A RunSpec naming a model the fake pipeline pretends to run (not validated: nothing is loaded)."""
+    from transpose_live.spec import RunSpec
+
+    return RunSpec(model="fake-model", device="cpu").replace(**changes)
 
 
 class FakeSource:
@@ -78,7 +79,9 @@ class FakeSource:
 
 class FakePipeline:
     """Pipeline's interface: run() blocks while a thread of its own calls on_frame; stop() ends it.
-    Renders the attention state into the frame: a red band on top while attention is on."""
+    Renders the attention state into the frame: a red band on top while attention is on. Like the pipelines
+    the worker's default factory builds (own_sinks=False), it writes the sinks but leaves closing them to
+    the worker."""
 
     instances: list["FakePipeline"] = []
 
@@ -128,8 +131,6 @@ class FakePipeline:
         self.threads.append(thread)
         thread.start()
         thread.join()
-        for sink in self.sinks:          # the real pipeline owns (closes) the sinks it is given
-            sink.abort() if error else sink.close()
         if error:
             raise error[0]
 
@@ -148,7 +149,7 @@ def make_window(**options):
 
     FakePipeline.instances.clear()
     FakeSource.opened.clear()
-    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(**options), source_factory=FakeSource)
+    window = MainWindow(config=fake_spec(), pipeline_factory=factory(**options), source_factory=FakeSource)
     window.resize(640, 480)
     window.show()
     return window
@@ -281,14 +282,19 @@ def test_live_source_rebuild_keeps_the_camera_open(qapp):
 
 
 class RecordingSink:
-    def __init__(self):
-        self.results, self.closed = [], 0
+    needs_image = False
 
-    def write(self, result):
+    def __init__(self):
+        self.results, self.closed, self.aborted = [], 0, 0
+
+    def write_frame(self, image, result):
         self.results.append(result.index)
 
     def close(self):
         self.closed += 1
+
+    def abort(self):
+        self.aborted += 1
 
 
 def test_sinks_survive_a_rebuild_and_close_once(qapp):
@@ -296,7 +302,7 @@ def test_sinks_survive_a_rebuild_and_close_once(qapp):
 
     FakePipeline.instances.clear()
     sink = RecordingSink()
-    worker = PipelineWorker(0, FakeConfig(), pipeline_factory=factory(live=False), source_factory=FakeSource,
+    worker = PipelineWorker(0, fake_spec(), pipeline_factory=factory(live=False), source_factory=FakeSource,
                             sinks=[sink])
     thread = launch(worker)
     try:
@@ -306,8 +312,26 @@ def test_sinks_survive_a_rebuild_and_close_once(qapp):
         assert sink.closed == 0                     # the first pipeline ended, the output goes on
     finally:
         assert shutdown(worker, thread)
-    assert sink.closed == 1
+    assert sink.closed == 1 and sink.aborted == 0
     assert len(sink.results) >= 6
+
+
+def test_sinks_are_closed_once_after_an_error_too(qapp):
+    """A recording up to a camera failure is still worth having: the worker closes (not aborts) its sinks."""
+    from transpose_live.ui.worker import PipelineWorker, launch, shutdown
+
+    sink = RecordingSink()
+    worker = PipelineWorker(7, fake_spec(), pipeline_factory=factory(fail_after=3), source_factory=FakeSource,
+                            sinks=[sink])
+    errors = []
+    worker.error.connect(errors.append)
+    thread = launch(worker)
+    try:
+        assert wait_until(qapp, lambda: not worker.running and errors)
+    finally:
+        assert shutdown(worker, thread)
+    assert errors == ["camera 7 stopped giving frames"]
+    assert sink.results == [0, 1, 2] and sink.closed == 1 and sink.aborted == 0
 
 
 def test_smoothing_toggle_passes_through(qapp):
@@ -364,7 +388,7 @@ def test_source_that_cannot_open_shows_error(qapp):
     def refuse(spec, **kw):
         raise TransposeLiveError(f"cannot open camera {spec} (not connected, or in use by another program)")
 
-    window = MainWindow(config=FakeConfig(), pipeline_factory=factory(), source_factory=refuse)
+    window = MainWindow(config=fake_spec(), pipeline_factory=factory(), source_factory=refuse)
     window.show()
     try:
         window.start_source(3)
@@ -380,7 +404,7 @@ def test_worker_signals_directly(qapp):
     """The worker alone in a QThread: frame_ready carries a QImage and the FrameResult, finished follows stop."""
     from transpose_live.ui.worker import PipelineWorker, launch, shutdown
 
-    worker = PipelineWorker(FakeSource(3), FakeConfig(), pipeline_factory=factory())
+    worker = PipelineWorker(FakeSource(3), fake_spec(), pipeline_factory=factory())
     got, finished = [], []
     worker.frame_ready.connect(lambda img, res: got.append((img, res)))
     worker.finished.connect(lambda: finished.append(True))
@@ -402,7 +426,7 @@ def test_worker_keeps_few_frames_in_flight(qapp):
     """When the GUI does not process events, the worker stops queueing frames instead of piling them up."""
     from transpose_live.ui.worker import MAX_IN_FLIGHT, PipelineWorker, launch, shutdown
 
-    worker = PipelineWorker(FakeSource(3), FakeConfig(), pipeline_factory=factory())
+    worker = PipelineWorker(FakeSource(3), fake_spec(), pipeline_factory=factory())
     got, stats = [], []
     worker.frame_ready.connect(lambda img, res: got.append(res))
     worker.stats.connect(stats.append)
@@ -443,66 +467,13 @@ def test_run_app_refuses_without_display(monkeypatch):
     ui_app.check_display()                          # offscreen needs no display
 
 
-def test_real_pipeline_tiny_model(qapp, tmp_path):
-    """The real Pipeline (tiny random model, no detector) on a synthetic video shows frames in the window."""
-    pipeline_mod = pytest.importorskip("transpose_live.pipeline", reason="transpose_live.pipeline not written yet")
-    import av
-
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.models import create_model
-    from transpose_live.ui.main_window import MainWindow
-
-    path = tmp_path / "synthetic.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i in range(12):
-            image = np.full((H, W, 3), 80, np.uint8)
-            image[20:100, 60 + i: 100 + i] = 220
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-    import torch
-
-    torch.manual_seed(0)
-    estimator = PoseEstimator(create_model("tp_m_a4", image_size=(64, 48)), device="cpu")
-    config = pipeline_mod.PipelineConfig(detector="none", device="cpu")
-
-    def make(source, cfg, **kwargs):
-        kwargs["estimator"] = estimator
-        return pipeline_mod.Pipeline(source, cfg, **kwargs)
-
-    window = MainWindow(config=config, pipeline_factory=make)
-    window.show()
-    seen = []            # (timestamp, poses carry attention maps)
-    try:
-        window.start_source(str(path))
-        window.worker.frame_ready.connect(
-            lambda img, res: seen.append((res.timestamp, all(p.attention is not None for p in res.poses))))
-        assert wait_until(qapp, lambda: window.frames_shown >= 1, timeout=20)
-        window.attention_action.setChecked(True)      # this pipeline has no live hook: rebuilt, file resumed
-        assert wait_until(qapp, lambda: not window.running, timeout=20)
-        assert window.last_error is None
-        img = window.video.grab().toImage()
-        rect = window.video.image_rect()
-        assert QColor(img.pixel(rect.center().x(), rect.top() + 3)).getRgb()[:3] != (0, 0, 0)
-    finally:
-        window.close()
-    times = [t for t, _ in seen]
-    assert times == sorted(set(times))                # resumed after the last shown frame, not from the start
-    assert seen[0][1] is False and seen[-1][1] is True
-    assert times[-1] == pytest.approx(1.1, abs=0.11)  # went on to the end of the 12-frame file
-
-
 @pytest.mark.parametrize("realtime", [True, False])
 def test_files_play_at_their_own_speed(qapp, realtime):
     """A file's frames (30 fps timestamps here) are shown when due; realtime=False runs flat out."""
     from transpose_live.ui.worker import PipelineWorker, launch, shutdown
 
     FakePipeline.instances.clear()
-    worker = PipelineWorker("clip.mp4", FakeConfig(), pipeline_factory=factory(), source_factory=FakeSource,
+    worker = PipelineWorker("clip.mp4", fake_spec(), pipeline_factory=factory(), source_factory=FakeSource,
                             realtime=realtime)
     thread = launch(worker)
     try:
@@ -516,3 +487,171 @@ def test_files_play_at_their_own_speed(qapp, realtime):
         assert 20 <= rate <= 36
     else:
         assert rate > 60          # the fake pipeline alone manages ~150 fps
+
+
+def test_source_labels():
+    from transpose_live.ui.worker import source_label
+
+    assert source_label(None) == "source"
+    assert source_label(0) == "camera 0" and source_label("2") == "camera 2"
+    assert source_label("/videos/clip.mp4") == "clip.mp4"
+    assert source_label("rtsp://user:secret@cam.local/live") == "rtsp://user:***@cam.local/live"
+
+
+def test_default_config_is_the_default_run_spec(qapp):
+    from transpose_live.spec import RunSpec
+    from transpose_live.ui.main_window import MainWindow
+    from transpose_live.ui.worker import default_config
+
+    assert default_config() == RunSpec()
+    window = MainWindow()
+    try:
+        assert window.model_label.text() == "model default · auto"
+        assert window.smooth_action.isChecked() and not window.attention_action.isChecked()
+    finally:
+        window.close()
+
+
+def test_worker_reads_stats_through_the_snapshot():
+    from transpose_live.pipeline import PipelineStats
+    from transpose_live.ui.worker import _dropped, _pipeline_stats
+
+    class Pipeline:
+        stats = PipelineStats(frames_dropped=1)        # what a reader racing the stages could see
+
+        def stats_snapshot(self):
+            return PipelineStats(frames_processed=9, frames_dropped=4)
+
+    class Broken:
+        def stats_snapshot(self):
+            raise RuntimeError("counters are a nicety")
+
+    got = _pipeline_stats(Pipeline())
+    assert got["frames_processed"] == 9 and _dropped(got) == 4 and "fps" in got
+    assert _pipeline_stats(Broken()) == {}
+
+
+# ------------------------------------------------------------------ the real pipeline, tiny random model
+
+@pytest.fixture
+def tiny_spec(tiny_options):
+    from transpose_live.spec import RunSpec
+
+    return RunSpec.from_options(**tiny_options, min_person_score=0.0)   # its random joint scores are low
+
+
+@pytest.fixture
+def clip(tmp_path):
+    from conftest import synthetic_clip
+
+    return synthetic_clip(tmp_path / "clip.mp4", frames=12, size=(W, H), fps=20)
+
+
+def counting_jsonl(path):
+    """A real JsonlWriter that counts its close() calls."""
+    from transpose_live.sinks import JsonlWriter
+
+    class CountingJsonl(JsonlWriter):
+        closes = 0
+
+        def close(self):
+            self.closes += 1
+            super().close()
+
+    return CountingJsonl(path)
+
+
+def read_jsonl(path):
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class WithoutLiveHooks:
+    """A real Pipeline seen without set_attention / set_smooth: the worker has to rebuild it to change them."""
+
+    def __init__(self, pipeline):
+        self._pipeline = pipeline
+
+    def __getattr__(self, name):
+        if name in ("set_attention", "set_smooth"):
+            raise AttributeError(name)
+        return getattr(self._pipeline, name)
+
+
+@pytest.mark.parametrize("live_hooks", [True, False], ids=["live-toggles", "rebuild"])
+def test_real_worker_writes_its_sinks_across_toggles_and_closes_them_once(qapp, tiny_spec, clip, tmp_path,
+                                                                         live_hooks):
+    """The default factory (the tiny model loaded through load_runner) plays a clip into a real JsonlWriter;
+    smoothing and attention are toggled mid-run: live on the real Pipeline, or by rebuilding it (the file
+    resumes after the last shown frame, the model is reused). Every frame shown is one line; the writer is
+    closed exactly once, at the end."""
+    from transpose_live.ui.worker import PipelineWorker, _default_pipeline_factory, launch, shutdown
+
+    built = []
+
+    def rebuilt_each_time(source, config, **kwargs):
+        built.append(_default_pipeline_factory(source, config, **kwargs))
+        return WithoutLiveHooks(built[-1])
+
+    path = tmp_path / "poses.jsonl"
+    writer = counting_jsonl(path)
+    options = {} if live_hooks else {"pipeline_factory": rebuilt_each_time}
+    worker = PipelineWorker(str(clip), tiny_spec, sinks=[writer], **options)
+    shown, stats, infos = [], [], []
+    worker.frame_ready.connect(lambda image, result: shown.append(result))
+    worker.stats.connect(stats.append)
+    worker.info.connect(infos.append)
+    thread = launch(worker)
+    try:
+        assert wait_until(qapp, lambda: len(shown) >= 3, timeout=20)
+        worker.set_smooth(False)
+        worker.set_attention(True)
+        assert wait_until(qapp, lambda: not worker.running, timeout=20)
+    finally:
+        assert shutdown(worker, thread)
+    wait_until(qapp, lambda: False, timeout=0.05)      # the last queued signals
+    assert writer.closes == 1
+    records = read_jsonl(path)
+    assert len(records) == stats[-1]["frames"] >= len(shown)     # every frame the worker got was written
+    times = [r["timestamp"] for r in records]
+    assert times == sorted(set(times))                 # no frame twice, none out of order across a rebuild
+    assert times[-1] == pytest.approx(11 / 20, abs=1e-3)   # on to the end of the clip
+    assert all(len(r["persons"]) == 1 for r in records)
+    assert [info["model"] for info in infos] == ["tp_m_a4"] * (1 if live_hooks else 2)
+    if not live_hooks:
+        assert len(built) == 2 and built[0].estimator is built[1].estimator    # the model loaded once
+        assert built[1].spec.smooth is False and built[1].spec.attention is True
+    assert shown[0].poses[0].attention is None         # attention maps only after the toggle
+    assert shown[-1].poses[0].attention is not None
+
+
+def test_window_plays_a_file_with_the_real_model(qapp, tiny_spec, clip, tmp_path):
+    """MainWindow with no factory given: the real pipeline and model; A turns the attention maps on live,
+    the first run's outputs are written and finished, and the window ends with no thread behind."""
+    from transpose_live.ui.main_window import MainWindow
+
+    path = tmp_path / "poses.jsonl"
+    writer = counting_jsonl(path)
+    window = MainWindow(config=tiny_spec, sinks=[writer])
+    window.show()
+    shown = []
+    try:
+        assert window.start_source(str(clip))
+        window.worker.frame_ready.connect(lambda image, result: shown.append(result))
+        assert wait_until(qapp, lambda: window.frames_shown >= 2, timeout=20)
+        window.attention_action.trigger()             # what the A key does
+        assert wait_until(qapp, lambda: not window.running, timeout=20)
+        assert window.last_error is None
+        assert window.model_label.text() == "model tp_m_a4 · cpu"
+        assert window.persons_label.text() == "persons 1"
+        assert f"clip.mp4 ({W}x{H})" in window.windowTitle()
+        img = window.video.image                      # the last frame stays on view: the clip's block in it
+        assert img is not None and (img.width(), img.height()) == (W, H)
+        assert any(QColor(img.pixel(x, H // 2)).getRgb()[:3] != (0, 0, 0) for x in range(W))
+    finally:
+        window.close()
+    assert writer.closes == 1
+    assert len(read_jsonl(path)) >= len(shown) >= 2
+    assert shown[0].poses[0].attention is None and shown[-1].poses[0].attention is not None
+    assert not [t for t in threading.enumerate() if t.name.startswith("pipeline-")]

@@ -204,9 +204,17 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
             src.close()
 
 
+def has_content(path) -> bool:
+    """An output that holds something (a live JSON file exists from the start, empty until a frame)."""
+    try:
+        return Path(path).stat().st_size > 0
+    except OSError:
+        return False
+
+
 def _summary(source, stats: PipelineStats, ids: set, outputs) -> RunSummary:
     written = ["stdout" if os.fspath(p) == "-" else os.fspath(p) for p in outputs
-               if p is not None and (os.fspath(p) == "-" or Path(p).exists())]
+               if p is not None and (os.fspath(p) == "-" or has_content(p))]
     return RunSummary(source_label(source), stats.frames_processed, stats.frames_dropped, stats.wall_s, len(ids),
                       written, stats.stop_reason if stats.stopped else None, stats)
 

@@ -100,21 +100,23 @@ class MainWindow(QMainWindow):
         bar.addAction(self.start_action)
         bar.addSeparator()
 
-        self.attention_action = QAction("Attention maps", self)
-        self.attention_action.setCheckable(True)
-        self.attention_action.setChecked(bool(getattr(self._config, "attention", False)))
-        self.attention_action.setShortcut(QKeySequence(Qt.Key.Key_A))
-        self.attention_action.setToolTip("Show where the model looks for each joint: its dependency areas (A)")
-        self.attention_action.toggled.connect(self.set_attention)
-        bar.addAction(self.attention_action)
+        self.attention_action = self._toggle(
+            bar, "Attention maps", bool(getattr(self._config, "attention", False)), Qt.Key.Key_A,
+            "Show where the model looks for each joint: its dependency areas (A)", self.set_attention)
+        self.smooth_action = self._toggle(
+            bar, "Smoothing", bool(getattr(self._config, "smooth", True)), Qt.Key.Key_S,
+            "Kalman smoothing of the joints over time (S)", self.set_smooth)
 
-        self.smooth_action = QAction("Smoothing", self)
-        self.smooth_action.setCheckable(True)
-        self.smooth_action.setChecked(bool(getattr(self._config, "smooth", True)))
-        self.smooth_action.setShortcut(QKeySequence(Qt.Key.Key_S))
-        self.smooth_action.setToolTip("Kalman smoothing of the joints over time (S)")
-        self.smooth_action.toggled.connect(self.set_smooth)
-        bar.addAction(self.smooth_action)
+    def _toggle(self, bar: QToolBar, text: str, checked: bool, key: Qt.Key, tip: str, slot) -> QAction:
+        """A checkable toolbar action with a one-key shortcut."""
+        action = QAction(text, self)
+        action.setCheckable(True)
+        action.setChecked(checked)
+        action.setShortcut(QKeySequence(key))
+        action.setToolTip(tip)
+        action.toggled.connect(slot)
+        bar.addAction(action)
+        return action
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()

@@ -30,12 +30,12 @@ class VideoWidget(QWidget):
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)   # every pixel is painted below
 
-    def sizeHint(self) -> QSize:
-        return QSize(960, 540)
-
     @property
     def image(self) -> QImage | None:
         return self._image
+
+    def sizeHint(self) -> QSize:
+        return QSize(960, 540)
 
     @property
     def placeholder(self) -> str:
