@@ -30,7 +30,8 @@ def eval_command(
     images_dir: Path = typer.Argument(..., metavar="IMAGES_DIR", help="Folder holding the json's images (file_name)."),
     person_boxes: str = typer.Option("gt", "--person-boxes", help="gt: the labelled person boxes (the paper's "
                                      "protocol); detected: boxes from --detector."),
-    json_out: Path = typer.Option(None, "--json", help="Write the scores (fractions 0..1) to this json file."),
+    json_out: str = typer.Option(None, "--json", help="Write the scores (fractions 0..1) to this json file; "
+                                 "- for stdout (the table then goes to stderr)."),
     max_images: int = typer.Option(None, "--max-images", help="Only the first N images (by id)."),
     *, spec,
 ) -> None:
@@ -46,7 +47,7 @@ def eval_command(
         raise TransposeLiveError(f"image folder not found: {images_dir}")
     if person_boxes not in ("gt", "detected"):
         raise TransposeLiveError(f"--person-boxes must be gt or detected, got {person_boxes!r}")
-    if json_out is not None:
+    if json_out is not None and json_out != "-":
         check_output(json_out, "report")
 
     coco = evaluate.load_coco(annotations)
@@ -59,7 +60,8 @@ def eval_command(
     stats = evaluate.coco_eval(coco, results, img_ids=img_ids)
     n_persons = len(evaluate.labelled_persons(coco, img_ids))
 
-    typer.echo(format_table(stats, len(img_ids), n_persons, len(results)))
+    # the table is the result on stdout, unless the report itself goes there (--json -)
+    typer.echo(format_table(stats, len(img_ids), n_persons, len(results)), err=str(json_out) == "-")
     if json_out is not None:
         report = {k: (None if math.isnan(v) else v) for k, v in stats.items()}
         report.update(model=spec.model, weights=spec.weights, person_boxes=person_boxes,
@@ -67,7 +69,8 @@ def eval_command(
                       min_person_score=spec.min_person_score, images=len(img_ids), persons=n_persons,
                       predictions=len(results), seconds=round(seconds, 2))
         write_json(OutputTarget(json_out, "report"), report)
-        typer.echo(f"wrote {json_out}", err=True)
+        if str(json_out) != "-":
+            typer.echo(f"wrote {json_out}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -240,9 +240,9 @@ def test_json_to_stdout_piped_into_head_ends_cleanly(tmp_path, tiny_weights):
     assert "output closed" in err                          # stopped by the reader, not at the clip's end
 
 
-@pytest.mark.timeout(60)          # a FIFO misused (opened twice, never opened) hangs: fail instead
-def test_json_to_a_fifo_is_streamed_and_the_fifo_stays(tmp_path, tiny_args, run_main):
-    clip = synthetic_clip(tmp_path / "clip.mp4", frames=8)
+def run_into_fifo(tmp_path, run_main, args, frames):
+    """`video CLIP --json FIFO ARGS` with a reader thread on the FIFO: (code, stdout, stderr, lines read)."""
+    clip = synthetic_clip(tmp_path / "clip.mp4", frames=frames)
     fifo = tmp_path / "poses.fifo"
     os.mkfifo(fifo)
     received: list[str] = []
@@ -254,7 +254,7 @@ def test_json_to_a_fifo_is_streamed_and_the_fifo_stays(tmp_path, tiny_args, run_
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        code, stdout, err = run_main([clip, "--json", fifo, "--min-person-score", "0", *tiny_args])
+        code, stdout, err = run_main([clip, "--json", fifo, *args])
     finally:
         if thread.is_alive():     # the command never opened the FIFO: let the reader see an end
             try:
@@ -262,13 +262,26 @@ def test_json_to_a_fifo_is_streamed_and_the_fifo_stays(tmp_path, tiny_args, run_
             except OSError:
                 pass
         thread.join(timeout=30)
-    assert code == 0, err
     assert not thread.is_alive()
+    return code, stdout, err, received
+
+
+@pytest.mark.timeout(60)          # a FIFO misused (opened twice, never opened) hangs: fail instead
+def test_json_to_a_fifo_is_streamed_and_the_fifo_stays(tmp_path, tiny_args, run_main):
+    code, stdout, err, received = run_into_fifo(tmp_path, run_main, ["--min-person-score", "0", *tiny_args], 8)
+    assert code == 0, err
     assert [json.loads(line)["frame"] for line in received] == list(range(8))
     assert all(line.endswith("\n") for line in received)
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode)            # still a FIFO, not replaced by a file
+    assert stat.S_ISFIFO(os.stat(tmp_path / "poses.fifo").st_mode)      # still a FIFO, not replaced by a file
     assert stdout == "" and "8 frames" in err
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.timeout(60)
+def test_summary_names_the_fifo_it_wrote_to(tmp_path, tiny_args, run_main):
+    code, _, err, received = run_into_fifo(tmp_path, run_main, tiny_args, 3)
+    assert code == 0 and len(received) == 3, err
+    assert f"wrote {tmp_path / 'poses.fifo'}" in err and "nothing written" not in err
 
 
 def test_json_to_a_regular_file_is_atomic_and_leaves_no_temp_file(tmp_path, tiny_args, run_main):

@@ -597,7 +597,8 @@ def test_real_worker_writes_its_sinks_across_toggles_and_closes_them_once(qapp, 
     path = tmp_path / "poses.jsonl"
     writer = counting_jsonl(path)
     options = {} if live_hooks else {"pipeline_factory": rebuilt_each_time}
-    worker = PipelineWorker(str(clip), tiny_spec, sinks=[writer], **options)
+    # one frame per queue: the stages run at most a few frames ahead, so frames after the toggle exist
+    worker = PipelineWorker(str(clip), tiny_spec.replace(queue_size=1), sinks=[writer], **options)
     shown, stats, infos = [], [], []
     worker.frame_ready.connect(lambda image, result: shown.append(result))
     worker.stats.connect(stats.append)

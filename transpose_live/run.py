@@ -205,7 +205,12 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
 
 
 def has_content(path) -> bool:
-    """An output that holds something (a live JSON file exists from the start, empty until a frame)."""
+    """An output that got something: a stream (stdout, a FIFO, a device) was written as the run went; a
+    file must hold bytes (a live JSON file exists from the start, empty until a frame)."""
+    from .sinks import is_stream_path
+
+    if is_stream_path(path):
+        return True
     try:
         return Path(path).stat().st_size > 0
     except OSError:
@@ -214,7 +219,7 @@ def has_content(path) -> bool:
 
 def _summary(source, stats: PipelineStats, ids: set, outputs) -> RunSummary:
     written = ["stdout" if os.fspath(p) == "-" else os.fspath(p) for p in outputs
-               if p is not None and (os.fspath(p) == "-" or has_content(p))]
+               if p is not None and has_content(p)]
     return RunSummary(source_label(source), stats.frames_processed, stats.frames_dropped, stats.wall_s, len(ids),
                       written, stats.stop_reason if stats.stopped else None, stats)
 
