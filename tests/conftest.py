@@ -61,3 +61,40 @@ def synthetic_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 64
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+@pytest.fixture(scope="session")
+def loud_weights(tiny_weights, tmp_path_factory) -> Path:
+    """The tiny checkpoint with its heatmaps shifted: joints 0-5 peak above 1 (scores clipped to 1), 6-11
+    near 0.5 (confident: smoothed, drawn), 12-16 below 0 (score 0); person score ~0.53."""
+    import torch
+
+    state = torch.load(tiny_weights, map_location="cpu")
+    bias = state["final_layer.bias"].clone()
+    bias[:6] += 1.5
+    bias[6:12] += 0.5
+    bias[12:] -= 1.0
+    state["final_layer.bias"] = bias
+    path = tmp_path_factory.mktemp("loud") / "loud_tp_m_a4.pth"
+    torch.save(state, path)
+    return path
+
+
+def main_runner(monkeypatch, capture, command: str):
+    """run(args) -> (exit code, stdout, stderr) of `transpose-live COMMAND ARGS` through cli.app:main, as
+    the console script runs it; `capture` is pytest's capsys or capfd."""
+    import sys
+
+    from transpose_live.cli import app as app_module
+
+    def run(args):
+        monkeypatch.setattr(sys, "argv", ["transpose-live", command, *map(str, args)])
+        code = 0
+        try:
+            app_module.main()
+        except SystemExit as stop:
+            code = stop.code
+        out = capture.readouterr()
+        return code, out.out, out.err
+
+    return run

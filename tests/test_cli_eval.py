@@ -6,21 +6,15 @@ the way (boxes, flip, thresholds, image ids) shows in the numbers."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from conftest import main_runner
 from test_evaluate import make_coco, write_images
 from transpose_live import evaluate
 from transpose_live.records import coco_result
 from transpose_live.run import load_estimator
 from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE, RunSpec
-
-try:  # installed: the cli/ folder is the package transpose_live.cli
-    from transpose_live.cli import app as app_module
-except ImportError:  # run from the checkout
-    from cli import app as app_module
-
 
 @pytest.fixture
 def tiny_args(tiny_weights):
@@ -52,20 +46,8 @@ def dataset(tmp_path_factory, tiny_options):
 
 @pytest.fixture
 def run_main(monkeypatch, capsys):
-    """`transpose-live eval ARGS` through cli.app:main, as the console script runs it:
-    (exit code, stdout, stderr)."""
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["transpose-live", "eval", *map(str, args)])
-        code = 0
-        try:
-            app_module.main()
-        except SystemExit as stop:
-            code = stop.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    """`transpose-live eval ARGS` through cli.app:main: (exit code, stdout, stderr)."""
+    return main_runner(monkeypatch, capsys, "eval")
 
 
 def test_eval_writes_report_json(tmp_path, dataset, tiny_args, tiny_weights, run_main):

@@ -12,13 +12,12 @@ import importlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import shared_path, main_runner
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import KEYPOINT_NAMES
 from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE
@@ -56,23 +55,6 @@ def discs_photo(path, size=(120, 160)):
     return path
 
 
-@pytest.fixture(scope="module")
-def loud_weights(tiny_weights, tmp_path_factory) -> Path:
-    """The tiny checkpoint with its heatmaps shifted: joints 0-5 peak above 1 (scores clipped to 1), 6-11
-    near 0.5, 12-16 below 0 (score 0); person score ~0.53."""
-    import torch
-
-    state = torch.load(tiny_weights, map_location="cpu")
-    bias = state["final_layer.bias"].clone()
-    bias[:6] += 1.5
-    bias[6:12] += 0.5
-    bias[12:] -= 1.0
-    state["final_layer.bias"] = bias
-    path = tmp_path_factory.mktemp("loud") / "loud_tp_m_a4.pth"
-    torch.save(state, path)
-    return path
-
-
 @pytest.fixture
 def tiny_args(tiny_weights):
     """The tiny model on the CPU (the detector stays the command's default unless a test names one)."""
@@ -81,20 +63,8 @@ def tiny_args(tiny_weights):
 
 @pytest.fixture
 def run_main(monkeypatch, capsys):
-    """`transpose-live image ARGS` through cli.app:main, as the console script runs it:
-    (exit code, stdout, stderr)."""
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["transpose-live", "image", *map(str, args)])
-        code = 0
-        try:
-            app_module.main()
-        except SystemExit as stop:
-            code = stop.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    """`transpose-live image ARGS` through cli.app:main: (exit code, stdout, stderr)."""
+    return main_runner(monkeypatch, capsys, "image")
 
 
 def keypoint_scores(results):

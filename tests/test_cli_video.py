@@ -21,34 +21,11 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import synthetic_clip
+from conftest import synthetic_clip, main_runner
 from test_sources import make_video
 from transpose_live import hub
 from transpose_live.sources import FileSource
 from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE
-
-try:  # installed: the cli/ folder is the package transpose_live.cli
-    from transpose_live.cli import app as app_module
-except ImportError:  # run from the checkout
-    from cli import app as app_module
-
-
-@pytest.fixture(scope="module")
-def loud_weights(tiny_weights, tmp_path_factory) -> Path:
-    """The tiny checkpoint with its heatmaps shifted: joints 0-5 peak above 1 (scores clipped to 1), 6-11
-    near 0.5 (confident: smoothed, drawn), 12-16 below 0 (score 0); person score ~0.53."""
-    import torch
-
-    state = torch.load(tiny_weights, map_location="cpu")
-    bias = state["final_layer.bias"].clone()
-    bias[:6] += 1.5
-    bias[6:12] += 0.5
-    bias[12:] -= 1.0
-    state["final_layer.bias"] = bias
-    path = tmp_path_factory.mktemp("loud") / "loud_tp_m_a4.pth"
-    torch.save(state, path)
-    return path
-
 
 @pytest.fixture
 def tiny_args(tiny_options):
@@ -58,20 +35,8 @@ def tiny_args(tiny_options):
 
 @pytest.fixture
 def run_main(monkeypatch, capfd):
-    """`transpose-live video ARGS` through cli.app:main, as the console script runs it:
-    (exit code, stdout, stderr), captured at the file descriptors (what a library writes there counts)."""
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["transpose-live", "video", *map(str, args)])
-        code = 0
-        try:
-            app_module.main()
-        except SystemExit as stop:
-            code = stop.code
-        out = capfd.readouterr()
-        return code, out.out, out.err
-
-    return run
+    """`transpose-live video ARGS` through cli.app:main: (exit code, stdout, stderr)."""
+    return main_runner(monkeypatch, capfd, "video")
 
 
 def console_script() -> list[str]:
