@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from .options import say, with_spec
+from .live import run_live
+from .options import with_spec
 
 
 def _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out) -> None:
@@ -47,8 +48,7 @@ def webcam_command(
     *, spec,
 ) -> None:
     """Live poses from a camera (or an RTSP camera with --rtsp): a preview window, or headless with --no-show."""
-    from transpose_live.run import Interrupted, process_video, has_content
-    from transpose_live.sinks import check_outputs, open_outputs
+    from transpose_live.sinks import check_outputs
     from transpose_live.sources import open_source
 
     _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out)
@@ -61,24 +61,7 @@ def webcam_command(
         source = open_source(rtsp, transport=rtsp_transport)
     else:
         source = open_source(0 if camera is None else camera, width=width, height=height, fps=fps)
-    with source:
-        if not show:
-            say("running; press Ctrl-C to stop")
-            try:
-                summary = process_video(source, out, json_out, progress=True, **vars(spec))
-            except Interrupted as stop:      # Ctrl-C is how a camera run ends: not a failure
-                summary = stop.summary
-            say(summary.line())
-            return
-        from transpose_live.ui.app import run_app
-
-        sinks = open_outputs(source, out, json_out, live=True)
-        rc = run_app(source, spec, sinks=sinks)     # the window finishes the outputs when it closes
-    for path in (out, json_out):
-        if path is not None and path != "-" and has_content(path):
-            say(f"wrote {path}")
-    if rc:
-        raise typer.Exit(rc)
+    run_live(source, spec, out, json_out, show)
 
 
 def register(app: typer.Typer) -> None:

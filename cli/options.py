@@ -57,6 +57,8 @@ OPTIONS: dict[str, SharedOption] = {
     "start": SharedOption(("--start",), Optional[float], "Start at this second of the input (files)."),
     "end": SharedOption(("--end",), Optional[float], "Stop at this second of the input (files)."),
     "max_frames": SharedOption(("--max-frames",), Optional[int], "Process at most this many frames."),
+    "duration": SharedOption(("--duration",), Optional[float], "Stop after this many seconds of running "
+                             "(outputs finished, exit 0)."),
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -64,7 +66,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "detect": ("detector", "detect_every", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),
-    "frames": ("start", "end", "max_frames"),
+    "frames": ("start", "end", "max_frames", "duration"),
 }
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec)}

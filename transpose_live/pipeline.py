@@ -117,11 +117,17 @@ class Pipeline:
     estimator / detector: loaded objects (`transpose_live.run.load_runner(spec)` makes them once; a window
     reuses them across runs). on_frame(image_bgr, result) is called from the last stage's thread with each
     rendered frame (keep it cheap; it must not touch widgets). on_result(result) likewise, without rendering.
+
+    Events: `events` are detectors (update(result) -> [event dict], finish(timestamp) -> [...]: persons
+    appearing, falls) run on every output frame; a source with an `on_event` attribute (a stream that
+    reconnects) reports stream_lost / stream_back through it. Every event goes to the sinks that have
+    write_event(record) and to on_event(record).
     """
 
     def __init__(self, source, spec: RunSpec | None = None, sinks: Sequence = (), *, estimator, detector,
                  on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
-                 on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True):
+                 on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True,
+                 events: Sequence = (), on_event: Callable[[dict], None] | None = None):
         self.source = source
         self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
         self.sinks = list(sinks)
@@ -133,6 +139,11 @@ class Pipeline:
         self.on_result = on_result
         self.estimator = estimator
         self.detector = detector
+        self.events = list(events)
+        self.on_event = on_event
+        self._event_sinks = [s for s in self.sinks if hasattr(s, "write_event")]
+        if hasattr(source, "on_event"):
+            source.on_event = self.emit
         self.live = bool(getattr(source, "is_live", False))
         self.stats = PipelineStats()
         self._stats_lock = threading.Lock()
@@ -144,6 +155,7 @@ class Pipeline:
         self._clocks = {s: _Clock() for s in STAGES}
         self._latency = _Clock()
         self._done = {s: threading.Event() for s in STAGES}
+        self._source_ended = threading.Event()
         self._t0 = time.perf_counter()
 
     # ---------------------------------------------------------------------------------- control
@@ -165,6 +177,21 @@ class Pipeline:
                 self.stats.stopped = True
                 self.stats.stop_reason = reason
         self._stop.set()
+
+    def emit(self, record: dict) -> None:
+        """Hand one event to the sinks that take events and to on_event (any thread)."""
+        for sink in self._event_sinks:
+            sink.write_event(record)
+        if self.on_event is not None:
+            self.on_event(record)
+
+    def end_source(self) -> None:
+        """End the run as if the source had ended (any thread; --duration): what was read is finished.
+        Closing the source also ends a read that waits (a stream reconnecting)."""
+        self._source_ended.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
 
     @property
     def stopping(self) -> bool:
@@ -297,8 +324,8 @@ class Pipeline:
         read = 0
         while not self._stop.is_set() and (limit is None or read < limit):
             t = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
+            frame = None if self._source_ended.is_set() else next(frames, None)
+            if frame is None or self._source_ended.is_set():
                 break
             clock.add(time.perf_counter() - t)
             read += 1
@@ -342,6 +369,7 @@ class Pipeline:
         config = getattr(self.estimator, "config", None)
         input_size = tuple(config.image_size) if config is not None else None
         rate = _Rate()
+        last_time = 0.0
         while (item := self._get(q_in)) is not _END:
             t = time.perf_counter()
             result = item.result
@@ -359,6 +387,10 @@ class Pipeline:
                 self.on_frame(image, result)
             if self.on_result is not None:
                 self.on_result(result)
+            for detector in self.events:
+                for record in detector.update(result):
+                    self.emit(record)
+            last_time = result.timestamp
             clock.add(time.perf_counter() - t)
             latency = time.monotonic() - item.captured
             rate.tick()
@@ -366,6 +398,9 @@ class Pipeline:
                 self._latency.add(latency)
                 self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
                 self.stats.frames_processed += 1
+        for detector in self.events:            # the run's end closes what is open (persons still present)
+            for record in detector.finish(last_time):
+                self.emit(record)
 
 
 def finish_sinks(sinks: Sequence, keep: bool) -> None:

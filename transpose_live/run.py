@@ -167,11 +167,15 @@ class Interrupted(KeyboardInterrupt):
 
 def process_video(source, out: str | os.PathLike | None = None, json: str | os.PathLike | None = None,
                   coco_json: str | os.PathLike | None = None, *, progress: bool = False,
-                  runner: PoseRunner | None = None, **options) -> RunSummary:
+                  runner: PoseRunner | None = None, events: Sequence = (), sinks: Sequence = (),
+                  on_event=None, **options) -> RunSummary:
     """Poses on every frame of `source` (a video file, image folder, camera index, stream URL or an opened
     Source) into an annotated video (`out`, audio and timestamps kept), JSON Lines (`json`, "-" for
     stdout) and/or COCO results (`coco_json`). Files lose no frame; live sources keep the newest.
-    progress: a progress bar on stderr. Ctrl-C finishes the outputs and raises Interrupted."""
+    progress: a progress bar on stderr. events: detectors (transpose_live.events) whose events, with a
+    stream's own (stream_lost / stream_back), go into the JSON Lines, extra `sinks` and on_event.
+    `duration` (an option) ends the run after that many seconds. Ctrl-C finishes the outputs and raises
+    Interrupted."""
     from .progress import Progress, WarningsToProgress
     from .sinks import check_outputs, open_outputs
 
@@ -181,7 +185,7 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
     runner = runner.with_options(**options) if runner is not None else load_runner(spec)
     src, opened = _open(source, spec)
     try:
-        sinks = open_outputs(src, out, json, coco_json, live=bool(getattr(src, "is_live", False)))
+        outputs = open_outputs(src, out, json, coco_json, live=bool(getattr(src, "is_live", False)))
         total = getattr(src, "frame_count", None)
         if spec.max_frames is not None:
             total = min(total, spec.max_frames) if total else spec.max_frames
@@ -192,12 +196,19 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
             ids.update(p.track_id for p in result.poses if p.track_id is not None)
             bar.update()
 
-        pipeline = runner.pipeline(src, sinks, on_result=on_result)
+        pipeline = runner.pipeline(src, [*outputs, *sinks], on_result=on_result, events=events, on_event=on_event)
+        timer = threading.Timer(spec.duration, pipeline.end_source) if spec.duration else None
         try:
             with bar, WarningsToProgress(bar):
+                if timer is not None:
+                    timer.daemon = True
+                    timer.start()
                 stats = pipeline.run()
         except KeyboardInterrupt:
             raise Interrupted(_summary(src, pipeline.stats, ids, (out, json, coco_json))) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return _summary(src, stats, ids, (out, json, coco_json))
     finally:
         if opened:

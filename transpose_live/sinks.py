@@ -17,6 +17,8 @@ import os
 import secrets
 import stat
 import sys
+import threading
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, TextIO
@@ -490,17 +492,28 @@ class JsonlWriter:
         self._flush = self._out.direct
         self._file = self._out.open_text()
         self._closed = False
+        self._lock = threading.Lock()     # frames come from the last stage, stream events from the reader
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
-        line = json.dumps(frame_record(result), allow_nan=False, separators=(",", ":")) + "\n"
-        try:
-            self._file.write(line)
-            if self._flush:
-                self._file.flush()
-        except BrokenPipeError:
-            self._reader_gone()
-        self.lines += 1
+        self._write_line(frame_record(result))
+
+    def write_event(self, record: dict) -> None:
+        """An event line ({"event": "stream_lost", ...}) with its wall-clock "time" (ISO 8601, UTC)."""
+        self._write_line({**record, "time": record.get("time") or wall_clock()})
+
+    def _write_line(self, record: dict) -> None:
+        line = json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._file.write(line)
+                if self._flush:
+                    self._file.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+            self.lines += 1
 
     def write_frame(self, image, result: FrameResult) -> None:
         self.write(result)
@@ -517,16 +530,17 @@ class JsonlWriter:
         raise OutputClosed(f"{self.path}: closed by its reader after {self.lines} lines")
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._out.stdout:
-                self._file.flush()
-            else:
-                self._file.close()
-        except BrokenPipeError:
-            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._out.stdout:
+                    self._file.flush()
+                else:
+                    self._file.close()
+            except BrokenPipeError:
+                return
         self._out.commit()
 
     def abort(self) -> None:
@@ -542,6 +556,11 @@ class JsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def wall_clock() -> str:
+    """Now, as an ISO 8601 UTC time with milliseconds (event lines carry it)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _close_quietly(file) -> None:

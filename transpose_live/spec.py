@@ -50,6 +50,7 @@ class RunSpec:
     start: float | None = None                  # seconds into a file
     end: float | None = None
     max_frames: int | None = None
+    duration: float | None = None               # seconds of running, then the run ends as if the source had
     # the pipeline's inner workings (no CLI option)
     queue_size: int = 4                         # frames waiting between two stages (files; live uses 1)
     follow_min_score: float = 0.3               # a followed person whose mean joint score drops below is lost
@@ -92,6 +93,8 @@ class RunSpec:
             raise TransposeLiveError(f"follow_pad must be between 0 and 2, got {self.follow_pad}")
         if self.image_size is not None:
             self.image_size = parse_image_size(self.image_size)
+        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
+            raise TransposeLiveError(f"duration must be a number of seconds > 0, got {self.duration}")
         for name in ("start", "end"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):

@@ -1,0 +1,58 @@
+"""`transpose-live rtsp URL`: one IP camera, watched until stopped; the stream is reconnected by itself.
+
+    transpose-live rtsp rtsp://user:pass@cam/stream --json cam.jsonl            # until Ctrl-C / SIGTERM
+    transpose-live rtsp rtsp://cam/stream --json - --duration 60 | jq -c .event   # a minute, to stdout
+
+The JSON Lines hold one line per processed frame (timestamp in seconds since the run started) and event
+lines: stream_lost / stream_back, person_appeared / person_left, person_down / person_up, each with a
+wall-clock "time". The URL's password is never printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .live import run_live
+from .options import with_spec
+
+
+@with_spec("model", "detect", "smooth", "draw", "max_frames", "duration")
+def rtsp_command(
+    url: str = typer.Argument(..., metavar="URL", help="The camera's stream, e.g. rtsp://user:pass@host:8554/path "
+                              "(also rtsps, http(s), rtmp, srt)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also record the annotated stream (mp4/mkv)."),
+    json_out: str = typer.Option(None, "--json", help="Poses and events as JSON Lines, flushed line by line "
+                                 "(tail -f works); - for stdout."),
+    show: bool = typer.Option(False, "--show/--no-show", help="The preview window (default: headless)."),
+    transport: str = typer.Option("tcp", "--transport", help="RTSP over tcp (default) or udp."),
+    max_retries: int = typer.Option(None, "--max-retries", min=0, help="Give up after this many failed "
+                                    "reconnections in a row (default: never; 0: fail at once)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.5, help="Seconds to wait for the camera to "
+                                  "answer or send a frame before reconnecting."),
+    down_seconds: float = typer.Option(2.0, "--down-seconds", min=0.1, help="A person lying down this long "
+                                       "gives a person_down event."),
+    *, spec,
+) -> None:
+    """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
+    from transpose_live.errors import TransposeLiveError
+    from transpose_live.events import PoseEvents
+    from transpose_live.sinks import check_outputs
+    from transpose_live.sources import STREAM_SCHEMES, open_source
+
+    if not url.lower().startswith(STREAM_SCHEMES):
+        raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
+    if not show and out is None and json_out is None:
+        raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4 or --show")
+    if show:
+        from transpose_live.ui.app import check_display
+
+        check_display()
+    check_outputs(out, json_out)
+    source = open_source(url, transport=transport, timeout=timeout, max_retries=max_retries)
+    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=down_seconds)])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rtsp")(rtsp_command)

@@ -1,0 +1,59 @@
+"""Running a live source (a camera, an RTSP stream) headless or in the window: shared by `webcam` and `rtsp`.
+
+Headless runs go until the source ends, --duration / --max-frames, Ctrl-C or SIGTERM (a service manager
+stopping the process): all are normal ends (exit 0) with the outputs finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from .options import say
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM ends the run like Ctrl-C (outputs finished), in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=()) -> None:
+    """Run `spec` over an opened live `source` into the outputs, in the window or headless."""
+    from transpose_live.run import Interrupted, has_content, process_video
+    from transpose_live.sinks import open_outputs
+
+    with source:
+        if not show:
+            say("running; press Ctrl-C to stop")
+            try:
+                with sigterm_as_interrupt():
+                    summary = process_video(source, out, json_out, progress=True, events=events, **vars(spec))
+            except Interrupted as stop:      # Ctrl-C is how a camera run ends: not a failure
+                summary = stop.summary
+            say(summary.line())
+            return
+        from transpose_live.ui.app import run_app
+
+        sinks = open_outputs(source, out, json_out, live=True)
+        rc = run_app(source, spec, sinks=sinks)     # the window finishes the outputs when it closes
+    for path in (out, json_out):
+        if path is not None and path != "-" and has_content(path):
+            say(f"wrote {path}")
+    if rc:
+        raise typer.Exit(rc)
