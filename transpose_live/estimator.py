@@ -7,6 +7,7 @@ official one: box -> center/scale -> affine crop -> model -> (flip test) -> argm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,6 +20,24 @@ from .device import resolve_device
 from .errors import TransposeLiveError
 from .preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
 from .types import Pose
+
+
+@dataclass(frozen=True)
+class PersonCrops:
+    """A frame and its person boxes, validated, with each box's crop centre and scale (rows line up)."""
+
+    frame: np.ndarray        # (H, W, 3) uint8 BGR
+    boxes: np.ndarray        # (K, 4) float64 x, y, w, h
+    box_scores: np.ndarray   # (K,) float64
+    centers: np.ndarray      # (K, 2) float32 pixels
+    scales: np.ndarray       # (K, 2) float32 units of 200 px
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, rows: slice) -> PersonCrops:
+        return PersonCrops(self.frame, self.boxes[rows], self.box_scores[rows], self.centers[rows],
+                           self.scales[rows])
 
 
 def _validate_boxes(boxes, box_scores, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +125,16 @@ class PoseEstimator:
 
     # ------------------------------------------------------------------------------------ model calls
 
-    def _forward(self, x: torch.Tensor, attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, 3, H, W) float32 on device -> heatmaps (B, J, h, w) float32, last attention (B, N, N) or None."""
+    def forward(
+        self, x: torch.Tensor, attention: bool = False, flip: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, H, W) float32 on device -> heatmaps (B, J, h, w) float32, last attention (B, N, N) or
+        None, both on the device. flip=None: the estimator's own `flip` setting. Rows are independent:
+        a batch of several frames' crops gives each crop what it would get alone."""
+        flip = self.flip if flip is None else flip
         x = x.to(self._dtype)
         B = x.shape[0]
-        if self.flip:   # the mirrored crops ride in the same batch: one forward instead of two
+        if flip:   # the mirrored crops ride in the same batch: one forward instead of two
             x = torch.cat([x, x.flip(3)])
         if attention:
             hm, maps = self.model(x, return_attention=True)
@@ -118,7 +142,7 @@ class PoseEstimator:
         else:
             hm, attn = self.model(x), None
         hm = hm.float()
-        if self.flip:
+        if flip:
             # official flip test: mirror the flipped heatmaps back (pairs swapped), average, no shift
             hm = (hm[:B] + flip_back(hm[B:])) * 0.5
         return hm, attn
@@ -136,11 +160,51 @@ class PoseEstimator:
         With attention=True returns (heatmaps, last-layer attention (B, N, N) float32 numpy).
         """
         self._check_input(inputs)
-        hm, attn = self._forward(inputs.to(self._device), attention)
+        hm, attn = self.forward(inputs.to(self._device), attention)
         heatmaps = hm.cpu().numpy()
         return (heatmaps, attn.cpu().numpy()) if attention else heatmaps
 
     # ------------------------------------------------------------------------------------- the frame
+
+    def prepare(
+        self,
+        frame_bgr: np.ndarray,
+        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        box_scores: np.ndarray | Sequence[float] | None = None,
+    ) -> PersonCrops:
+        """Validated frame and boxes with their crop geometry (no pixels cropped yet); see `estimate`."""
+        frame = as_bgr(frame_bgr)
+        boxes_xywh, scores = _validate_boxes(boxes, box_scores, frame.shape[1], frame.shape[0])
+        in_h, in_w = self.config.image_size
+        cs = [box_to_center_scale(b, aspect_ratio=in_w / in_h) for b in boxes_xywh]
+        centers = np.stack([c for c, _ in cs]) if cs else np.zeros((0, 2), np.float32)   # (K, 2) float32
+        scales = np.stack([s for _, s in cs]) if cs else np.zeros((0, 2), np.float32)    # (K, 2) float32
+        return PersonCrops(frame, boxes_xywh, scores, centers, scales)
+
+    def crop_inputs(self, persons: PersonCrops) -> torch.Tensor:
+        """The persons' affine crops as the model's input: (K, 3, H, W) float32 on the device."""
+        in_h, in_w = self.config.image_size
+        crops = crop_batch(persons.frame, persons.centers, persons.scales, (in_w, in_h))   # (K, H, W, 3) RGB
+        return to_input_tensor(crops, device=self._device)
+
+    def decode(self, persons: PersonCrops, hm: torch.Tensor, attn: torch.Tensor | None) -> list[Pose]:
+        """`forward`'s heatmaps (K, J, h, w) (and last attention (K, N, N)) of these persons -> Poses."""
+        coords_hm, maxvals = get_final_preds(hm.cpu().numpy(), persons.centers, persons.scales,
+                                             transform_back=False)              # (K, J, 2), (K, J, 1)
+        hm_h, hm_w = hm.shape[2:]
+        preds = transform_preds(coords_hm, persons.centers, persons.scales, (hm_w, hm_h))
+        areas = (dependency_areas(attn, coords_hm, self.config.token_grid, (hm_h, hm_w))
+                 if attn is not None else None)                                 # (K, J, h, w)
+        return [
+            Pose(
+                keypoints=preds[i].astype(np.float32),
+                scores=np.clip(maxvals[i, :, 0], 0.0, 1.0).astype(np.float32),
+                box=tuple(float(v) for v in box),
+                box_score=float(score),
+                attention=None if areas is None else areas[i],
+            )
+            for i, (box, score) in enumerate(zip(persons.boxes, persons.box_scores))
+        ]
 
     @torch.inference_mode()
     def estimate(
@@ -151,33 +215,15 @@ class PoseEstimator:
         attention: bool = False,
     ) -> list[Pose]:
         """Poses for the persons in `boxes` (K, 4) x, y, w, h pixels; None = the whole frame, empty = none.
-        Joint scores (heatmap peaks) are clipped to [0, 1]: they are confidences."""
-        frame = as_bgr(frame_bgr)
-        boxes_xywh, scores = _validate_boxes(boxes, box_scores, frame.shape[1], frame.shape[0])
-        if len(boxes_xywh) == 0:
-            return []
-        in_h, in_w = self.config.image_size
-        cs = [box_to_center_scale(b, aspect_ratio=in_w / in_h) for b in boxes_xywh]
-        centers = np.stack([c for c, _ in cs])   # (K, 2) float32
-        scales = np.stack([s for _, s in cs])    # (K, 2) float32
+        Joint scores (heatmap peaks) are clipped to [0, 1]: they are confidences.
 
+        The steps, `prepare` -> `crop_inputs` -> `forward` -> `decode`, are public so that a
+        `transpose_live.batching.SharedEstimator` can run the forward pass of several callers at once.
+        """
+        persons = self.prepare(frame_bgr, boxes, box_scores)
         poses: list[Pose] = []
-        for start in range(0, len(boxes_xywh), self.batch_size):
-            sl = slice(start, start + self.batch_size)
-            crops = crop_batch(frame, centers[sl], scales[sl], (in_w, in_h))   # (B, H, W, 3) RGB
-            hm, attn = self._forward(to_input_tensor(crops, device=self._device), attention)
-            coords_hm, maxvals = get_final_preds(hm.cpu().numpy(), centers[sl], scales[sl],
-                                                 transform_back=False)          # (B, J, 2), (B, J, 1)
-            hm_h, hm_w = hm.shape[2:]
-            preds = transform_preds(coords_hm, centers[sl], scales[sl], (hm_w, hm_h))
-            areas = (dependency_areas(attn, coords_hm, self.config.token_grid, (hm_h, hm_w))
-                     if attention else None)                                    # (B, J, h, w)
-            for i, (box, score) in enumerate(zip(boxes_xywh[sl], scores[sl])):
-                poses.append(Pose(
-                    keypoints=preds[i].astype(np.float32),
-                    scores=np.clip(maxvals[i, :, 0], 0.0, 1.0).astype(np.float32),
-                    box=tuple(float(v) for v in box),
-                    box_score=float(score),
-                    attention=None if areas is None else areas[i],
-                ))
+        for start in range(0, len(persons), self.batch_size):
+            part = persons[start:start + self.batch_size]
+            hm, attn = self.forward(self.crop_inputs(part), attention)
+            poses.extend(self.decode(part, hm, attn))
         return poses

@@ -16,6 +16,7 @@ Which persons the model sees and how they are followed lives in following.py; th
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 STAGES = ("capture", "model", "track", "render")
 POLL_S = 0.05              # how often a waiting stage looks at the stop event
 CAPTURE_JOIN_S = 2.0       # a camera or stream read can block; the capture thread is not waited on longer
+LATENCY_WINDOW = 300       # latency percentiles over the last this many frames (a live run's "now")
 _END = object()            # sentinel: the source has ended
 _STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
                 "render": "rendering/writing"}
@@ -54,6 +56,8 @@ class PipelineStats:
     wall_s: float = 0.0
     latency_ms: float = 0.0        # mean time from a frame's capture to its output
     max_latency_ms: float = 0.0
+    latency_p50_ms: float = 0.0    # over the last LATENCY_WINDOW frames
+    latency_p95_ms: float = 0.0
     stopped: bool = False          # ended before the source ran out (stop(), Ctrl-C, a reader gone)
     stop_reason: str | None = None
 
@@ -154,6 +158,7 @@ class Pipeline:
         self._tracks = TrackSmoother(self.spec.smooth, self.spec.smooth_strength)
         self._clocks = {s: _Clock() for s in STAGES}
         self._latency = _Clock()
+        self._recent_latency: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self._done = {s: threading.Event() for s in STAGES}
         self._source_ended = threading.Event()
         self._t0 = time.perf_counter()
@@ -266,6 +271,8 @@ class Pipeline:
         s.stage_ms = {name: clock.mean_ms for name, clock in self._clocks.items()}
         s.detector_calls = self._follower.detector_calls
         s.latency_ms = self._latency.mean_ms
+        if self._recent_latency:
+            s.latency_p50_ms, s.latency_p95_ms = (float(v) for v in np.percentile(self._recent_latency, (50, 95)))
 
     def _guard(self, stage: str, body: Callable, *queues: queue.Queue) -> None:
         """A stage's thread: any exception stops the whole pipeline and is kept for run(); a reader that
@@ -396,6 +403,7 @@ class Pipeline:
             rate.tick()
             with self._stats_lock:
                 self._latency.add(latency)
+                self._recent_latency.append(1000 * latency)
                 self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
                 self.stats.frames_processed += 1
         for detector in self.events:            # the run's end closes what is open (persons still present)

@@ -1,0 +1,78 @@
+"""The camera list of `monitor`: YAML config (Frigate-like), ${ENV} credentials, masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transpose_live.cameras import MaskedDetector, camera_name, from_urls, inside, load_config
+from transpose_live.detect import Detections
+from transpose_live.errors import TransposeLiveError
+
+CONFIG = """
+cameras:
+  front door:
+    url: rtsp://admin:${CAM1_PASSWORD}@10.0.0.5:554/stream1
+    detect_every: 2
+    record: true
+    mask:
+      - [[0, 0], [100, 0], [100, 50], [0, 50]]
+  yard: rtsp://10.0.0.6/live
+"""
+
+
+def test_config_with_env_credentials_and_masks(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM1_PASSWORD", "s3cret")
+    path = tmp_path / "cameras.yaml"
+    path.write_text(CONFIG)
+    front, yard = load_config(path)
+    assert front.name == "front_door" and front.url == "rtsp://admin:s3cret@10.0.0.5:554/stream1"
+    assert front.detect_every == 2 and front.record is True and len(front.mask) == 1
+    assert yard.name == "yard" and yard.url == "rtsp://10.0.0.6/live" and not yard.record and yard.mask == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cameras: {}", "expected a 'cameras:' mapping"),
+    ("nope: 1", "expected a 'cameras:' mapping"),
+    ("cameras:\n  a:\n    detect_every: 2", "needs a url"),
+    ("cameras:\n  a:\n    url: rtsp://x/y\n    colour: red", "unknown setting(s) colour"),
+    ("cameras:\n  a:\n    url: rtsp://x/y\n    detect_every: 0", "detect_every must be a whole number"),
+    ("cameras:\n  a:\n    url: rtsp://x/y\n    mask: [[0, 0], [1, 1]]", "at least 3 [x, y] points"),
+    ("cameras:\n  a b: rtsp://x/1\n  a_b: rtsp://x/2", "two cameras are named 'a_b'"),
+    ("cameras:\n  a:\n    url: rtsp://u:${NOT_SET_ANYWHERE}@x/y", "environment variable NOT_SET_ANYWHERE is not set"),
+    ("cameras: [", "is not valid YAML"),
+])
+def test_bad_configs_are_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(TransposeLiveError) as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+def test_missing_env_var_error_never_shows_other_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM1_PASSWORD", "s3cret")
+    path = tmp_path / "c.yaml"
+    path.write_text("cameras:\n  a:\n    url: rtsp://u:${CAM1_PASSWORD}@x/${MISSING_PATH}\n")
+    with pytest.raises(TransposeLiveError) as err:
+        load_config(path)
+    assert "MISSING_PATH" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def test_urls_become_numbered_cameras_and_names_are_safe():
+    assert [c.name for c in from_urls(["rtsp://a/1", "rtsp://b/2"])] == ["cam1", "cam2"]
+    assert camera_name("Front door/#1+") == "Front_door_1" and camera_name("///") == "camera"
+
+
+def test_point_in_polygon_and_masked_detections():
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
+    points = np.array([[5, 5], [15, 5], [-1, 5], [9.9, 9.9]], float)
+    assert inside(points, square).tolist() == [True, False, False, True]
+
+    class Two:
+        def detect(self, frame):
+            return Detections(np.array([[0, 0, 8, 8], [50, 50, 20, 40]]), np.array([0.9, 0.8]))
+
+    kept = MaskedDetector(Two(), [square]).detect(None)          # the first box's centre (4, 4) is masked
+    assert kept.boxes.tolist() == [[50, 50, 20, 40]] and kept.scores.tolist() == pytest.approx([0.8])
+    assert len(MaskedDetector(Two(), []).detect(None)) == 2
