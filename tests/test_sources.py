@@ -1,6 +1,8 @@
 """Frame sources: files (PyAV, rotation, VFR, trimming, damaged files), cameras (OpenCV, faked), image
-folders, open_source's dispatch, and closing from another thread while a read is in flight. Videos are made in the test with PyAV; frame i shows a white block
-at x = 4*i so a decoded frame tells which input frame it is."""
+folders, open_source's dispatch, closing from another thread while a read is in flight, and the stream
+source's reconnecting, backoff and password masking over a faked network (tests/test_rtsp.py has the real
+server). Videos are made in the test with PyAV; frame i shows a white block at x = 4*i so a decoded frame
+tells which input frame it is."""
 
 from __future__ import annotations
 
@@ -550,12 +552,173 @@ def test_empty_folder(tmp_path):
 
 def test_dispatch_of_urls(monkeypatch):
     seen = []
-    monkeypatch.setattr(RtspSource, "__init__", lambda self, url, transport, timeout: seen.append(url))
+    monkeypatch.setattr(RtspSource, "__init__", lambda self, url, **options: seen.append((url, options)))
     for url in ("rtsp://cam/live", "rtsps://cam/live", "http://host/x.m3u8", "HTTPS://host/v"):
         assert isinstance(open_source(url), RtspSource)
-    assert seen == ["rtsp://cam/live", "rtsps://cam/live", "http://host/x.m3u8", "HTTPS://host/v"]
+    assert [url for url, _ in seen] == ["rtsp://cam/live", "rtsps://cam/live", "http://host/x.m3u8", "HTTPS://host/v"]
+    assert seen[0][1] == {"transport": "tcp", "timeout": 10.0, "max_retries": None}     # never gives up by default
+    seen.clear()
+    open_source("rtsp://cam/live", transport="udp", timeout=3, max_retries=0)
+    assert seen == [("rtsp://cam/live", {"transport": "udp", "timeout": 3, "max_retries": 0})]
     with pytest.raises(TransposeLiveError, match="empty source"):
         open_source("  ")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# streams without a server: av.open faked (each attempt opens a raw H.264 clip or raises FFmpeg's error);
+# tests/test_rtsp.py does the same against a real RTSP server
+
+
+PASSWORD = "hunter2-Secret"
+URL = f"rtsp://admin:{PASSWORD}@cam.local:8554/live"
+
+
+def raw_clip(path: Path, n: int = 6) -> Path:
+    """A raw H.264 stream (no duration, no pts: like a live stream, timestamps count frames at 25 fps)."""
+    with av.open(str(path), "w", format="h264") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="bgr24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def camera(monkeypatch):
+    """A fake network: `camera.script` lists what each connection attempt gets, a clip path (its frames,
+    then the end of the stream) or an exception; the last entry repeats. `camera.times`: when each came."""
+    class Camera:
+        script: list = []
+        times: list = []
+
+    real = av.open
+
+    def fake_open(url, *args, **kwargs):
+        if url != URL:                  # the test writing its clip
+            return real(url, *args, **kwargs)
+        assert kwargs["container_options"]["fflags"] == "nobuffer"
+        Camera.times.append(time.monotonic())
+        step = Camera.script[min(len(Camera.times), len(Camera.script)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return real(str(step))
+
+    monkeypatch.setattr(av, "open", fake_open)
+    return Camera
+
+
+def refused():
+    return av.ConnectionRefusedError(111, "Connection refused", URL)
+
+
+def unauthorized():
+    return av.HTTPUnauthorizedError(-825242872, "Server returned 401 Unauthorized (authorization failed)", URL)
+
+
+def fast(source: RtspSource, start: float = 0.01, cap: float = 0.04, jitter: float = 0.0) -> RtspSource:
+    source.backoff_start, source.backoff_cap, source.jitter = start, cap, jitter
+    return source
+
+
+def test_stream_reconnects_after_its_end_and_timestamps_keep_increasing(tmp_path, camera, caplog):
+    clip = raw_clip(tmp_path / "cam.h264")
+    camera.script = [clip, refused(), refused(), clip]
+    events = []
+    source = fast(RtspSource(URL, timeout=2, on_event=events.append))
+    assert source.state == "live" and source.size == (W, H)
+    frames = [f for _, f in zip(range(12), source)]
+    source.close()
+    assert [f.index for f in frames] == list(range(12))
+    assert [block_index(f.image) for f in frames] == list(range(6)) * 2
+    np.testing.assert_allclose([f.timestamp for f in frames], np.arange(12) / 25, atol=1e-6)
+    assert [e["event"] for e in events] == ["stream_lost", "stream_back"]
+    assert events[0] == {"event": "stream_lost", "reason": "end of stream", "frames": 6}
+    assert events[1]["reconnects"] == 1 and events[1]["down_s"] > 0.01 + 0.02 + 0.04 - 0.005
+    assert source.reconnects == 1 and source.state == "live" and len(camera.times) == 4
+    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+
+
+def test_backoff_doubles_up_to_its_cap_then_gives_up(camera):
+    camera.script = [refused()]
+    events = []
+    source = fast(RtspSource(URL, timeout=2, max_retries=5, on_event=events.append), start=0.02, cap=0.1)
+    assert source.state == "connecting" and source.last_error == "Connection refused"
+    with pytest.raises(TransposeLiveError, match=r"cannot connect to rtsp://admin:\*\*\*@cam.local:8554/live after 5 "
+                                                 r"retries: Connection refused") as info:
+        next(source)
+    assert PASSWORD not in str(info.value)
+    waits = np.diff(camera.times)
+    assert len(waits) == 5
+    expected = [0.02, 0.04, 0.08, 0.1, 0.1]         # doubling, capped
+    assert all(w >= e - 0.003 for w, e in zip(waits, expected)), waits
+    assert all(w < e + 0.05 for w, e in zip(waits, expected)), waits
+    assert source.state == "failed" and events == [{"event": "stream_failed", "reason": "Connection refused"}]
+    with pytest.raises(StopIteration):
+        next(source)
+
+
+def test_jitter_spreads_the_waits(camera):
+    camera.script = [refused()]
+    source = fast(RtspSource(URL, timeout=2), start=1.0, cap=30.0, jitter=0.2)
+    delays = [source._delay() for _ in range(200)]
+    assert 0.8 <= min(delays) < 0.85 and 1.15 < max(delays) <= 1.2
+    source.close()
+
+
+def test_an_authentication_failure_waits_the_cap_every_time(camera):
+    camera.script = [unauthorized()]
+    source = fast(RtspSource(URL, timeout=2, max_retries=2), start=0.001, cap=0.15)
+    assert source.last_error == "authentication failed (401)"
+    with pytest.raises(TransposeLiveError, match=r"authentication failed \(401\)"):
+        next(source)
+    assert all(w >= 0.15 - 0.003 for w in np.diff(camera.times))     # never the 1 ms of a plain failure
+
+
+def test_max_retries_0_fails_in_the_constructor_and_the_lost_stream_fails_at_once(tmp_path, camera):
+    camera.script = [refused()]
+    with pytest.raises(TransposeLiveError, match="cannot connect to .*: Connection refused$"):
+        RtspSource(URL, timeout=2, max_retries=0)
+    assert len(camera.times) == 1
+    camera.script, camera.times[:] = [raw_clip(tmp_path / "cam.h264"), refused()], []
+    events = []
+    source = RtspSource(URL, timeout=2, max_retries=0, on_event=events.append)
+    with pytest.raises(TransposeLiveError, match="stream lost and not back after 0 retries: end of stream"):
+        list(source)
+    assert [e["event"] for e in events] == ["stream_lost", "stream_failed"] and len(camera.times) == 1
+
+
+def test_close_ends_a_reconnect_wait_from_another_thread(camera):
+    camera.script = [refused()]
+    source = fast(RtspSource(URL, timeout=2), start=30.0, cap=30.0)
+    ended = threading.Event()
+    threading.Thread(target=lambda: (list(source), ended.set()), daemon=True).start()
+    time.sleep(0.1)
+    assert not ended.is_set() and source.state == "connecting"
+    t = time.monotonic()
+    source.close()
+    assert ended.wait(1.0) and time.monotonic() - t < 0.5
+    assert source.wait_closed(1.0) and len(camera.times) == 1
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://admin:***@10.0.0.5:554/stream1"),
+    ("rtsp://admin:p@ss@cam/x", "rtsp://admin:***@cam/x"),               # @ inside the password
+    ("rtsp://admin:pa/ss@cam/x", "rtsp://admin:***@cam/x"),              # / inside the password
+    ("rtsp://admin:%40b%2Fc@cam/x", "rtsp://admin:***@cam/x"),
+    ("rtsp://admin@cam/x", "rtsp://admin@cam/x"),                        # no password
+    ("rtsp://cam:554/a@b", "rtsp://cam:554/a@b"),                        # a port, and an @ in the path
+    ("http://cam/video.mjpg?user=admin&pwd=hunter2&res=1", "http://cam/video.mjpg?user=admin&pwd=***&res=1"),
+    ("cannot connect to rtsp://u:hunter2@cam/x: refused", "cannot connect to rtsp://u:***@cam/x: refused"),
+])
+def test_redact(url, shown):
+    from transpose_live.sources import _redact
+
+    assert _redact(url) == shown
 
 
 # ---------------------------------------------------------------------------------------------------------

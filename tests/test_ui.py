@@ -634,7 +634,8 @@ def test_window_plays_a_file_with_the_real_model(qapp, tiny_spec, clip, tmp_path
 
     path = tmp_path / "poses.jsonl"
     writer = counting_jsonl(path)
-    window = MainWindow(config=tiny_spec, sinks=[writer])
+    # one frame per queue: the stages run at most a few frames ahead, so frames after the A key exist
+    window = MainWindow(config=tiny_spec.replace(queue_size=1), sinks=[writer])
     window.show()
     shown = []
     try:

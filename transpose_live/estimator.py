@@ -21,6 +21,9 @@ from .errors import TransposeLiveError
 from .preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
 from .types import Pose
 
+BoxesLike = np.ndarray | Sequence[Sequence[float]] | None   # (K, 4) x, y, w, h; None = the whole frame
+ScoresLike = np.ndarray | Sequence[float] | None           # (K,) detector scores; None = all 1
+
 
 @dataclass(frozen=True)
 class PersonCrops:
@@ -166,12 +169,8 @@ class PoseEstimator:
 
     # ------------------------------------------------------------------------------------- the frame
 
-    def prepare(
-        self,
-        frame_bgr: np.ndarray,
-        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-        box_scores: np.ndarray | Sequence[float] | None = None,
-    ) -> PersonCrops:
+    def prepare(self, frame_bgr: np.ndarray, boxes: BoxesLike = None,
+                box_scores: ScoresLike = None) -> PersonCrops:
         """Validated frame and boxes with their crop geometry (no pixels cropped yet); see `estimate`."""
         frame = as_bgr(frame_bgr)
         boxes_xywh, scores = _validate_boxes(boxes, box_scores, frame.shape[1], frame.shape[0])
@@ -189,8 +188,8 @@ class PoseEstimator:
 
     def decode(self, persons: PersonCrops, hm: torch.Tensor, attn: torch.Tensor | None) -> list[Pose]:
         """`forward`'s heatmaps (K, J, h, w) (and last attention (K, N, N)) of these persons -> Poses."""
-        coords_hm, maxvals = get_final_preds(hm.cpu().numpy(), persons.centers, persons.scales,
-                                             transform_back=False)              # (K, J, 2), (K, J, 1)
+        coords_hm, maxvals = get_final_preds(hm.detach().cpu().numpy(), persons.centers, persons.scales,
+                                             transform_back=False)     # (K, J, 2), (K, J, 1)
         hm_h, hm_w = hm.shape[2:]
         preds = transform_preds(coords_hm, persons.centers, persons.scales, (hm_w, hm_h))
         areas = (dependency_areas(attn, coords_hm, self.config.token_grid, (hm_h, hm_w))

@@ -17,8 +17,9 @@ clock. `person_down` is sent when the posture has held for `down_seconds` (defau
 ankles (standing, kneeling upright or sitting on a chair; not sitting on the floor) for `up_seconds`
 (default 1). A joint counts when its score is at least 0.3 and it is finite; each pair (shoulders, hips,
 ankles) needs one such joint. When a pair is missing the posture is unknown and the state holds: a
-running clock goes on, nothing is started or reset. A person's state is forgotten once the id has not been
-seen for `forget_s` (the tracker's gaps are shorter).
+running clock goes on, nothing is started or reset. A person out of the frame holds their state too but
+gets no event until seen again, and is forgotten once the id has not been seen for `forget_s` (the
+tracker's own gaps are shorter).
 
 How well it works, where it fails (for the README). It is a geometric rule on 2D keypoints, not a
 learned fall classifier: it reliably flags a person lying across the camera's view for longer than
@@ -191,8 +192,9 @@ class FallEvents:
             state.last_seen = t
             self._observe(state, self.posture(pose, lying=state.down or state.down_since is not None), t)
         for track_id, state in list(self._states.items()):
-            if track_id not in seen and t - state.last_seen > self.forget_s:
-                del self._states[track_id]
+            if track_id not in seen:       # out of view: the state holds (no event) until forgotten
+                if t - state.last_seen > self.forget_s:
+                    del self._states[track_id]
                 continue
             # the clocks run on held states too (a frame without the needed joints)
             if not state.down and state.down_since is not None and t - state.down_since >= self.down_seconds:

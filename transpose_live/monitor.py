@@ -104,7 +104,8 @@ class CameraRun:
         if out.record_dir is not None and self.camera.record:
             from .segments import SegmentedVideoWriter
 
-            sinks.append(SegmentedVideoWriter(out.record_dir, self.camera.name, out.segment_minutes))
+            sinks.append(SegmentedVideoWriter(out.record_dir, self.camera.name, out.segment_minutes,
+                                              fps=getattr(source, "fps", None)))
         if out.mqtt:
             from .mqtt import MqttPublisher
 

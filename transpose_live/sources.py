@@ -1,10 +1,12 @@
 """Frame sources behind one iterator interface: video files and network streams (PyAV), cameras (OpenCV),
-image folders. Every source yields `Frame`s: BGR uint8 images, upright, with their own timestamps."""
+image folders. Every source yields `Frame`s: BGR uint8 images, upright, with their own timestamps.
+Network streams reconnect by themselves (RtspSource); no message ever shows a URL's password."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -133,6 +136,7 @@ class Source:
                 return
             self._closing = True
             reading = self._reader is not None
+        self._interrupt()
         if not reading:             # also when called from inside _next_frame: that read releases
             self._free()
 
@@ -153,6 +157,10 @@ class Source:
 
     def _release(self) -> None:
         """Free the file/camera/network resources; called once, never during a read. Nothing by default."""
+
+    def _interrupt(self) -> None:
+        """Called by close() (from the closing thread, once) to wake a read waiting on something of the
+        subclass's own, e.g. a reconnect delay. Must only signal: the read still releases. Nothing by default."""
 
     def __enter__(self) -> "Source":
         return self
@@ -214,41 +222,59 @@ class _PyAVSource(Source):
     skip_corrupt = False     # files: a packet the demuxer flags as damaged would decode as garbage
 
     def _setup(self, container, label: str) -> None:
+        Source.__init__(self)
+        self._begin(label)
+        try:
+            self._attach(container)
+        except TransposeLiveError:
+            self.close()
+            raise
+
+    def _begin(self, label: str) -> None:
+        """The reading state that outlives one container (a stream reconnects into the same source)."""
         import av
 
-        Source.__init__(self)
-        self._container = container
-        self._frames = self._decode()      # a generator: nothing runs (or needs closing) before its first next
         self._av = av
         self._label = label
+        self._container = None
+        self._frames = None
+        self._pending = None
+        self._index = 0
+        self._decode_errors = 0
+        self._last_ts: float | None = None
+
+    def _attach(self, container) -> None:
+        """Read from `container`: its first video stream's facts, a fresh decoder and its first frame
+        (peeked, for the size). TransposeLiveError when it has no video or no decodable frame."""
+        self._container = container
+        self._frames = self._decode()      # a generator: nothing runs (or needs closing) before its first next
+        self._transform: tuple[bool, bool, bool] | None = None
         if not container.streams.video:
-            self.close()
-            raise TransposeLiveError(f"{label} has no video stream")
+            raise TransposeLiveError(f"{self._label} has no video stream")
         self._stream = stream = container.streams.video[0]
-        stream.thread_type = "AUTO"     # frame + slice threads: decoding keeps up with the model
+        self._configure(stream)
         self.time_base = stream.time_base
         self._origin = stream.start_time or 0          # pts of the source's t = 0
         # header facts copied out: PyAV's stream objects must not be read once the container is closed
         rate = stream.average_rate or stream.guessed_rate
-        self._fps = float(rate) if rate else None
+        self._fps = float(rate) if rate else self._fps
         self._header_frames = int(stream.frames or 0)
         if stream.duration and stream.time_base:
             self._total = float(stream.duration * stream.time_base)
         else:
             self._total = container.duration / 1_000_000 if container.duration else None
         self.audio = _audio_info(container)
-        self._index = 0
-        self._decode_errors = 0
-        self._transform: tuple[bool, bool, bool] | None = None
-        self._last_ts: float | None = None
         self._pending = next(self._frames, None)
         if self._pending is None:
-            self.close()
             if getattr(self, "start", 0.0):
-                raise TransposeLiveError(f"{label}: no video frames at or after start={self.start:g} s")
-            raise TransposeLiveError(f"{label}: no video frame could be decoded")
-        image = self._pending[1]
-        self._size = (image.shape[1], image.shape[0])
+                raise TransposeLiveError(f"{self._label}: no video frames at or after start={self.start:g} s")
+            raise TransposeLiveError(f"{self._label}: no video frame could be decoded")
+        if self._size == (0, 0):
+            image = self._pending[1]
+            self._size = (image.shape[1], image.shape[0])
+
+    def _configure(self, stream) -> None:
+        stream.thread_type = "AUTO"     # frame + slice threads: decoding keeps up with the model
 
     def _timestamp(self, av_frame) -> float:
         pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
@@ -312,15 +338,20 @@ class _PyAVSource(Source):
         log.warning("%s: reading stopped after %d frames (%s)", self._label, self._index, exc)
 
     def _next_frame(self) -> Frame:
+        item = self._take()
+        if item is None:
+            self._finished()
+            raise StopIteration      # Source releases the file (and network) right away
+        return self._frame(*item)
+
+    def _take(self) -> tuple[float, np.ndarray] | None:
+        """The peeked frame, else the decoder's next (timestamp, image); None at the end."""
         if self._pending is not None:
-            ts, image = self._pending
-            self._pending = None
-        else:
-            item = next(self._frames, None)
-            if item is None:
-                self._finished()
-                raise StopIteration      # Source releases the file (and network) right away
-            ts, image = item
+            item, self._pending = self._pending, None
+            return item
+        return next(self._frames, None)
+
+    def _frame(self, ts: float, image: np.ndarray) -> Frame:
         frame = Frame(image=image, index=self._index, timestamp=ts)
         self._index += 1
         return frame
@@ -329,10 +360,18 @@ class _PyAVSource(Source):
         pass
 
     def _release(self) -> None:
+        self._detach()
+
+    def _detach(self) -> None:
+        """Close the decoder and the container (if any); the source's reading state stays."""
+        frames, container = self._frames, self._container
+        self._frames = self._container = self._pending = None
         try:
-            self._frames.close()
+            if frames is not None:
+                frames.close()
         finally:
-            self._container.close()
+            if container is not None:
+                container.close()
 
 
 def _audio_info(container) -> AudioInfo | None:
@@ -419,34 +458,238 @@ class FileSource(_PyAVSource):
                         self._label, self._index, self._last_ts, self._total)
 
 
+class _StreamLost(Exception):
+    """Raised inside a stream's decoding when the connection is no good any more; the text is the reason."""
+
+
 class RtspSource(_PyAVSource):
-    """A network stream (RTSP over TCP by default, also HTTP/HLS/MJPEG): live, newest frames matter."""
+    """A network stream (RTSP over TCP by default, also HTTP/HLS/MJPEG) that reconnects by itself.
+
+    One connection attempt is made in the constructor (bounded by `timeout`), so `size` and `fps` are known
+    when it succeeds. When it fails, `max_retries=0` raises one TransposeLiveError at once; otherwise the
+    source starts in state "connecting" (size (0, 0) until the first frame) and the reading thread keeps
+    trying. Whenever the stream ends, stalls for `timeout` seconds or stops decoding, the reading thread
+    reconnects, waiting `backoff_start` seconds doubling up to `backoff_cap` (each wait ±`jitter`) between
+    attempts, forever unless `max_retries` says how many attempts an outage may take; after that the
+    iteration raises TransposeLiveError with the last reason. Authentication (401/403) and unknown-path
+    (404) answers are waited on for `backoff_cap` every time. close() from any thread ends a wait at once;
+    a read or connection attempt in flight returns within about `timeout` seconds (a silent camera is
+    noticed that fast: FFmpeg may wait its socket timeout twice in one read, so it gets half of `timeout`).
+
+    state: "connecting" (never live yet), "live", "reconnecting" (was live) or "failed" (retries spent).
+    reconnects: how often the stream came back after a loss; last_error: the last reason, or None.
+    on_event(record), called in the reading thread:
+        {"event": "stream_lost", "reason": str, "frames": frames delivered so far}
+        {"event": "stream_back", "down_s": seconds without frames, "reconnects": self.reconnects}
+        {"event": "stream_failed", "reason": str}
+    Frame indices and timestamps keep increasing across reconnects (a new connection continues from the last
+    timestamp plus one frame interval, then follows its own pts). The URL's password appears in no event,
+    log line, exception or repr (`***`); `url` is the URL as given (to reopen it), `safe_url` the one to show."""
 
     is_live = True
+    backoff_start = 0.5     # seconds before the first retry of an outage; doubles per failed attempt
+    backoff_cap = 30.0      # the longest wait; also the wait after a 401/403/404
+    jitter = 0.2            # every wait is scaled by a random factor in [1 - jitter, 1 + jitter]
+    max_bad_packets = 100   # undecodable packets in a row before the stream counts as lost
 
-    def __init__(self, url: str, transport: str = "tcp", timeout: float = 10.0):
-        import av
+    def __init__(self, url: str, transport: str = "tcp", timeout: float = 10.0, max_retries: int | None = None,
+                 on_event=None):
+        self._url = url
+        self._secrets = _secrets(url)
+        label = _redact(url)
+        if url.startswith(("rtsp://", "rtsps://")) and transport not in ("tcp", "udp", "http", "https"):
+            raise TransposeLiveError(f"RTSP transport must be tcp, udp, http or https, got {transport!r}")
+        if not timeout or timeout <= 0:
+            raise TransposeLiveError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_retries is not None and (isinstance(max_retries, bool) or not isinstance(max_retries, int)
+                                        or max_retries < 0):
+            raise TransposeLiveError(f"max_retries must be a whole number >= 0 or None, got {max_retries!r}")
+        self.transport, self.timeout, self.max_retries = transport, float(timeout), max_retries
+        self.on_event = on_event
+        self._options = _stream_options(url, transport, self.timeout)
+        self._wake = threading.Event()       # set by close(): ends a reconnect wait
+        Source.__init__(self)
+        self._begin(label)
+        self._status = "connecting"
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self._slow = False                   # the last failure was an answer worth waiting long on (401, 404)
+        self._retries = 0                    # attempts made in the current outage
+        self._down_since = time.monotonic()
+        self._bad_run = 0
+        self._first_pts, self._first_ts = None, 0.0
+        self._resized = False
+        reason = self._connect()
+        if reason is None:
+            self._status = "live"
+            return
+        self.last_error = reason
+        if max_retries == 0:
+            self.close()
+            self._give_up(f"cannot connect to {label}: {reason}")
+        log.warning("%s: cannot connect (%s); retrying", label, reason)
 
-        self.url = url
-        options = {}
-        if url.startswith(("rtsp://", "rtsps://")):
-            if transport not in ("tcp", "udp", "http", "https"):
-                raise TransposeLiveError(f"RTSP transport must be tcp, udp, http or https, got {transport!r}")
-            options["rtsp_transport"] = transport
-            options["timeout"] = str(int(timeout * 1_000_000))   # socket I/O timeout, microseconds
+    @property
+    def url(self) -> str:
+        """The stream's URL as given, password included (what reopens it): show `safe_url` instead."""
+        return self._url
+
+    @property
+    def safe_url(self) -> str:
+        """The stream's URL with its password masked, for messages and tables."""
+        return self._label
+
+    @property
+    def state(self) -> str:
+        return self._status
+
+    def __repr__(self) -> str:
+        return f"RtspSource({self._label!r}, state={self._status!r})"
+
+    # -- reading
+
+    def _next_frame(self) -> Frame:
+        while True:
+            if self._status == "failed":
+                raise StopIteration
+            if self._container is None:
+                self._reconnect()
+            try:
+                item = self._take()
+            except (_StreamLost, self._av.FFmpegError, OSError) as exc:
+                reason = self._why(exc)
+            else:
+                if item is not None:
+                    self._bad_run = 0
+                    return self._frame(*self._fit(item))
+                reason = "end of stream"
+            if not self.is_live:            # a file served over HTTP ends where it ends
+                if reason != "end of stream":
+                    log.warning("%s: reading stopped after %d frames (%s)", self._label, self._index, reason)
+                raise StopIteration
+            self._lose(reason)
+
+    def _connect(self) -> str | None:
+        """One attempt: open, then decode a first frame. None when frames flow, else why not."""
+        av = self._av
+        self._first_pts = None               # the new connection's pts continue from the last timestamp
+        self._bad_run = 0
+        started = time.monotonic()
         try:
-            container = av.open(url, options=options, timeout=(timeout, timeout))
+            container = av.open(self._url, container_options=self._options, timeout=(self.timeout, self.timeout))
         except (av.FFmpegError, OSError) as exc:
-            raise TransposeLiveError(f"cannot connect to {_redact(url)}: {_reason(exc)}") from None
-        self._first_pts = None
-        self._first_ts = 0.0
-        self._setup(container, _redact(url))
-        if container.duration:           # an HTTP file rather than a live stream
+            return self._why(exc, time.monotonic() - started)
+        try:
+            self._attach(container)
+        except (TransposeLiveError, _StreamLost, av.FFmpegError, OSError) as exc:
+            self._detach()
+            return self._why(exc, time.monotonic() - started)
+        if container.duration:               # an HTTP file rather than a live stream
             self.is_live = False
+        return None
+
+    def _configure(self, stream) -> None:
+        stream.thread_type = "SLICE"         # frame threads would hold back one frame per thread
+        stream.codec_context.flags |= self._av.codec.context.Flags.low_delay
+
+    def _reconnect(self) -> None:
+        """Wait and try until frames flow again. StopIteration once closed; TransposeLiveError (state
+        "failed") when the attempts allowed for one outage are spent."""
+        while True:
+            if self.max_retries is not None and self._retries >= self.max_retries:
+                n = self._retries
+                tried = f"after {n} retr{'y' if n == 1 else 'ies'}"
+                if self._status == "connecting":
+                    self._give_up(f"cannot connect to {self._label} {tried}: {self.last_error}")
+                self._give_up(f"{self._label}: stream lost and not back {tried}: {self.last_error}")
+            if self._closing or self._wake.wait(self._delay()):
+                raise StopIteration
+            self._retries += 1
+            reason = self._connect()
+            if reason is None:
+                break
+            self.last_error = reason
+            log.info("%s: reconnect attempt %d failed (%s)", self._label, self._retries, reason)
+        if self._status == "reconnecting":
+            self.reconnects += 1
+            down = time.monotonic() - self._down_since
+            log.warning("%s: stream back after %.1f s (%d attempt(s))", self._label, down, self._retries)
+            self._status = "live"
+            self._event({"event": "stream_back", "down_s": round(down, 3), "reconnects": self.reconnects})
+        else:
+            log.info("%s: connected", self._label)
+            self._status = "live"
+
+    def _delay(self) -> float:
+        """Seconds to wait before the next attempt: capped exponential backoff with jitter."""
+        base = self.backoff_cap if self._slow else min(self.backoff_cap, self.backoff_start * 2 ** self._retries)
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+    def _lose(self, reason: str) -> None:
+        self._detach()
+        self.last_error, self._retries, self._down_since = reason, 0, time.monotonic()
+        self._status = "reconnecting"
+        log.warning("%s: stream lost after %d frames (%s); reconnecting", self._label, self._index, reason)
+        self._event({"event": "stream_lost", "reason": reason, "frames": self._index})
+
+    def _give_up(self, message: str):
+        self._status = "failed"
+        self._event({"event": "stream_failed", "reason": self.last_error or message})
+        raise TransposeLiveError(self._scrub(message))
+
+    def _event(self, record: dict) -> None:
+        callback = self.on_event
+        if callback is None:
+            return
+        try:
+            callback(record)
+        except Exception as exc:          # a listener's bug must not stop the camera
+            log.warning("%s: on_event callback failed: %s", self._label, self._scrub(repr(exc)))
+
+    def _interrupt(self) -> None:
+        self._wake.set()
+
+    # -- what went wrong, in words without the password
+
+    def _why(self, exc: Exception, elapsed: float = 0.0) -> str:
+        """A reason for logs, events and errors; notes whether it deserves the slow retry."""
+        av = self._av
+        if isinstance(exc, _StreamLost):      # already put in words (and classified) where it was raised
+            return self._scrub(str(exc))
+        self._slow = False
+        if isinstance(exc, TransposeLiveError):   # from _attach, which names the stream: "<url>: what"
+            text = self._scrub(str(exc)).replace(self._label, "").lstrip(": ").removeprefix("has ")
+        else:
+            text = self._scrub(_reason(exc))
+        for status, error, words in ((401, av.HTTPUnauthorizedError, "authentication failed (401)"),
+                                     (403, av.HTTPForbiddenError, "access forbidden (403)"),
+                                     (404, av.HTTPNotFoundError, "no such stream path (404)")):
+            if isinstance(exc, error) or re.search(rf"\b{status}\b", text):
+                self._slow = True
+                return words
+        if isinstance(exc, (av.ExitError, TimeoutError)) or elapsed >= 0.45 * self.timeout:   # socket: timeout/2
+            return f"no answer for {self.timeout:g} s ({text})"
+        return text
+
+    def _scrub(self, text: str) -> str:
+        text = _redact(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _read_error(self, exc: Exception) -> None:
+        raise _StreamLost(self._why(exc))
+
+    def _damaged(self, why: str) -> None:
+        super()._damaged(self._scrub(why))
+        self._bad_run += 1
+        if self._bad_run >= self.max_bad_packets:
+            raise _StreamLost(f"{self._bad_run} undecodable packets in a row ({self._scrub(why)})")
 
     def _timestamp(self, av_frame) -> float:
         # live streams start at arbitrary pts (and the first frames may have none): count from the first
-        # frame received, stepping by the nominal rate until pts appear, then following pts
+        # frame of each connection (the last timestamp + one frame interval), stepping by the nominal rate
+        # until pts appear, then following pts; pts that go back (a camera restarting its clock) re-anchor
         pts = av_frame.pts if av_frame.pts is not None else av_frame.dts
         step = 1.0 / (self.fps or 30.0)
         following = 0.0 if self._last_ts is None else self._last_ts + step
@@ -454,15 +697,85 @@ class RtspSource(_PyAVSource):
             return following
         if self._first_pts is None:
             self._first_pts, self._first_ts = pts, following
-        return self._first_ts + float((pts - self._first_pts) * self.time_base)
+        ts = self._first_ts + float((pts - self._first_pts) * self.time_base)
+        if self._last_ts is not None and ts <= self._last_ts:
+            self._first_pts, self._first_ts = pts, following
+            ts = following
+        return ts
 
-    def _read_error(self, exc: Exception) -> None:
-        log.warning("%s: stream ended after %d frames (%s)", self._label, self._index, exc)
+    def _fit(self, item: tuple[float, np.ndarray]) -> tuple[float, np.ndarray]:
+        """Frames keep the first connection's size (writers are set up for it) if the camera changes it."""
+        ts, image = item
+        width, height = self._size
+        if (image.shape[1], image.shape[0]) == (width, height) or not width:
+            return item
+        import cv2
+
+        if not self._resized:
+            self._resized = True
+            log.warning("%s: the stream's picture changed to %dx%d; frames are scaled to %dx%d",
+                        self._label, image.shape[1], image.shape[0], width, height)
+        return ts, cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _stream_options(url: str, transport: str, timeout: float) -> dict[str, str]:
+    """Demuxer options for low latency (no input buffering, small probe) and bounded socket waits. (The
+    decoder's low_delay flag is set on the stream, in RtspSource._configure: it is no demuxer option.)"""
+    options = {"fflags": "nobuffer", "probesize": "65536", "analyzeduration": "500000"}
+    if url.startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = transport
+        # socket I/O timeout in microseconds; FFmpeg may wait it twice in one read, so half of `timeout`
+        options["timeout"] = str(max(1, int(timeout * 500_000)))
+        if transport == "udp":
+            options["buffer_size"] = str(1 << 20)      # a full socket buffer drops RTP packets
+    return options
+
+
+def _secrets(url: str) -> tuple[str, ...]:
+    """The password of a URL as written and decoded, for scrubbing free text (too short ones are left:
+    replacing every 'a' would garble messages; the URL itself is still redacted)."""
+    span = _password_span(url)
+    found = [m.group(2) for m in _QUERY_SECRET.finditer(url)]
+    if span is not None:
+        found.append(url[span[0]:span[1]])
+    return tuple(s for s in dict.fromkeys(found + [unquote(f) for f in found]) if len(s) >= 4)
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of scheme://user:password@host/... sits, like FFmpeg splits it: the authority
+    ends at the first / ? or #, and the user info at its last @. A password that itself holds a / (not
+    percent-encoded) cuts the authority short; then everything up to the URL's last @ counts as password."""
+    scheme = url.find("://")
+    if scheme < 0:
+        return None
+    begin = scheme + 3
+    end = min((i for i in (url.find(c, begin) for c in "/?#") if i >= 0), default=len(url))
+    authority = url[begin:end]
+    at = authority.rfind("@")
+    colon = authority.find(":")
+    if colon < 0 or (0 <= at < colon):
+        return None
+    if at >= 0:
+        return begin + colon + 1, begin + at
+    last_at = url.rfind("@")
+    if last_at < end or authority[colon + 1:].isdigit():      # no user info, or host:port
+        return None
+    return begin + colon + 1, last_at
+
+
+_QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pass|pwd)=)([^&#;\s]*)", re.IGNORECASE)
 
 
 def _redact(url: str) -> str:
-    """rtsp://user:secret@host → rtsp://user:***@host, so messages never show a password."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """rtsp://user:secret@host/path → rtsp://user:***@host/path (also ?password=… in the query), so messages
+    never show a password. Works on free text holding a URL too."""
+    def mask(match: re.Match) -> str:
+        found = match.group(0)
+        span = _password_span(found)
+        return found if span is None else found[:span[0]] + "***" + found[span[1]:]
+
+    text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+", mask, url)
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def _reason(exc: Exception) -> str:
@@ -619,10 +932,11 @@ class ImageFolderSource(Source):
 
 def open_source(spec: str | int | os.PathLike, *, start: float | None = None, end: float | None = None,
                 width: int | None = None, height: int | None = None, fps: float | None = None,
-                timeout: float = 10.0, transport: str = "tcp") -> Source:
+                timeout: float = 10.0, transport: str = "tcp", max_retries: int | None = None) -> Source:
     """Open what the user named: an int or digit string is a camera, rtsp://, rtsps://, http(s)://
     (and rtmp/udp/srt) URLs are streams, a folder is an image folder, an image file a one-image folder,
-    anything else a video file. width/height/fps apply to cameras (fps also to image folders)."""
+    anything else a video file. width/height/fps apply to cameras (fps also to image folders);
+    timeout/transport/max_retries to streams (see RtspSource: None retries forever, 0 fails at once)."""
     if isinstance(spec, bool):
         raise TransposeLiveError(f"not a source: {spec!r}")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
@@ -631,7 +945,7 @@ def open_source(spec: str | int | os.PathLike, *, start: float | None = None, en
     if not text.strip():
         raise TransposeLiveError("empty source: give a video file, image folder, camera index or stream URL")
     if text.lower().startswith(STREAM_SCHEMES):
-        return RtspSource(text, transport=transport, timeout=timeout)
+        return RtspSource(text, transport=transport, timeout=timeout, max_retries=max_retries)
     path = Path(text).expanduser()
     if path.is_dir():
         return ImageFolderSource(path, fps=fps)

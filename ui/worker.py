@@ -84,9 +84,14 @@ def _default_pipeline_factory(source, config, *, sinks=(), on_frame=None, estima
                     own_sinks=False)
 
 
-def _default_source_factory(spec, **kwargs):
-    from transpose_live.sources import open_source
+WINDOW_STREAM_RETRIES = 3     # a stream in the window: a few reconnections (~4 s), then the error is shown
 
+
+def _default_source_factory(spec, **kwargs):
+    from transpose_live.sources import STREAM_SCHEMES, open_source
+
+    if isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES):
+        kwargs.setdefault("max_retries", WINDOW_STREAM_RETRIES)
     return open_source(spec, **kwargs)
 
 
