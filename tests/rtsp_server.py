@@ -247,3 +247,19 @@ def _stop(proc: subprocess.Popen, hard: bool = False) -> None:
             proc.wait(timeout=10)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+if __name__ == "__main__":
+    # `python tests/rtsp_server.py [PORT] [/PATH ...]`: a local test camera to try `rtsp` and `monitor` on
+    args = sys.argv[1:]
+    port = int(args.pop(0)) if args and args[0].isdigit() else 8554
+    ok, why = available()
+    if not ok:
+        sys.exit(f"cannot start the test RTSP server: {why}")
+    with RtspServer(paths=tuple(args) or ("/cam",), port=port) as served:
+        for p in served.paths:
+            print(served.url(p), flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
