@@ -35,7 +35,7 @@ def _model_rows(model: list[str], batch: list[int], device: str, path: str, imag
     return rows
 
 
-@with_spec("detect", "smooth")
+@with_spec("detect", "smooth", "duration")
 def bench_command(
     model: list[str] = typer.Option(["tp_m_a4"], "--model", help="Preset(s) to time; 'all' for every preset."),
     batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
@@ -47,6 +47,8 @@ def bench_command(
     pipeline: Path = typer.Option(None, "--pipeline", help="Instead: run the full pipeline on this VIDEO and "
                                   "report per-stage times next to end-to-end fps."),
     frames: int = typer.Option(100, "--frames", min=1, help="Frames of VIDEO to time for --pipeline."),
+    rtsp: str = typer.Option(None, "--rtsp", help="Instead: run the pipeline on this live stream for --duration "
+                             "seconds (default 20) and report capture -> rendered latency percentiles."),
     json_out: Path = typer.Option(None, "--json", help="Also write the rows as JSON."),
     *, spec,
 ) -> None:
@@ -60,7 +62,12 @@ def bench_command(
         torch.set_num_threads(threads)
     if json_out is not None:
         check_output(json_out, "json")          # an unwritable path fails now, not after the run
-    if pipeline is not None:
+    if rtsp is not None:
+        from transpose_live.bench_pipeline import bench_stream, format_stream
+
+        data = bench_stream(rtsp, spec.replace(device=device).validate())
+        typer.echo(format_stream(data))
+    elif pipeline is not None:
         from transpose_live.bench_pipeline import bench_pipeline, format_bench
 
         bench = bench_pipeline(pipeline, spec.replace(device=device, max_frames=frames).validate())

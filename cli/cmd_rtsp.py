@@ -33,6 +33,9 @@ def rtsp_command(
                                   "answer or send a frame before reconnecting."),
     down_seconds: float = typer.Option(2.0, "--down-seconds", min=0.1, help="A person lying down this long "
                                        "gives a person_down event."),
+    mqtt: str = typer.Option(None, "--mqtt", help="Also publish events and per-frame summaries to this MQTT "
+                             "broker: HOST[:PORT] (topics transpose-live/<camera>/events and .../poses)."),
+    camera: str = typer.Option("camera", "--camera-name", help="The camera's name in MQTT topics."),
     *, spec,
 ) -> None:
     """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
@@ -43,15 +46,27 @@ def rtsp_command(
 
     if not url.lower().startswith(STREAM_SCHEMES):
         raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
-    if not show and out is None and json_out is None:
-        raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4 or --show")
+    if not show and out is None and json_out is None and mqtt is None:
+        raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4, --mqtt "
+                                 "HOST or --show")
     if show:
         from transpose_live.ui.app import check_display
 
         check_display()
     check_outputs(out, json_out)
-    source = open_source(url, transport=transport, timeout=timeout, max_retries=max_retries)
-    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=down_seconds)])
+    publisher = None
+    if mqtt is not None:
+        from transpose_live.mqtt import MqttPublisher
+
+        publisher = MqttPublisher(mqtt, camera=camera)     # a bad broker spec fails here; a dead one never does
+    try:
+        source = open_source(url, transport=transport, timeout=timeout, max_retries=max_retries)
+    except BaseException:
+        if publisher is not None:
+            publisher.close()
+        raise
+    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=down_seconds)],
+             sinks=[publisher] if publisher is not None else [])
 
 
 def register(app: typer.Typer) -> None:

@@ -33,8 +33,9 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=()) -> None:
-    """Run `spec` over an opened live `source` into the outputs, in the window or headless."""
+def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), sinks=()) -> None:
+    """Run `spec` over an opened live `source` into the outputs (and extra `sinks`: MQTT), in the window
+    or headless."""
     from transpose_live.run import Interrupted, has_content, process_video
     from transpose_live.sinks import open_outputs
 
@@ -43,15 +44,16 @@ def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, e
             say("running; press Ctrl-C to stop")
             try:
                 with sigterm_as_interrupt():
-                    summary = process_video(source, out, json_out, progress=True, events=events, **vars(spec))
+                    summary = process_video(source, out, json_out, progress=True, events=events, sinks=sinks,
+                                            **vars(spec))
             except Interrupted as stop:      # Ctrl-C is how a camera run ends: not a failure
                 summary = stop.summary
             say(summary.line())
             return
         from transpose_live.ui.app import run_app
 
-        sinks = open_outputs(source, out, json_out, live=True)
-        rc = run_app(source, spec, sinks=sinks)     # the window finishes the outputs when it closes
+        outputs = open_outputs(source, out, json_out, live=True)
+        rc = run_app(source, spec, sinks=[*outputs, *sinks])    # the window finishes them when it closes
     for path in (out, json_out):
         if path is not None and path != "-" and has_content(path):
             say(f"wrote {path}")

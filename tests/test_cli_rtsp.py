@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO
 from rtsp_server import RtspServer, free_port, require
+from test_mqtt import broker, subscriber  # noqa: F401  (pytest fixtures: a real mosquitto broker)
 
 PASSWORD = "pa55-word"
 
@@ -150,3 +151,24 @@ def test_monitor_one_camera_down_does_not_disturb_the_other(tmp_path, tiny_args)
     assert "stream_lost" in events and "stream_back" in events
     assert not [r for r in lines_of(logs / "cam2.jsonl") if r.get("event") == "stream_lost"]
     assert "cam1: " in err and "cam2: " in err and "reconnects" in err
+
+
+@pytest.mark.timeout(90)
+def test_mqtt_subscriber_gets_the_same_events_as_the_json_log(tmp_path, tiny_args, broker, subscriber):
+    """`rtsp --mqtt`: a real mosquitto broker; the events on transpose-live/<camera>/events are the JSON
+    log's event lines, and a per-frame summary arrives for the frames."""
+    require()
+    log = tmp_path / "c.jsonl"
+    with RtspServer(paths=("/cam",)) as server:
+        proc = start("rtsp", server.url("/cam"), "--json", str(log), "--duration", "6", "--camera-name", "door",
+                     "--mqtt", f"127.0.0.1:{broker.port}", *tiny_args)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    logged = [r for r in lines_of(log) if "event" in r]
+    assert [r["event"] for r in logged][:1] == ["person_appeared"] and logged[-1]["event"] == "person_left"
+    assert wait_for(lambda: len(subscriber.on("door/events")) >= len(logged), 10)
+    published = subscriber.on("door/events")
+    key = lambda r: (r["event"], r.get("id"), r.get("timestamp"))    # noqa: E731
+    assert sorted(map(key, published)) == sorted(map(key, logged))
+    summaries = subscriber.on("door/poses")
+    assert summaries and {s["frame"] for s in summaries} <= {r["frame"] for r in frame_lines(log)}

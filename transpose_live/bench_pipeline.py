@@ -123,6 +123,30 @@ def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> Pipe
     )
 
 
+def bench_stream(url: str, spec: RunSpec, runner=None, **source_options) -> dict:
+    """A live stream through the whole pipeline for spec.duration seconds (20 when unset): frames/s and the
+    capture -> rendered latency each frame really had (percentiles), drops and reconnects."""
+    from .run import process_video
+    from .sources import open_source
+
+    spec = spec.replace(duration=spec.duration or 20.0).validate()
+    with open_source(url, **source_options) as source:
+        summary = process_video(source, runner=runner, **vars(spec))
+        reconnects = getattr(source, "reconnects", 0)
+    stats = summary.stats
+    return {"source": summary.source, "seconds": round(stats.wall_s, 2), "frames": stats.frames_processed,
+            "fps": round(summary.fps, 2), "dropped": stats.frames_dropped, "reconnects": reconnects,
+            "latency_p50_ms": round(stats.latency_p50_ms, 1), "latency_p95_ms": round(stats.latency_p95_ms, 1),
+            "latency_max_ms": round(stats.max_latency_ms, 1), "model_ms": round(stats.stage_ms["model"], 1)}
+
+
+def format_stream(row: dict) -> str:
+    return (f"{row['source']}: {row['frames']} frames in {row['seconds']} s ({row['fps']} fps), "
+            f"{row['dropped']} dropped, {row['reconnects']} reconnects\n"
+            f"latency capture -> rendered: p50 {row['latency_p50_ms']} ms, p95 {row['latency_p95_ms']} ms, "
+            f"max {row['latency_max_ms']} ms (model stage {row['model_ms']} ms per frame)")
+
+
 def format_bench(b: PipelineBench) -> str:
     lines = [f"{Path(b.video).name}: {b.frames} frames on {b.device}, "
              f"{b.persons_per_frame:.1f} persons/frame, detector on {b.detector_calls} frames",
@@ -137,4 +161,4 @@ def format_bench(b: PipelineBench) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PipelineBench", "bench_pipeline", "format_bench"]
+__all__ = ["PipelineBench", "bench_pipeline", "bench_stream", "format_bench", "format_stream"]
