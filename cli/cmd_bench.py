@@ -35,7 +35,7 @@ def _model_rows(model: list[str], batch: list[int], device: str, path: str, imag
     return rows
 
 
-@with_spec("detect", "smooth", "duration")
+@with_spec("flip", "detect", "smooth", "duration")
 def bench_command(
     model: list[str] = typer.Option(["tp_m_a4"], "--model", help="Preset(s) to time; 'all' for every preset."),
     batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
