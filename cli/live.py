@@ -33,6 +33,9 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+STATS_EVERY_S = 10.0     # live JSON logs get a {"event": "stats"} line (fps, latency p50/p95) this often
+
+
 def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), sinks=()) -> None:
     """Run `spec` over an opened live `source` into the outputs (and extra `sinks`: MQTT), in the window
     or headless."""
@@ -45,7 +48,7 @@ def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, e
             try:
                 with sigterm_as_interrupt():
                     summary = process_video(source, out, json_out, progress=True, events=events, sinks=sinks,
-                                            **vars(spec))
+                                            stats_every=STATS_EVERY_S, **vars(spec))
             except Interrupted as stop:      # Ctrl-C is how a camera run ends: not a failure
                 summary = stop.summary
             say(summary.line())

@@ -372,3 +372,44 @@ def test_set_smooth_and_attention_apply_while_running():
     holder["p"] = pipeline
     pipeline.run()
     assert attention_seen[0] is False and attention_seen[-1] is True
+
+
+def test_events_and_stats_lines_reach_the_sinks_that_take_events(threads_before):
+    """Detectors' events per output frame, their finish() at the end, and periodic stats records."""
+
+    class Recorder:
+        needs_image = False
+
+        def __init__(self):
+            self.frames, self.events = 0, []
+
+        def write_frame(self, image, result):
+            self.frames += 1
+
+        def write_event(self, record):
+            self.events.append(record)
+
+        def close(self):
+            pass
+
+    class EveryFifth:
+        def update(self, result):
+            return [{"event": "tick", "frame": result.index}] if result.index % 5 == 0 else []
+
+        def finish(self, timestamp):
+            return [{"event": "end", "timestamp": timestamp}]
+
+    class Slow(FakeEstimator):
+        def estimate(self, image, boxes, **kwargs):
+            time.sleep(0.01)
+            return super().estimate(image, boxes, **kwargs)
+
+    sink = Recorder()
+    Pipeline(ListSource(20), RunSpec(), [sink], estimator=Slow(), detector=CountingDetector(),
+             events=[EveryFifth()], stats_every=0.05).run()
+    names = [e["event"] for e in sink.events]
+    assert [e["frame"] for e in sink.events if e["event"] == "tick"] == [0, 5, 10, 15]
+    assert names[-1] == "end" and sink.frames == 20
+    stats = [e for e in sink.events if e["event"] == "stats"]
+    assert stats and all({"fps", "latency_p50_ms", "latency_p95_ms", "dropped", "frames"} <= set(e) for e in stats)
+    assert stats[-1]["frames"] > stats[0]["frames"]

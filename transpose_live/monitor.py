@@ -21,6 +21,7 @@ from .spec import RunSpec
 log = logging.getLogger(__name__)
 
 STOP_S = 3.0        # everything stops within this after stop()
+STATS_EVERY_S = 10.0   # each camera's log gets a {"event": "stats"} line (fps, latency p50/p95) this often
 
 
 class LockedDetector:
@@ -92,7 +93,8 @@ class CameraRun:
         with source:
             sinks = self._sinks(source)
             self.pipeline = Pipeline(source, self.spec, sinks, estimator=self.estimator, detector=self.detector,
-                                     on_result=self._on_result, events=[PoseEvents(down_seconds=self.outputs.down_seconds)])
+                                     on_result=self._on_result, stats_every=STATS_EVERY_S,
+                                     events=[PoseEvents(down_seconds=self.outputs.down_seconds)])
             if not self._stopped.is_set():
                 self.pipeline.run()
 

@@ -125,13 +125,15 @@ class Pipeline:
     Events: `events` are detectors (update(result) -> [event dict], finish(timestamp) -> [...]: persons
     appearing, falls) run on every output frame; a source with an `on_event` attribute (a stream that
     reconnects) reports stream_lost / stream_back through it. Every event goes to the sinks that have
-    write_event(record) and to on_event(record).
+    write_event(record) and to on_event(record). stats_every: a {"event": "stats"} record that often (seconds
+    of running) with fps, latency p50/p95, drops and reconnects, for long live runs' logs.
     """
 
     def __init__(self, source, spec: RunSpec | None = None, sinks: Sequence = (), *, estimator, detector,
                  on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True,
-                 events: Sequence = (), on_event: Callable[[dict], None] | None = None):
+                 events: Sequence = (), on_event: Callable[[dict], None] | None = None,
+                 stats_every: float | None = None):
         self.source = source
         self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
         self.sinks = list(sinks)
@@ -145,6 +147,7 @@ class Pipeline:
         self.detector = detector
         self.events = list(events)
         self.on_event = on_event
+        self.stats_every = stats_every
         self._event_sinks = [s for s in self.sinks if hasattr(s, "write_event")]
         if hasattr(source, "on_event"):
             source.on_event = self.emit
@@ -377,6 +380,7 @@ class Pipeline:
         input_size = tuple(config.image_size) if config is not None else None
         rate = _Rate()
         last_time = 0.0
+        next_stats = time.monotonic() + self.stats_every if self.stats_every else None
         while (item := self._get(q_in)) is not _END:
             t = time.perf_counter()
             result = item.result
@@ -406,9 +410,20 @@ class Pipeline:
                 self._recent_latency.append(1000 * latency)
                 self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
                 self.stats.frames_processed += 1
+            if next_stats is not None and time.monotonic() >= next_stats:
+                next_stats += self.stats_every
+                self.emit(self._stats_event(rate.fps, result.timestamp))
         for detector in self.events:            # the run's end closes what is open (persons still present)
             for record in detector.finish(last_time):
                 self.emit(record)
+
+
+    def _stats_event(self, fps: float | None, timestamp: float) -> dict:
+        stats = self.stats_snapshot()
+        return {"event": "stats", "timestamp": timestamp, "fps": round(fps or 0.0, 2),
+                "frames": stats.frames_processed, "dropped": stats.frames_dropped,
+                "latency_p50_ms": round(stats.latency_p50_ms, 1), "latency_p95_ms": round(stats.latency_p95_ms, 1),
+                "reconnects": getattr(self.source, "reconnects", 0)}
 
 
 def finish_sinks(sinks: Sequence, keep: bool) -> None:

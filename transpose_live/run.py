@@ -168,14 +168,14 @@ class Interrupted(KeyboardInterrupt):
 def process_video(source, out: str | os.PathLike | None = None, json: str | os.PathLike | None = None,
                   coco_json: str | os.PathLike | None = None, *, progress: bool = False,
                   runner: PoseRunner | None = None, events: Sequence = (), sinks: Sequence = (),
-                  on_event=None, **options) -> RunSummary:
+                  on_event=None, stats_every: float | None = None, **options) -> RunSummary:
     """Poses on every frame of `source` (a video file, image folder, camera index, stream URL or an opened
     Source) into an annotated video (`out`, audio and timestamps kept), JSON Lines (`json`, "-" for
     stdout) and/or COCO results (`coco_json`). Files lose no frame; live sources keep the newest.
     progress: a progress bar on stderr. events: detectors (transpose_live.events) whose events, with a
     stream's own (stream_lost / stream_back), go into the JSON Lines, extra `sinks` and on_event.
-    `duration` (an option) ends the run after that many seconds. Ctrl-C finishes the outputs and raises
-    Interrupted."""
+    `duration` (an option) ends the run after that many seconds; stats_every adds {"event": "stats"} lines
+    (fps, latency percentiles) that often. Ctrl-C finishes the outputs and raises Interrupted."""
     from .progress import Progress, WarningsToProgress
     from .sinks import check_outputs, open_outputs
 
@@ -196,7 +196,8 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
             ids.update(p.track_id for p in result.poses if p.track_id is not None)
             bar.update()
 
-        pipeline = runner.pipeline(src, [*outputs, *sinks], on_result=on_result, events=events, on_event=on_event)
+        pipeline = runner.pipeline(src, [*outputs, *sinks], on_result=on_result, events=events, on_event=on_event,
+                                   stats_every=stats_every)
         timer = threading.Timer(spec.duration, pipeline.end_source) if spec.duration else None
         try:
             with bar, WarningsToProgress(bar):
