@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from .live import sigterm_as_interrupt
-from .options import say, with_spec
+from .options import say, with_spec, with_stream_options
 
 PLAIN_STATUS_S = 30.0      # off a terminal: the status as plain lines this often
 
@@ -46,6 +46,7 @@ def _watch(monitor, duration: float | None) -> None:
             live.stop()
 
 
+@with_stream_options
 @with_spec("model", "detect", "smooth", "duration")
 def monitor_command(
     urls: list[str] = typer.Argument(None, metavar="[URL]...", help="Camera streams (rtsp://...); or --config."),
@@ -57,16 +58,7 @@ def monitor_command(
                                     "(URL cameras: all; config cameras: those with record: true)."),
     segment_minutes: float = typer.Option(10.0, "--segment-minutes", min=0.01, help="Length of a recorded "
                                           "segment; each finished segment is a complete file."),
-    mqtt: str = typer.Option(None, "--mqtt", help="Also publish events and per-frame summaries to this MQTT "
-                             "broker: HOST[:PORT] (topics transpose-live/<camera>/events and .../poses)."),
-    transport: str = typer.Option("tcp", "--transport", help="RTSP over tcp (default) or udp."),
-    max_retries: int = typer.Option(None, "--max-retries", min=0, help="A camera gives up after this many failed "
-                                    "reconnections in a row (default: never)."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.5, help="Seconds to wait for a camera to answer or "
-                                  "send a frame before reconnecting."),
-    down_seconds: float = typer.Option(2.0, "--down-seconds", min=0.1, help="A person lying down this long "
-                                       "gives a person_down event."),
-    *, spec,
+    *, spec, stream,
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
     recording in segments and MQTT events. Runs until Ctrl-C / SIGTERM or --duration."""
@@ -82,9 +74,8 @@ def monitor_command(
             camera.record = True
     if record_dir is None and any(c.record for c in cameras):
         record_dir = Path("recordings")
-    outputs = Outputs(log_dir, record_dir, segment_minutes, mqtt, down_seconds)
-    monitor = Monitor(cameras, spec, outputs,
-                      {"transport": transport, "timeout": timeout, "max_retries": max_retries})
+    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.mqtt, stream.down_seconds)
+    monitor = Monitor(cameras, spec, outputs, stream.source_options())
     monitor.start()
     say(f"monitoring {len(cameras)} camera{'s' if len(cameras) != 1 else ''}; logs in {log_dir}; "
         "press Ctrl-C to stop")

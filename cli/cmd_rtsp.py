@@ -15,9 +15,10 @@ from pathlib import Path
 import typer
 
 from .live import run_live
-from .options import with_spec
+from .options import with_spec, with_stream_options
 
 
+@with_stream_options
 @with_spec("model", "detect", "smooth", "draw", "max_frames", "duration")
 def rtsp_command(
     url: str = typer.Argument(..., metavar="URL", help="The camera's stream, e.g. rtsp://user:pass@host:8554/path "
@@ -26,17 +27,8 @@ def rtsp_command(
     json_out: str = typer.Option(None, "--json", help="Poses and events as JSON Lines, flushed line by line "
                                  "(tail -f works); - for stdout."),
     show: bool = typer.Option(False, "--show/--no-show", help="The preview window (default: headless)."),
-    transport: str = typer.Option("tcp", "--transport", help="RTSP over tcp (default) or udp."),
-    max_retries: int = typer.Option(None, "--max-retries", min=0, help="Give up after this many failed "
-                                    "reconnections in a row (default: never; 0: fail at once)."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.5, help="Seconds to wait for the camera to "
-                                  "answer or send a frame before reconnecting."),
-    down_seconds: float = typer.Option(2.0, "--down-seconds", min=0.1, help="A person lying down this long "
-                                       "gives a person_down event."),
-    mqtt: str = typer.Option(None, "--mqtt", help="Also publish events and per-frame summaries to this MQTT "
-                             "broker: HOST[:PORT] (topics transpose-live/<camera>/events and .../poses)."),
     camera: str = typer.Option("camera", "--camera-name", help="The camera's name in MQTT topics."),
-    *, spec,
+    *, spec, stream,
 ) -> None:
     """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
     from transpose_live.errors import TransposeLiveError
@@ -46,7 +38,7 @@ def rtsp_command(
 
     if not url.lower().startswith(STREAM_SCHEMES):
         raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
-    if not show and out is None and json_out is None and mqtt is None:
+    if not show and out is None and json_out is None and stream.mqtt is None:
         raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4, --mqtt "
                                  "HOST or --show")
     if show:
@@ -55,17 +47,17 @@ def rtsp_command(
         check_display()
     check_outputs(out, json_out)
     publisher = None
-    if mqtt is not None:
+    if stream.mqtt is not None:
         from transpose_live.mqtt import MqttPublisher
 
-        publisher = MqttPublisher(mqtt, camera=camera)     # a bad broker spec fails here; a dead one never does
+        publisher = MqttPublisher(stream.mqtt, camera=camera)     # a bad broker spec fails here; a dead one never does
     try:
-        source = open_source(url, transport=transport, timeout=timeout, max_retries=max_retries)
+        source = open_source(url, **stream.source_options())
     except BaseException:
         if publisher is not None:
             publisher.close()
         raise
-    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=down_seconds)],
+    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=stream.down_seconds)],
              sinks=[publisher] if publisher is not None else [])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -90,25 +91,63 @@ def expand(names: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _inject(fn: Callable, params: list[inspect.Parameter], build: Callable[[dict], Any], arg: str) -> Callable:
+    """`fn` with `params` added to the signature Typer reads; their values reach it as `arg`=build(values)."""
+    signature = inspect.signature(fn)
+    own = [p for p in signature.parameters.values() if p.name != arg]
+    names = [p.name for p in params]
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        values = {name: kwargs.pop(name) for name in names}
+        return fn(**{arg: build(values)}, **kwargs)
+
+    command.__signature__ = signature.replace(parameters=own + params)
+    return command
+
+
 def with_spec(*names: str) -> Callable[[Callable], Callable]:
     """Add the shared options `names` (option names or GROUPS) to a command; it gets `spec=RunSpec`."""
     fields = expand(names)
+    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option(name),
+                                annotation=OPTIONS[name].annotation) for name in fields]
+    return lambda fn: _inject(fn, params, lambda values: RunSpec.from_options(**values), "spec")
 
-    def decorate(fn: Callable) -> Callable:
-        signature = inspect.signature(fn)
-        own = [p for p in signature.parameters.values() if p.name != "spec"]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option(name),
-                                   annotation=OPTIONS[name].annotation) for name in fields]
 
-        @functools.wraps(fn)
-        def command(**kwargs):
-            values = {name: kwargs.pop(name) for name in fields}
-            return fn(spec=RunSpec.from_options(**values), **kwargs)
+@dataclass(frozen=True)
+class StreamOptions:
+    """How the IP-camera commands (rtsp, monitor) treat their streams and what they report."""
 
-        command.__signature__ = signature.replace(parameters=own + added)
-        return command
+    transport: str = "tcp"
+    max_retries: Optional[int] = None
+    timeout: float = 10.0
+    down_seconds: float = 2.0
+    mqtt: Optional[str] = None
 
-    return decorate
+    def source_options(self) -> dict:
+        return {"transport": self.transport, "timeout": self.timeout, "max_retries": self.max_retries}
+
+
+_STREAM_FLAGS = {
+    "transport": ("--transport", dict(help="RTSP over tcp (default) or udp.")),
+    "max_retries": ("--max-retries", dict(min=0, help="Give up on a camera after this many failed reconnections "
+                                         "in a row (default: never; 0: fail at once).")),
+    "timeout": ("--timeout", dict(min=0.5, help="Seconds to wait for a camera to answer or send a frame before "
+                                  "reconnecting.")),
+    "down_seconds": ("--down-seconds", dict(min=0.1, help="A person lying down this long gives a person_down "
+                                            "event.")),
+    "mqtt": ("--mqtt", dict(help="Also publish events and per-frame summaries to this MQTT broker: "
+                            "HOST[:PORT] (topics transpose-live/<camera>/events and .../poses).")),
+}
+
+
+def with_stream_options(fn: Callable) -> Callable:
+    """Add the stream options (transport, retries, timeout, fall events, MQTT); the command gets `stream`."""
+    types = typing.get_type_hints(StreamOptions)          # real types: this module's annotations are strings
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
+                                default=typer.Option(f.default, _STREAM_FLAGS[f.name][0], **_STREAM_FLAGS[f.name][1]))
+              for f in dataclasses.fields(StreamOptions)]
+    return _inject(fn, params, lambda values: StreamOptions(**values), "stream")
 
 
 def say(message: str) -> None:
@@ -116,4 +155,4 @@ def say(message: str) -> None:
     typer.echo(message, err=True)
 
 
-__all__ = ["OPTIONS", "GROUPS", "option", "with_spec", "say"]
+__all__ = ["OPTIONS", "GROUPS", "option", "with_spec", "with_stream_options", "StreamOptions", "say"]
