@@ -41,6 +41,14 @@ def frame_lines(path) -> list[dict]:
     return [r for r in lines_of(path) if "event" not in r]
 
 
+def terminate(proc: subprocess.Popen) -> tuple[str, str, float]:
+    """SIGTERM, as a service manager stops it: (stdout, stderr, seconds it took to end)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    return out, err, time.monotonic() - t0
+
+
 def wait_for(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,10 +114,7 @@ def test_sigterm_stops_within_3_s_with_the_outputs_finished(tmp_path, tiny_args)
         proc = start("rtsp", server.url("/cam"), "--json", str(log), "--out", str(video), *tiny_args)
         try:
             assert wait_for(lambda: len(frame_lines(log)) >= 5, 40)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=10)
-            stopped_in = time.monotonic() - t0
+            out, err, stopped_in = terminate(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -139,10 +144,7 @@ def test_monitor_one_camera_down_does_not_disturb_the_other(tmp_path, tiny_args)
             first.start()
             down_at = frames("cam1")
             assert wait_for(lambda: frames("cam1") > down_at + 5, 40)     # and the first comes back
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=10)
-            stopped_in = time.monotonic() - t0
+            out, err, stopped_in = terminate(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()

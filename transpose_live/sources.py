@@ -496,7 +496,7 @@ class RtspSource(_PyAVSource):
                  on_event=None):
         self._url = url
         self._secrets = _secrets(url)
-        label = _redact(url)
+        label = self.safe_url = _redact(url)      # the URL with its password masked: for messages and tables
         if url.startswith(("rtsp://", "rtsps://")) and transport not in ("tcp", "udp", "http", "https"):
             raise TransposeLiveError(f"RTSP transport must be tcp, udp, http or https, got {transport!r}")
         if not timeout or timeout <= 0:
@@ -533,11 +533,6 @@ class RtspSource(_PyAVSource):
     def url(self) -> str:
         """The stream's URL as given, password included (what reopens it): show `safe_url` instead."""
         return self._url
-
-    @property
-    def safe_url(self) -> str:
-        """The stream's URL with its password masked, for messages and tables."""
-        return self._label
 
     @property
     def state(self) -> str:
