@@ -88,7 +88,8 @@ def system_python() -> str | None:
         if not exe or not os.access(exe, os.X_OK):
             continue
         real = Path(exe).resolve()
-        if real in tried or Path(exe).parent.resolve() == Path(sys.prefix, "bin").resolve():
+        in_venv = sys.prefix != sys.base_prefix and Path(exe).parent.resolve() == Path(sys.prefix, "bin").resolve()
+        if real in tried or in_venv:
             continue                     # this venv's python cannot see the system's gi
         tried.add(real)
         try:
