@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Detections, Detector, as_bgr, nms
 from ..errors import TransposeLiveError
+
+_FROM_BASE = ("Detections", "Detector", "as_bgr", "nms")
+
+
+def __getattr__(name):  # lazy: parsing a spec (every command's option check) must not import torch
+    if name in _FROM_BASE:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SPECS = ("ssd", "none", "onnx:FILE", "yolov8:FILE", "yolox:FILE")
 FILE_KINDS = ("onnx", "yolov8", "yolox")
@@ -32,7 +41,7 @@ def parse_detector_spec(spec: str) -> tuple[str, str | None]:
     raise TransposeLiveError(f"unknown detector {spec!r}; choose one of: {', '.join(SPECS)}")
 
 
-def create_detector(spec: str = "ssd", min_score: float | None = None) -> Detector:
+def create_detector(spec: str = "ssd", min_score: float | None = None) -> "Detector":
     """A detector from its spec string; `min_score` overrides the detector's default score threshold."""
     kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
