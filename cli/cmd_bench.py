@@ -11,16 +11,20 @@ from .options import option, say, with_spec
 
 def _model_rows(model: list[str], batch: list[int], device: str, path: str, image_size: str | None,
                 seconds: float) -> list:
+    from transpose_live import hub
     from transpose_live.bench import bench_model, format_rows
     from transpose_live.config import PRESETS
     from transpose_live.device import resolve_device
     from transpose_live.errors import TransposeLiveError
+    from transpose_live.models import load_model
     from transpose_live.spec import parse_image_size
 
     names = list(PRESETS) if "all" in model else model
+    weights = hub.entries()
     for n in names:
-        if n not in PRESETS:
-            raise TransposeLiveError(f"unknown model {n!r}; choose from: {', '.join(PRESETS)}")
+        if n not in PRESETS and n not in weights:
+            raise TransposeLiveError(f"unknown model {n!r}; choose a preset ({', '.join(PRESETS)}) or weights "
+                                     f"({', '.join(weights)})")
     if path not in ("fast", "attention", "both"):
         raise TransposeLiveError("--path must be fast, attention or both")
     dev = str(resolve_device(device))
@@ -28,16 +32,20 @@ def _model_rows(model: list[str], batch: list[int], device: str, path: str, imag
     paths = [False, True] if path == "both" else [path == "attention"]
     rows = []
     for n in names:
+        # a weights name (the shipped "default") is timed as it runs: its own weights at its trained size
+        net = load_model(n, image_size=size) if n in weights else None
         for b in batch:
             for att in paths:
-                rows.append(bench_model(n, device=dev, batch=b, attention=att, image_size=size, min_seconds=seconds))
+                rows.append(bench_model(n, device=dev, batch=b, attention=att, image_size=size, min_seconds=seconds,
+                                        model=net))
                 say(format_rows(rows[-1:]).splitlines()[1])
     return rows
 
 
 @with_spec("flip", "detect", "smooth", "duration")
 def bench_command(
-    model: list[str] = typer.Option(["tp_m_a4"], "--model", help="Preset(s) to time; 'all' for every preset."),
+    model: list[str] = typer.Option(["default"], "--model", help="Model(s) to time: 'default' (the shipped one, "
+                                    "at its own input size), a weights name, a preset (random weights) or 'all'."),
     batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
     device: str = option("device"),
     path: str = typer.Option("both", "--path", help="fast, attention or both."),

@@ -54,9 +54,10 @@ def bench_model(preset: str, device: str = "cpu", batch: int = 1, attention: boo
 
 
 def format_rows(rows: list[ModelBench]) -> str:
-    lines = [f"{'preset':10} {'device':6} {'dtype':8} {'batch':>5} {'path':9} {'crops/s':>9} {'ms/batch':>9}"]
+    lines = [f"{'model':10} {'input':8} {'device':6} {'dtype':8} {'batch':>5} {'path':9} {'crops/s':>9} {'ms/batch':>9}"]
     for r in rows:
-        lines.append(f"{r.preset:10} {r.device:6} {r.dtype:8} {r.batch:5d} "
+        size = f"{r.image_size[0]}x{r.image_size[1]}"
+        lines.append(f"{r.preset:10} {size:8} {r.device:6} {r.dtype:8} {r.batch:5d} "
                      f"{'attention' if r.attention else 'fast':9} {r.crops_per_s:9.1f} {r.ms_per_batch:9.2f}")
     return "\n".join(lines)
 
