@@ -177,7 +177,7 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
     `duration` (an option) ends the run after that many seconds; stats_every adds {"event": "stats"} lines
     (fps, latency percentiles) that often. Ctrl-C finishes the outputs and raises Interrupted."""
     from .progress import Progress, WarningsToProgress
-    from .sinks import check_outputs, open_outputs
+    from .sinks import abort_sink, check_outputs, open_outputs
 
     spec = RunSpec.from_options(runner.spec if runner is not None else None, **options)
     named_input = source if isinstance(source, (str, os.PathLike)) else None
@@ -196,8 +196,13 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
             ids.update(p.track_id for p in result.poses if p.track_id is not None)
             bar.update()
 
-        pipeline = runner.pipeline(src, [*outputs, *sinks], on_result=on_result, events=events, on_event=on_event,
-                                   stats_every=stats_every)
+        try:
+            pipeline = runner.pipeline(src, [*outputs, *sinks], on_result=on_result, events=events,
+                                       on_event=on_event, stats_every=stats_every)
+        except BaseException:
+            for sink in outputs:           # nothing ran: no half-made file is left behind
+                abort_sink(sink)
+            raise
         timer = threading.Timer(spec.duration, pipeline.end_source) if spec.duration else None
         try:
             with bar, WarningsToProgress(bar):
