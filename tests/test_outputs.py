@@ -170,3 +170,25 @@ def test_a_reader_gone_ends_the_pipeline_cleanly_and_finishes_the_other_outputs(
     assert stats.stopped and stats.stop_reason == "output closed"
     assert 3 <= stats.frames_processed < 200
     assert (tmp_path / "v.mp4").stat().st_size > 0             # finished under its name
+
+
+def test_a_video_for_a_source_of_unknown_size_opens_at_the_first_frame(tmp_path):
+    """A stream still connecting when the run starts has no size yet: the video takes the first frame's."""
+    import av
+
+    from transpose_live.sinks import open_outputs
+
+    class Connecting:
+        size, fps, time_base, path = (0, 0), 10.0, None, None
+
+    (video,) = open_outputs(Connecting(), out=tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []                   # nothing yet
+    for i in range(3):
+        video.write_frame(np.zeros((48, 64, 3), np.uint8), result(i))
+    video.close()
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 3 and (frames[0].width, frames[0].height) == (64, 48)
+    (empty,) = open_outputs(Connecting(), out=tmp_path / "e.mp4")
+    empty.close()
+    assert not (tmp_path / "e.mp4").exists()

@@ -619,8 +619,11 @@ def open_outputs(source, out=None, json_out=None, coco_json=None, live: bool = F
     try:
         if out is not None:
             width, height = source.size
-            sinks.append(VideoWriter(out, width, height, fps=source.fps, time_base=source.time_base,
-                                     audio_from=source))
+            if width and height:
+                sinks.append(VideoWriter(out, width, height, fps=source.fps, time_base=source.time_base,
+                                         audio_from=source))
+            else:                  # a stream still connecting: its size comes with the first frame
+                sinks.append(FirstFrameVideoWriter(out, source))
         if json_out is not None:
             sinks.append(JsonlWriter(json_out, live=live))
         if coco_json is not None:
@@ -630,6 +633,32 @@ def open_outputs(source, out=None, json_out=None, coco_json=None, live: bool = F
             abort_sink(sink)
         raise
     return sinks
+
+
+class FirstFrameVideoWriter:
+    """A VideoWriter opened at the first frame, for a source whose size is not known yet (a camera that is
+    down when the run starts). Nothing written: nothing created."""
+
+    needs_image = True
+
+    def __init__(self, path, source):
+        check_output(path, "video")
+        self.path, self._source, self._writer = path, source, None
+
+    def write_frame(self, image: np.ndarray, result: FrameResult) -> None:
+        if self._writer is None:
+            height, width = image.shape[:2]
+            self._writer = VideoWriter(self.path, width, height, fps=self._source.fps,
+                                       time_base=self._source.time_base)
+        self._writer.write_frame(image, result)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
 
 
 def abort_sink(sink) -> None:
