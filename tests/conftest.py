@@ -98,3 +98,15 @@ def main_runner(monkeypatch, capture, command: str):
         return code, out.out, out.err
 
     return run
+
+
+def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass (then one last look)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, wait_until
 from rtsp_server import RtspServer, free_port, require
 from test_mqtt import broker, subscriber  # noqa: F401  (pytest fixtures: a real mosquitto broker)
 
@@ -50,12 +50,7 @@ def terminate(proc: subprocess.Popen) -> tuple[str, str, float]:
 
 
 def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    return wait_until(predicate, timeout, step=0.2)
 
 
 @pytest.mark.timeout(120)

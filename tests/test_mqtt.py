@@ -18,6 +18,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
+from conftest import wait_until
 from transpose_live.errors import TransposeLiveError
 from transpose_live.mqtt import Broker, MqttPublisher, parse_broker, topic_name
 from transpose_live.types import FrameResult, Pose
@@ -38,15 +39,6 @@ def accepting(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class Mosquitto:

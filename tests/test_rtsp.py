@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import rtsp_server
+from conftest import wait_until
 from rtsp_server import RtspServer, free_port
 from transpose_live.errors import TransposeLiveError
 from transpose_live.sources import RtspSource, open_source
@@ -84,15 +85,6 @@ class Reader:
     def join(self, timeout: float) -> bool:
         self.thread.join(timeout)
         return not self.thread.is_alive()
-
-
-def wait_for(condition, timeout: float, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,7 +190,7 @@ def test_a_hung_server_is_noticed_within_the_timeout(server, events):
             threading.Timer(4.0, server.thaw).start()
 
     reader = Reader(source, limit=15, on_frame=on_frame)
-    assert wait_for(lambda: events, 10), "the hang was not noticed"
+    assert wait_until(lambda: events, 10), "the hang was not noticed"
     noticed = time.monotonic() - frozen["at"]
     assert noticed < 2 + 1.5, f"a silent server held the reader {noticed:.1f} s with timeout=2"
     assert events[0]["event"] == "stream_lost" and "no answer" in events[0]["reason"]
@@ -213,7 +205,7 @@ def test_close_during_a_reconnect_wait_returns_at_once_and_the_reader_ends(serve
     source = RtspSource(server.url("/cam"), timeout=3, on_event=events.append)
     source.backoff_start = 20.0         # a long wait: only close() can end it
     reader = Reader(source, on_frame=lambda f: f.index == 3 and server.kill())
-    assert wait_for(lambda: source.state == "reconnecting", 10)
+    assert wait_until(lambda: source.state == "reconnecting", 10)
     time.sleep(0.2)                     # well inside the wait
     t = time.monotonic()
     source.close()
