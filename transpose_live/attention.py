@@ -62,3 +62,18 @@ def dependency_areas(attn_last, keypoints_hm, token_grid, heatmap_size) -> np.nd
 def affected_areas(attn_last, keypoints_hm, token_grid, heatmap_size) -> np.ndarray:
     """(B, N, N) last-layer attention + (B, J, 2) heatmap keypoints -> (B, J, h, w) float32 columns."""
     return _areas(attn_last, keypoints_hm, token_grid, heatmap_size, column=True)
+
+
+def layer_areas(maps, keypoints_hm, token_grid, heatmap_size, affected: bool = False) -> np.ndarray:
+    """Every layer's areas of one person: (L, N, N) maps (or a list of L (N, N) / (1, N, N)) + (J, 2)
+    heatmap keypoints -> (L, J, h, w) float32. affected=False: rows (dependency areas, what each joint
+    looks at); True: columns (affected areas, which tokens look at the joint). The paper's Fig. 6 strip."""
+    if isinstance(maps, (list, tuple)):
+        maps = torch.stack([m if isinstance(m, torch.Tensor) else torch.from_numpy(np.asarray(m))
+                            for m in maps]).reshape(len(maps), *torch.as_tensor(maps[0]).shape[-2:])
+    a = maps if isinstance(maps, torch.Tensor) else torch.from_numpy(np.asarray(maps))
+    kp = np.asarray(keypoints_hm, dtype=np.float64)
+    if kp.ndim != 2 or kp.shape[-1] != 2:
+        raise TransposeLiveError(f"keypoints must be (J, 2) for one person, got shape {tuple(kp.shape)}")
+    kp = np.broadcast_to(kp, (a.shape[0], *kp.shape))                   # (L, J, 2): same joints every layer
+    return _areas(a, kp, token_grid, heatmap_size, column=affected)
