@@ -32,6 +32,8 @@ OPTIONS: dict[str, SharedOption] = {
                           "`weights list`, or a preset for --weights."),
     "weights": SharedOption(("--weights",), Optional[str], "Checkpoint file for --model's preset."),
     "device": SharedOption(("--device",), str, "auto (CUDA when present), cpu, cuda or cuda:N."),
+    "backend": SharedOption(("--backend",), str, "Where the pose model runs: auto (the fastest here: "
+                            "OpenVINO or ONNX Runtime on the CPU, torch on CUDA), torch, onnxruntime or openvino."),
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "
                          "(a little more accurate, half the speed)."),
     # finding persons
@@ -63,7 +65,7 @@ OPTIONS: dict[str, SharedOption] = {
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "weights", "device", "flip"),
+    "model": ("model", "weights", "device", "backend", "flip"),
     "detect": ("detector", "detect_every", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),

@@ -2,6 +2,8 @@
 
 Owns the model, its device and dtype: fp16 on CUDA, fp32 elsewhere. The test-time path is the
 official one: box -> center/scale -> affine crop -> model -> (flip test) -> argmax + DARK -> image.
+The forward pass runs on a backend (transpose_live.backends): torch, or on the CPU an ONNX export of
+the same module on ONNX Runtime / OpenVINO; `.model` stays the torch module either way.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ class PoseEstimator:
     or an nn.Module with `.config` (ModelConfig) and `forward(x, return_attention=False)`. A module
     passed in is moved to the device and put in eval mode but keeps its dtype (a training loop may
     still own it); a model built here runs in fp16 on CUDA.
+
+    backend: auto | torch | onnxruntime | openvino (see transpose_live.backends). "auto" is torch for a
+    module passed in (a training loop may still change its weights, which an export would freeze) and
+    the fastest available backend for a model built here.
     """
 
     def __init__(
@@ -85,7 +91,10 @@ class PoseEstimator:
         image_size: tuple[int, int] | None = None,
         flip: bool = False,
         batch_size: int = 16,
+        backend: str = "auto",
     ):
+        from .backends import check_backend_name, create_backend
+
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TransposeLiveError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._device = resolve_device(device)
@@ -100,6 +109,7 @@ class PoseEstimator:
                     f"image_size {tuple(image_size)} differs from the model's {tuple(config.image_size)}"
                 )
             net = model.to(self._device)
+            backend = "torch" if check_backend_name(backend) == "auto" else backend
         elif isinstance(model, str):
             from .models.loading import load_model   # lazily: checkpoints are only read for names
 
@@ -113,6 +123,7 @@ class PoseEstimator:
         self._dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self.flip = bool(flip)
         self.batch_size = batch_size
+        self.backend = create_backend(backend, net, self._device)   # .name: the resolved one
 
     @property
     def device(self) -> torch.device:
@@ -139,11 +150,9 @@ class PoseEstimator:
         B = x.shape[0]
         if flip:   # the mirrored crops ride in the same batch: one forward instead of two
             x = torch.cat([x, x.flip(3)])
-        if attention:
-            hm, maps = self.model(x, return_attention=True)
-            attn = maps[-1][:B].float()   # maps of the unflipped crops
-        else:
-            hm, attn = self.model(x), None
+        # all crops of the call in one batched pass (the backends' batch axis is dynamic)
+        hm, maps = self.backend(x, attention)
+        attn = maps[-1][:B].float() if attention else None   # maps of the unflipped crops
         hm = hm.float()
         if flip:
             # official flip test: mirror the flipped heatmaps back (pairs swapped), average, no shift

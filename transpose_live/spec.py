@@ -30,6 +30,7 @@ class RunSpec:
     model: str = "default"
     weights: str | None = None                  # a checkpoint file for `model`'s preset
     device: str = "auto"                        # auto | cpu | cuda | cuda:N
+    backend: str = "auto"                       # auto | torch | onnxruntime | openvino (the forward pass)
     image_size: tuple[int, int] | None = None   # (h, w) model input; None: the weights' own
     flip: bool = False                          # flip test: twice the crops, a little more accurate
     # finding persons
@@ -72,6 +73,7 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Check every option once (cheap: no model is loaded); returns self, normalised."""
+        from .backends import check_backend_name
         from .detect import parse_detector_spec
         from .device import resolve_device
         from .skeleton import KEYPOINT_NAMES
@@ -82,6 +84,7 @@ class RunSpec:
             if not Path(self.weights).expanduser().is_file():
                 raise TransposeLiveError(f"weights file not found: {self.weights}")
         self.device = str(resolve_device(self.device)) if self.device != "auto" else "auto"
+        self.backend = check_backend_name(self.backend)
         parse_detector_spec(self.detector)
         _whole("detect_every", self.detect_every, 1)
         if self.max_frames is not None:

@@ -1,0 +1,97 @@
+"""Where the pose model's forward pass runs: torch (eager), ONNX Runtime or OpenVINO.
+
+Every backend is called the same way, `backend(x (B, 3, H, W) float32, attention) -> (heatmaps (B, J, h, w),
+[attention maps (B, N, N) per layer] or None)`, and the ONNX ones run a graph exported from the very torch
+module the estimator holds (see export.py), so the estimator keeps `.model` for the attention inspector
+and training either way.
+
+"auto" picks by measurement (docs/benchmarks.md): on CUDA torch; on the CPU OpenVINO when installed, else
+ONNX Runtime — both at fp32 run the shipped model 1.5-1.9x faster than eager torch on 2 cores
+(batch 1-4), OpenVINO ahead at batches of several crops.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..errors import TransposeLiveError
+
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
+_CPU_ONLY = ("onnxruntime", "openvino")
+# torch is imported inside the functions: option checks (check_backend_name) must stay cheap
+
+
+def check_backend_name(name: object) -> str:
+    """The backend option, normalised; refuses unknown names (cheap: imports nothing)."""
+    text = str(name).strip().lower() if name is not None else "auto"
+    if text not in BACKEND_CHOICES:
+        raise TransposeLiveError(f"unknown backend {name!r}; use {', '.join(BACKEND_CHOICES)}")
+    return text
+
+
+def installed(name: str) -> bool:
+    """Whether a backend's package can be imported here (torch always can)."""
+    return name == "torch" or importlib.util.find_spec(name) is not None
+
+
+def available_backends(device="cpu") -> list[str]:
+    """The backends that can run on `device` here, fastest first (the order `auto` picks from)."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return ["torch"]
+    return [name for name in ("openvino", "onnxruntime", "torch") if installed(name)]
+
+
+def resolve_backend(name: str, device) -> str:
+    """auto -> the fastest available for the device; a named one must be installed and fit the device."""
+    import torch
+
+    name = check_backend_name(name)
+    dev = torch.device(device)
+    if name == "auto":
+        return available_backends(dev)[0]
+    if name in _CPU_ONLY and dev.type != "cpu":
+        raise TransposeLiveError(f"backend {name} runs on the CPU; use --device cpu or --backend torch")
+    if not installed(name):
+        extra = " (pip install 'transpose-live[openvino]')" if name == "openvino" else ""
+        raise TransposeLiveError(f"backend {name} is not installed{extra}")
+    return name
+
+
+class TorchBackend:
+    """The module itself, eagerly (its fused attention path unless maps are asked for)."""
+
+    name = "torch"
+
+    def __init__(self, model):
+        import torch
+
+        self._model = model
+        first = next(iter(model.parameters()), None)
+        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
+            first.dtype if first is not None else torch.float32, "fp32")
+        self.threads = torch.get_num_threads()
+
+    def __call__(self, x, attention: bool = False):
+        if attention:
+            return self._model(x, return_attention=True)
+        return self._model(x), None
+
+
+def create_backend(name: str, model, device, threads: int | None = None):
+    """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here)."""
+    resolved = resolve_backend(name, device)
+    if resolved == "torch":
+        return TorchBackend(model)
+    if resolved == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model, threads)
+    from .openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(model, threads)
+
+
+__all__ = ["BACKEND_CHOICES", "check_backend_name", "available_backends", "resolve_backend", "create_backend",
+           "installed", "TorchBackend"]

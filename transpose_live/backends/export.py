@@ -1,0 +1,116 @@
+"""One ONNX export of a TransPose model, and its on-disk cache.
+
+Two graphs per model: the fast one (heatmaps only, the fused attention path) and the attention one
+(heatmaps + every encoder layer's head-averaged map, the authors' nn.MultiheadAttention path) — the maps
+come out of the graph as extra outputs `attention_0..attention_{L-1}`. The batch axis is dynamic, so
+all persons of a frame go through in one call.
+
+The cache (`<cache dir>/onnx/`) is keyed by what decides the graph: the weights' hash, the input size,
+the graph kind, the opset and the torch version that traced it. Files are written to a temporary name
+and renamed into place (a crash never leaves half a file under the real name); a cached file that does
+not load is deleted and exported again (`cached_onnx(..., rebuild=True)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import TransposeLiveError
+
+OPSET = 17
+INPUT_NAME = "input"          # (B, 3, H, W) float32, normalised RGB crops
+HEATMAPS_NAME = "heatmaps"    # (B, J, H/4, W/4) float32
+
+
+def attention_names(n_layers: int) -> list[str]:
+    return [f"attention_{i}" for i in range(n_layers)]   # each (B, N, N), head-averaged
+
+
+class _Graph(nn.Module):
+    """What is traced: heatmaps, plus the maps as separate outputs on the attention graph."""
+
+    def __init__(self, model: nn.Module, attention: bool):
+        super().__init__()
+        self.model, self.attention = model, attention
+
+    def forward(self, x: torch.Tensor):
+        if not self.attention:
+            return self.model(x)
+        heatmaps, maps = self.model(x, return_attention=True)
+        return (heatmaps, *maps)
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, attention: bool = False, dynamic_batch: bool = True,
+                opset: int = OPSET, batch: int = 1) -> Path:
+    """Write `model` (a TransPose, fp32) as ONNX to `path`, atomically; returns the path.
+
+    dynamic_batch: the batch axis is free (else fixed to `batch`). The model's train/eval mode and
+    device are left as they were (the exporter would otherwise leave it in training mode)."""
+    path = Path(path)
+    config = model.config
+    h, w = config.image_size
+    first = next(model.parameters())
+    graph = _Graph(model, attention).eval()
+    was_training = model.training
+    outputs = [HEATMAPS_NAME] + (attention_names(config.n_layers) if attention else [])
+    axes = {name: {0: "batch"} for name in [INPUT_NAME, *outputs]} if dynamic_batch else None
+    x = torch.zeros(max(batch, 1), 3, h, w, dtype=torch.float32, device=first.device)
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")      # tracer warnings about Python ints from shapes
+            # the TorchScript exporter: tried and exact on both attention paths (heatmaps ~1e-6 apart)
+            torch.onnx.export(graph, (x,), tmp, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                              output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+        os.chmod(tmp, 0o644)          # mkstemp makes it private; a cache file is an ordinary file
+        os.replace(tmp, path)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise TransposeLiveError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    return path
+
+
+def weights_hash(model: nn.Module) -> str:
+    """sha256 over the state dict (names, shapes, dtypes, bytes) and the config: what the graph holds."""
+    digest = hashlib.sha256(repr(model.config).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def onnx_cache_dir() -> Path:
+    from ..hub import cache_dir
+
+    return cache_dir() / "onnx"
+
+
+def cached_onnx(model: nn.Module, attention: bool = False, opset: int = OPSET, rebuild: bool = False) -> Path:
+    """The model's ONNX file (dynamic batch) from the cache, exported there first when absent.
+    rebuild=True replaces the cached file (the caller found it corrupt)."""
+    h, w = model.config.image_size
+    kind = "attention" if attention else "fast"
+    torch_version = torch.__version__.split("+")[0]
+    name = (f"{model.config.name}-{h}x{w}-{kind}-opset{opset}-torch{torch_version}-"
+            f"{weights_hash(model)[:20]}.onnx")
+    path = onnx_cache_dir() / name
+    if rebuild or not path.is_file() or path.stat().st_size == 0:
+        export_onnx(model, path, attention=attention, dynamic_batch=True, opset=opset)
+    return path
+
+
+__all__ = ["OPSET", "INPUT_NAME", "HEATMAPS_NAME", "attention_names", "export_onnx", "cached_onnx",
+           "weights_hash", "onnx_cache_dir"]

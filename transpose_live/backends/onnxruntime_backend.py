@@ -1,0 +1,68 @@
+"""The pose model's forward pass on ONNX Runtime (CPU), from the cached ONNX export."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import TransposeLiveError
+from .export import HEATMAPS_NAME, INPUT_NAME, cached_onnx
+
+
+class OnnxRuntimeBackend:
+    """`(x (B, 3, H, W) float32, attention) -> (heatmaps (B, J, h, w), [maps (B, N, N) per layer] | None)`.
+
+    Threads: intra-op = `threads` (the CPU's cores by default, as torch uses), inter-op 1 (the graph is
+    one chain; a second pool only competes for the same cores). Sessions are made once per graph kind;
+    the attention graph only when first asked for."""
+
+    name = "onnxruntime"
+    precision = "fp32"
+
+    def __init__(self, model: torch.nn.Module, threads: int | None = None):
+        import onnxruntime  # noqa: F401  (a missing package fails here, with the caller's message)
+
+        self._model = model
+        self.threads = threads or torch.get_num_threads()
+        self._sessions: dict[bool, object] = {}
+        self._session(False)
+
+    def _session(self, attention: bool):
+        if attention not in self._sessions:
+            self._sessions[attention] = _open_cached(self._model, attention, self._make)
+        return self._sessions[attention]
+
+    def _make(self, path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor, attention: bool = False):
+        session = self._session(attention)
+        inputs = {INPUT_NAME: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}
+        out = session.run(None, inputs)
+        heatmaps = torch.from_numpy(out[0])
+        return heatmaps, ([torch.from_numpy(m) for m in out[1:]] if attention else None)
+
+
+def _open_cached(model, attention: bool, make):
+    """make(path) on the cached export; a cached file that does not load (cut short, corrupt) is exported
+    again once."""
+    path = cached_onnx(model, attention)
+    try:
+        return make(path)
+    except Exception:   # noqa: BLE001 - any load failure of a cached file means: rebuild it
+        path = cached_onnx(model, attention, rebuild=True)
+        try:
+            return make(path)
+        except Exception as exc:
+            raise TransposeLiveError(f"cannot load the ONNX export {path}: {type(exc).__name__}: {exc}") from exc
+
+
+__all__ = ["OnnxRuntimeBackend", "HEATMAPS_NAME"]

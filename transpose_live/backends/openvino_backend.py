@@ -1,0 +1,58 @@
+"""The pose model's forward pass on OpenVINO (CPU; the optional `openvino` extra), from the cached ONNX export.
+
+OpenVINO picks bf16 by itself on CPUs that have it; we ask for f32 explicitly so its outputs are the
+plain fp32 model's (heatmaps ~1e-6 apart). Latency hint, one stream: one frame's crops at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .onnxruntime_backend import _open_cached
+
+
+class OpenVinoBackend:
+    """Same call as OnnxRuntimeBackend; threads = the CPU's cores by default."""
+
+    name = "openvino"
+
+    def __init__(self, model: torch.nn.Module, threads: int | None = None, precision: str = "fp32"):
+        import openvino  # noqa: F401
+
+        self._model = model
+        self.threads = threads or torch.get_num_threads()
+        self.precision = precision
+        self._core = None
+        self._requests: dict[bool, object] = {}
+        self._request(False)
+
+    def _request(self, attention: bool):
+        if attention not in self._requests:
+            self._requests[attention] = _open_cached(self._model, attention, self._make)
+        return self._requests[attention]
+
+    def _make(self, path):
+        import openvino as ov
+
+        if self._core is None:
+            self._core = ov.Core()
+        compiled = self._core.compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": self.threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+        })
+        return compiled.create_infer_request()
+
+    def __call__(self, x: torch.Tensor, attention: bool = False):
+        request = self._request(attention)
+        data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        request.infer({0: data})
+        # copies: the request's output buffers are reused by its next call
+        out = [np.array(request.get_output_tensor(i).data) for i in range(len(request.model_outputs))]
+        heatmaps = torch.from_numpy(out[0])
+        return heatmaps, ([torch.from_numpy(m) for m in out[1:]] if attention else None)
+
+
+__all__ = ["OpenVinoBackend"]
