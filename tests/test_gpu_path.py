@@ -1,0 +1,297 @@
+"""The GPU path's parts (device crops, batched DARK decoding, CUDA-graph buckets) against the CPU path.
+
+Everything runs on the CPU here (the same torch ops); the tests marked `cuda` also run the CUDA kernels
+and skip with a reason where no GPU is present.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_path
+from transpose_live import decode, gpu_decode
+from transpose_live.errors import TransposeLiveError
+from transpose_live.gpu_crops import FrameUploader, crop_frame, crop_inputs
+from transpose_live.gpu_graphs import GraphedModel, bucket_for, check_buckets, plan_chunks
+from transpose_live.preprocess import box_to_center_scale, crop_batch, to_input_tensor
+
+GREY = 1 / (255 * 0.225)   # one grey level in normalised units (about; std differs per channel)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+
+
+def _centers_scales(boxes):
+    cs = [box_to_center_scale(b, aspect_ratio=0.75) for b in boxes]
+    return np.stack([c for c, _ in cs]), np.stack([s for _, s in cs])
+
+
+def _random_boxes(rng, n, width, height):
+    """Boxes of all sizes, some reaching past the frame's edges (those crops hold black borders)."""
+    x, y = rng.uniform(-0.2 * width, width, n), rng.uniform(-0.2 * height, height, n)
+    return np.c_[x, y, rng.uniform(8, 0.6 * width, n), rng.uniform(16, 0.9 * height, n)]
+
+
+def _cpu_crops(frame, centers, scales, size_wh=(192, 256)):
+    return to_input_tensor(crop_batch(frame, centers, scales, size_wh))
+
+
+# ------------------------------------------------------------------------------------------- crops
+
+def test_device_crops_equal_cpu_crops_on_noise():
+    """Noise is the worst case for interpolation: a value may round the other way, never by more than
+    one grey level, and almost all values are identical."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    centers, scales = _centers_scales(_random_boxes(rng, 12, 320, 240))
+    ref = _cpu_crops(frame, centers, scales)
+    got = crop_inputs(frame, centers, scales, (192, 256), "cpu")
+    assert got.shape == ref.shape == (12, 3, 256, 192) and got.dtype == torch.float32
+    diff = (got - ref).abs()
+    assert float(diff.max()) <= 1.05 * (1 / (255 * 0.224))        # at most one grey level
+    assert float((diff > 1e-5).float().mean()) < 0.005             # measured 0.1 %
+    assert float(diff.mean()) < 1e-3 * GREY * 10
+
+
+def test_device_crops_unrounded_are_within_half_a_grey_level():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    centers, scales = _centers_scales(_random_boxes(rng, 4, 160, 120))
+    ref = _cpu_crops(frame, centers, scales, (48, 64))
+    got = crop_frame(torch.from_numpy(frame), centers, scales, (48, 64), round_to_uint8=False)
+    diff = (got - ref).abs()
+    assert float(diff.max()) <= 0.51 / (255 * 0.224)
+    assert float(diff.mean()) > 0   # unrounded: the values really differ (the rounding is what matches)
+
+
+@pytest.mark.shared
+def test_device_crops_match_the_official_crop():
+    ref = torch.load(shared_path("reference", "crop_ref.pt"), weights_only=True)
+    image = ref["image"].numpy()
+    center, scale = ref["center"].numpy()[None], ref["scale"].numpy()[None]
+    got = crop_frame(torch.from_numpy(image), center, scale, (192, 256))[0]
+    want = ref["input_tensor"]   # the official pipeline (OpenCV 5 warp)
+    diff = (got - want).abs()
+    assert float(diff.max()) <= 1.05 / (255 * 0.224)
+    assert float((diff > 1e-5).float().mean()) < 0.005
+
+
+@pytest.mark.shared
+def test_device_crops_on_a_real_frame():
+    import cv2
+
+    capture = cv2.VideoCapture(str(shared_path("data", "videos", "vtest.avi")))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    centers, scales = _centers_scales(_random_boxes(np.random.default_rng(2), 10, frame.shape[1], frame.shape[0]))
+    diff = (crop_inputs(frame, centers, scales, (192, 256), "cpu") - _cpu_crops(frame, centers, scales)).abs()
+    assert float(diff[:, :, 2:-2, 2:-2].mean()) < 1e-3 * GREY     # measured 1.4e-6 (a few values, 1 level)
+    assert float(diff.max()) <= 1.05 / (255 * 0.224)
+
+
+def test_device_crops_dtype_empty_and_bad_input():
+    frame = torch.zeros((40, 30, 3), dtype=torch.uint8)
+    half = crop_frame(frame, np.array([[15.0, 20.0]]), np.array([[0.2, 0.26]]), (24, 32), dtype=torch.float16)
+    assert half.dtype == torch.float16 and half.shape == (1, 3, 32, 24)
+    # a black frame is -mean/std everywhere
+    assert torch.allclose(half[0, :, 5, 5].float(), torch.tensor([-2.1179, -2.0357, -1.8044]), atol=2e-3)
+    empty = crop_frame(frame, np.zeros((0, 2)), np.zeros((0, 2)), (24, 32))
+    assert empty.shape == (0, 3, 32, 24)
+    with pytest.raises(TransposeLiveError, match="uint8"):
+        crop_frame(frame.float(), np.zeros((1, 2)), np.ones((1, 2)), (24, 32))
+    with pytest.raises(TransposeLiveError, match="centers"):
+        crop_frame(frame, np.zeros((2, 2)), np.ones((1, 2)), (24, 32))
+
+
+def test_uploader_on_cpu_keeps_the_pixels():
+    frame = np.random.default_rng(3).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    up = FrameUploader("cpu")
+    assert np.array_equal(up.upload(frame).numpy(), frame)
+    gray = frame[..., 0]
+    assert up.upload(gray).shape == (9, 7, 3)   # grayscale frames become BGR, like the CPU path
+
+
+# ------------------------------------------------------------------------------------------ decode
+
+def _blob_heatmaps(rng, b=32, j=17, h=64, w=48):
+    """Peaked maps like a trained model's (some centred off the map edge) plus noise."""
+    yy, xx = np.mgrid[:h, :w]
+    cx, cy = rng.uniform(-3, w + 3, (b, j, 1, 1)), rng.uniform(-3, h + 3, (b, j, 1, 1))
+    sigma = rng.uniform(1.5, 3.0, (b, j, 1, 1))
+    peak = rng.uniform(0.05, 1.0, (b, j, 1, 1))
+    maps = peak * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
+    return (maps + rng.normal(0, 0.01, (b, j, h, w))).astype(np.float32)
+
+
+def test_gaussian_kernel_and_blur_equal_opencv():
+    import cv2
+
+    assert np.allclose(gpu_decode.gaussian_kernel_1d(11), cv2.getGaussianKernel(11, 0)[:, 0], atol=1e-15)
+    hm = _blob_heatmaps(np.random.default_rng(4), b=3)
+    want = decode.gaussian_blur(hm.copy())
+    got = gpu_decode.gaussian_blur(torch.from_numpy(hm)).numpy()
+    assert np.abs(got - want).max() < 1e-6
+
+
+def test_device_decode_equals_cpu_decode_on_peaked_maps():
+    rng = np.random.default_rng(5)
+    hm = _blob_heatmaps(rng)
+    centers = rng.uniform(0, 1900, (32, 2)).astype(np.float32)
+    scales = rng.uniform(0.3, 5.0, (32, 2)).astype(np.float32)
+    want, want_max = decode.get_final_preds(hm, centers, scales)
+    got, got_max = gpu_decode.get_final_preds(torch.from_numpy(hm), centers, scales)
+    assert got.shape == (32, 17, 2) and got_max.shape == (32, 17, 1)
+    assert np.abs(got.numpy() - want).max() < 0.01                 # image px; measured 2e-4
+    assert np.array_equal(got_max.numpy(), want_max)
+    coords, _ = gpu_decode.get_final_preds(torch.from_numpy(hm), centers, scales, transform_back=False)
+    want_hm, _ = decode.get_final_preds(hm, centers, scales, transform_back=False)
+    assert np.abs(coords.numpy() - want_hm).max() < 1e-3
+
+
+def test_device_decode_takes_fp16_heatmaps_and_no_persons():
+    rng = np.random.default_rng(6)
+    hm = _blob_heatmaps(rng, b=4)
+    c, s = np.full((4, 2), 100, np.float32), np.ones((4, 2), np.float32)
+    got, _ = gpu_decode.get_final_preds(torch.from_numpy(hm).half(), c, s)
+    want, _ = decode.get_final_preds(torch.from_numpy(hm).half().float().numpy(), c, s)
+    assert np.abs(got.numpy() - want).max() < 0.01
+    none, peaks = gpu_decode.get_final_preds(torch.zeros((0, 17, 64, 48)), np.zeros((0, 2)), np.zeros((0, 2)))
+    assert none.shape == (0, 17, 2) and peaks.shape == (0, 17, 1)
+    with pytest.raises(TransposeLiveError, match="centers"):
+        gpu_decode.get_final_preds(torch.from_numpy(hm), c[:2], s[:2])
+
+
+@pytest.mark.shared
+def test_device_decode_matches_the_official_decode():
+    """The official output on a random-weights model's flat maps: Newton offsets up to 10 heatmap px,
+    where float32 rounding in the official code itself shows (measured 0.003 image px)."""
+    ref = torch.load(shared_path("reference", "decode_ref.pt"), weights_only=True)
+    preds, maxvals = gpu_decode.get_final_preds(ref["heatmaps"], ref["center"].numpy(), ref["scale"].numpy())
+    assert (preds - ref["preds"]).abs().max() < 0.01
+    assert torch.equal(maxvals, ref["maxvals"])
+
+
+@pytest.mark.shared
+def test_device_path_equals_the_estimator_on_a_real_image():
+    """Device crops -> the shipped model -> device decode gives the CPU estimator's keypoints (0.5 px)."""
+    import cv2
+
+    from transpose_live.estimator import PoseEstimator
+
+    frame = cv2.imread(str(shared_path("data", "images", "messi5.jpg")))
+    torch.manual_seed(0)
+    est = PoseEstimator("default", device="cpu")
+    box = np.array([[150.0, 20.0, 260.0, 320.0]])
+    poses = est.estimate(frame, box)
+    persons = est.prepare(frame, box)
+    h, w = est.config.image_size
+    with torch.inference_mode():
+        x = crop_inputs(frame, persons.centers, persons.scales, (w, h), "cpu")
+        hm = est.model(x)
+        # the same heatmaps through both decoders: keypoints within 0.01 px
+        ref, _ = decode.get_final_preds(hm.numpy(), persons.centers, persons.scales)
+        preds, peaks = gpu_decode.get_final_preds(hm, persons.centers, persons.scales)
+    assert np.abs(preds.numpy() - ref).max() < 0.01
+    # and the whole device path against the CPU estimator (crops differ by a grey level at a few pixels)
+    assert np.abs(preds.numpy()[0] - poses[0].keypoints).max() < 0.5
+    assert np.abs(np.clip(peaks.numpy()[0, :, 0], 0, 1) - poses[0].scores).max() < 1e-3
+    assert float(peaks.max()) > 0.3   # a trained model on a real person: these are real, peaked maps
+
+
+# ------------------------------------------------------------------------------------------ graphs
+
+def test_buckets_and_chunk_plan():
+    buckets = check_buckets([64, 1, 4, 2, 8, 32, 16, 4])
+    assert buckets == (1, 2, 4, 8, 16, 32, 64)
+    assert [bucket_for(n, buckets) for n in (1, 2, 3, 5, 17, 33, 64)] == [1, 2, 4, 8, 32, 64, 64]
+    assert plan_chunks(70, buckets) == [(0, 64, 64), (64, 70, 8)]
+    assert plan_chunks(128, buckets) == [(0, 64, 64), (64, 128, 64)]
+    assert plan_chunks(0, buckets) == []
+    with pytest.raises(TransposeLiveError, match="exceed"):
+        bucket_for(65, buckets)
+    for bad in ([], [0, 4], ["x"]):
+        with pytest.raises(TransposeLiveError, match="buckets"):
+            check_buckets(bad)
+
+
+class _CountingModel(torch.nn.Module):
+    """Wraps the tiny model and records the batch sizes it is run with."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.batches = inner, []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return self.inner(x)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_weights):
+    from transpose_live.models import load_model
+
+    return load_model("tp_m_a4", tiny_weights).eval()
+
+
+def test_padded_buckets_give_the_unpadded_heatmaps(tiny_model):
+    model = _CountingModel(tiny_model)
+    graphed = GraphedModel(model, buckets=(1, 2, 4, 8), pad=True)
+    assert not graphed.use_graphs   # CPU: eager
+    x = torch.randn(11, 3, 64, 48, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        want = tiny_model(x)
+        got = graphed(x)
+    assert model.batches == [8, 4]                      # 8 rows, then 3 padded to 4
+    assert got.shape == want.shape == (11, 17, 16, 12)
+    assert torch.allclose(got, want, atol=1e-5)
+    model.batches.clear()
+    with torch.inference_mode():
+        assert torch.allclose(graphed(x[:3]), want[:3], atol=1e-5)
+    assert model.batches == [4]
+
+
+def test_eager_without_padding_and_errors(tiny_model):
+    model = _CountingModel(tiny_model)
+    graphed = GraphedModel(model)
+    x = torch.randn(3, 3, 64, 48)
+    with torch.inference_mode():
+        graphed(x)
+    assert model.batches == [3]                         # off CUDA the default runs as is
+    with pytest.raises(TransposeLiveError, match="CUDA"):
+        GraphedModel(tiny_model, use_graphs=True)
+    with pytest.raises(TransposeLiveError, match="B, 3, H, W"):
+        graphed(torch.zeros(3, 64, 48))
+
+
+# -------------------------------------------------------------------------------------- CUDA only
+
+@needs_cuda
+def test_cuda_crops_and_decode_equal_the_cpu_ones():
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    centers, scales = _centers_scales(_random_boxes(rng, 16, 640, 480))
+    uploader = FrameUploader("cuda")
+    got = crop_inputs(frame, centers, scales, (192, 256), "cuda", uploader=uploader).cpu()
+    diff = (got - _cpu_crops(frame, centers, scales)).abs()
+    assert float(diff.max()) <= 1.05 / (255 * 0.224) and float((diff > 1e-5).float().mean()) < 0.005
+    hm = _blob_heatmaps(rng)
+    c, s = rng.uniform(0, 1900, (32, 2)).astype(np.float32), rng.uniform(0.3, 5, (32, 2)).astype(np.float32)
+    preds, _ = gpu_decode.get_final_preds(torch.from_numpy(hm).cuda(), c, s)
+    assert np.abs(preds.cpu().numpy() - decode.get_final_preds(hm, c, s)[0]).max() < 0.01
+
+
+@needs_cuda
+def test_cuda_graphs_equal_eager(tiny_model):
+    model = load_copy = tiny_model.__class__(tiny_model.config)
+    load_copy.load_state_dict(tiny_model.state_dict())
+    model = model.cuda().eval()
+    graphed = GraphedModel(model, buckets=(1, 4, 8))
+    assert graphed.use_graphs
+    x = torch.randn(11, 3, 64, 48, device="cuda")
+    with torch.inference_mode():
+        want = model(x)
+        got = graphed(x)
+        again = graphed(x[:2])
+    assert graphed.captured == [4, 8]
+    assert torch.allclose(got, want, atol=1e-4) and torch.allclose(again, want[:2], atol=1e-4)
