@@ -366,5 +366,74 @@ def draw_frame(frame_bgr: np.ndarray, result: FrameResult, draw_boxes: bool = Fa
                     min_score=min_score, joint=joint, input_size=input_size, hud=hud)
 
 
+# ------------------------------------------------------------------------------ the window's inspector
+
+COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
+             "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA, "hot": cv2.COLORMAP_HOT}
+
+
+def colormap_code(name: str | int) -> int:
+    """A colormap name (see COLORMAPS) or OpenCV code -> the OpenCV code."""
+    if isinstance(name, int):
+        return name
+    if name not in COLORMAPS:
+        raise TransposeLiveError(f"unknown colormap {name!r}; choose one of: {', '.join(COLORMAPS)}")
+    return COLORMAPS[name]
+
+
+def draw_area(image: np.ndarray, grid_map: np.ndarray, box: Sequence[float],
+              input_size: tuple[int, int] | None = None, alpha: float = 0.65,
+              colormap: str | int = "jet") -> np.ndarray:
+    """A copy of `image` with one (h, w) token-grid map (any scale: shown min..max) colour-mapped over the
+    crop of `box`, with the same blend as the attention overlay. A flat map leaves the image as it is."""
+    out = as_bgr(image).copy()
+    m = np.nan_to_num(np.asarray(grid_map, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(m.min()), float(m.max())
+    if hi <= lo:
+        return out
+    grid8 = np.rint((m - lo) / (hi - lo) * 255).astype(np.uint8)
+    projected = project_to_image(grid8, box, (out.shape[1], out.shape[0]), input_size)
+    if projected is None:
+        return out
+    heat, x0, y0 = projected
+    roi = out[y0:y0 + heat.shape[0], x0:x0 + heat.shape[1]]
+    w_map, w_img = _alpha_luts(float(alpha))
+    roi[:] = cv2.blendLinear(cv2.applyColorMap(heat, colormap_code(colormap)), roi, cv2.LUT(heat, w_map),
+                             cv2.LUT(heat, w_img))
+    return out
+
+
+def mark_joints(image: np.ndarray, pose: Pose, joints: Iterable[int]) -> np.ndarray:
+    """A copy of `image` with white dots on these joints of `pose` (the joints whose areas are shown)."""
+    out = as_bgr(image).copy()
+    _mark_joints(out, pose, joints)
+    return out
+
+
+def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_size: tuple[int, int] | None,
+               height: int = 120, alpha: float = 0.65, colormap: str | int = "jet",
+               labels: Sequence[str] | None = None) -> np.ndarray:
+    """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's box region,
+    side by side, `height` pixels tall, labelled "1".."L" (or `labels`). (height, L * width, 3) uint8."""
+    frame = as_bgr(image)
+    H, W = frame.shape[:2]
+    x, y, bw, bh = (float(v) for v in box)
+    x0, y0 = max(0, int(math.floor(x))), max(0, int(math.floor(y)))
+    x1, y1 = min(W, int(math.ceil(x + bw))), min(H, int(math.ceil(y + bh)))
+    if x1 <= x0 or y1 <= y0:
+        raise TransposeLiveError(f"box {tuple(box)} is outside the {W}x{H} frame")
+    width = max(8, int(round(height * (x1 - x0) / (y1 - y0))))
+    tiles = []
+    for i, grid_map in enumerate(maps):
+        drawn = draw_area(frame, grid_map, box, input_size, alpha, colormap)[y0:y1, x0:x1]
+        tile = cv2.resize(drawn, (width, height), interpolation=cv2.INTER_AREA)
+        text = labels[i] if labels is not None else str(i + 1)
+        cv2.putText(tile, text, (4, 16), FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(tile, text, (4, 16), FONT, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    return np.concatenate(tiles, axis=1)
+
+
 __all__ = ["draw_frame", "annotate", "draw_attention", "draw_hud", "attention_map", "project_to_image",
-           "score_alpha", "line_thickness", "id_color"]
+           "score_alpha", "line_thickness", "id_color", "draw_area", "mark_joints", "area_strip",
+           "colormap_code", "COLORMAPS"]

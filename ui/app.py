@@ -57,28 +57,118 @@ def check_display() -> None:
         raise TransposeLiveError(NO_DISPLAY)
 
 
+# Debian/Ubuntu package names whose shared library names do not follow the usual rule (see _package_of)
+_PACKAGE_OF = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0",
+               "libgobject-2.0.so.0": "libglib2.0-0"}
+
+
+def _package_of(library: str) -> str:
+    """A shared library's Debian/Ubuntu package by the packaging rule: libxcb-icccm.so.4 -> libxcb-icccm4,
+    libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (a dash when the name ends in a digit)."""
+    if library in _PACKAGE_OF:
+        return _PACKAGE_OF[library]
+    name, _, version = library.partition(".so")
+    version = version.lstrip(".").split(".")[0]
+    if not version:
+        return name.lower()
+    return f"{name}{'-' if name[-1:].isdigit() else ''}{version}".lower()
+
+
+def _qt_platform_plugin(name: str) -> Path | None:
+    """The file of one of PyQt6's platform plugins (found without loading Qt)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("PyQt6")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "Qt6" / "plugins" / "platforms" / f"libq{name}.so"
+        if path.is_file():
+            return path
+    return None
+
+
+def missing_platform_libraries(plugin: str = "xcb") -> list[str]:
+    """Shared libraries Qt's platform plugin needs and the system lacks (by `ldd`; [] when it cannot tell).
+    Without them Qt aborts the process (SIGABRT) instead of raising anything."""
+    import shutil
+    import subprocess
+
+    path = _qt_platform_plugin(plugin)
+    ldd = shutil.which("ldd")
+    if path is None or ldd is None:
+        return []
+    try:
+        out = subprocess.run([ldd, str(path)], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    missing = []
+    for line in out.splitlines():
+        if "=> not found" in line:
+            lib = line.split("=>")[0].strip()
+            if lib not in missing:
+                missing.append(lib)
+    return missing
+
+
+def check_platform() -> None:
+    """Raise TransposeLiveError (one line: the missing libraries and the apt-get line) when Qt's X11
+    platform plugin cannot load; checked before Qt is loaded, since Qt would abort the process."""
+    if _qt_running() or not sys.platform.startswith("linux"):
+        return
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0].strip().lower()
+    if platform in _HEADLESS_PLATFORMS or platform.startswith("wayland"):
+        return
+    if not platform and os.environ.get("WAYLAND_DISPLAY", "").strip() and not os.environ.get("DISPLAY"):
+        return
+    missing = missing_platform_libraries("xcb")
+    if missing:
+        packages = sorted({_package_of(lib) for lib in missing})
+        raise TransposeLiveError(
+            f"the window cannot start: Qt's xcb platform plugin misses {', '.join(missing)}; install them with "
+            f"`sudo apt-get install {' '.join(packages)}` (or run headless with QT_QPA_PLATFORM=offscreen)")
+
+
 def application():
-    """The running QApplication, or a new one (after check_display)."""
+    """The running QApplication, or a new one (after check_display and check_platform)."""
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance()
     if app is None:
         check_display()
+        check_platform()
+        _quiet_qt_notes()
         app = QApplication(sys.argv[:1] or ["transpose-live"])
         app.setApplicationName("transpose-live")
         app.setApplicationDisplayName("transpose-live")
     return app
 
 
-def run_app(source=None, config=None, *, sinks=(), autostart: bool = True) -> int:
+_QT_NOISE = ("propagateSizeHints",)      # the offscreen plugin's note on every dock: not a problem
+
+
+def _quiet_qt_notes() -> None:
+    """Qt's own messages go to stderr as before, except known harmless notes."""
+    from PyQt6.QtCore import qInstallMessageHandler
+
+    def handler(mode, context, message):
+        if not any(text in message for text in _QT_NOISE):
+            sys.stderr.write(message + "\n")
+
+    qInstallMessageHandler(handler)
+
+
+def run_app(source=None, config=None, *, sinks=(), autostart: bool = True, view=None) -> int:
     """Show the window (optionally playing `source`: a file, camera index, URL or opened Source) and run Qt's
     event loop until it is closed. sinks: outputs the first run writes (and finishes). Returns the exit code.
     Raises TransposeLiveError without a display."""
     from .main_window import MainWindow
 
     app = application()
-    window = MainWindow(config=config, sinks=sinks)
+    window = MainWindow(config=config, sinks=sinks, view=view)
     window.show()
+    if view is not None and view.strip:
+        window.inspector_dock.show()
     if source is not None and autostart:
         window.start_source(source)
     elif source is not None:
@@ -87,6 +177,61 @@ def run_app(source=None, config=None, *, sinks=(), autostart: bool = True) -> in
         rc = app.exec()
     window.shutdown()
     return int(rc)
+
+
+def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=None,
+              inspector: bool = False, timeout: float = 600.0) -> int:
+    """Headless check (tests, bug reports): play `frames` frames of `source` as fast as the model goes, save a
+    screenshot of the whole window, quit. 0 when the frames were shown and the picture saved; raises
+    TransposeLiveError when the source fails or nothing could be shown."""
+    from PyQt6.QtCore import QTimer
+
+    from .main_window import MainWindow
+
+    if frames < 1:
+        raise TransposeLiveError(f"--frames must be at least 1, got {frames}")
+    app = application()
+    config = _with_max_frames(config, frames)
+    window = MainWindow(config=config, view=view)
+    window.show()
+    if inspector:
+        window.inspector_dock.show()
+    window.set_speed(None)
+    outcome: dict = {}
+
+    def done() -> bool:
+        return window.frames_shown >= frames or (not window.running and window.frames_shown > 0) \
+            or window.last_error is not None
+
+    def poll() -> None:
+        if done() and "rc" not in outcome:
+            outcome["rc"] = 0
+            QTimer.singleShot(50, app.quit)          # let the last frame and strip be painted
+
+    timer = QTimer()
+    timer.timeout.connect(poll)
+    timer.start(20)
+    QTimer.singleShot(int(timeout * 1000), app.quit)
+    window.start_source(source)
+    with _ctrl_c_closes(window):
+        app.exec()
+    timer.stop()
+    try:
+        if window.last_error is not None:
+            raise TransposeLiveError(window.last_error)
+        if window.frames_shown == 0:
+            raise TransposeLiveError(f"no frame shown within {timeout:g} s")
+        if window.save_screenshot(screenshot) is None:
+            raise TransposeLiveError(f"could not save the screenshot to {screenshot}")
+    finally:
+        window.close()
+    return 0
+
+
+def _with_max_frames(config, frames: int):
+    from .worker import default_config, with_settings
+
+    return with_settings(default_config() if config is None else config, max_frames=frames)
 
 
 @contextlib.contextmanager

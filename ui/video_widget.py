@@ -1,9 +1,10 @@
-"""VideoWidget: paints the newest frame scaled to fit, aspect ratio kept, black bars around it."""
+"""VideoWidget: paints the newest frame scaled to fit, aspect ratio kept, black bars around it; a click on the
+image is reported in image pixels (the window selects a person or a joint with it)."""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QRect, QSize, Qt, pyqtSlot
-from PyQt6.QtGui import QColor, QImage, QPainter, QPaintEvent
+from PyQt6.QtCore import QPointF, QRect, QSize, Qt, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 PLACEHOLDER = "Open a video file, a camera or an RTSP URL, then press Start"
@@ -22,6 +23,8 @@ def fit_rect(image_size: QSize, area: QRect) -> QRect:
 class VideoWidget(QWidget):
     """Shows the latest QImage given to `set_image`; a hint text while there is none."""
 
+    clicked = pyqtSignal(QPointF)     # a left click on the image, in image pixels
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._image: QImage | None = None
@@ -29,6 +32,7 @@ class VideoWidget(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)   # every pixel is painted below
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)      # the window's keys go here, not to a text box
 
     @property
     def image(self) -> QImage | None:
@@ -55,6 +59,23 @@ class VideoWidget(QWidget):
     def image_rect(self) -> QRect:
         """Where the image is drawn in widget coordinates (empty without an image)."""
         return fit_rect(self._image.size(), self.rect()) if self._image is not None else QRect()
+
+    def to_image(self, point: QPointF) -> QPointF | None:
+        """Widget coordinates -> image pixels (None outside the image)."""
+        rect = self.image_rect()
+        if self._image is None or rect.isEmpty() or not rect.contains(point.toPoint()):
+            return None
+        sx = self._image.width() / rect.width()
+        sy = self._image.height() / rect.height()
+        return QPointF((point.x() - rect.x()) * sx, (point.y() - rect.y()) * sy)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.setFocus()
+        if event.button() == Qt.MouseButton.LeftButton:
+            where = self.to_image(event.position())
+            if where is not None:
+                self.clicked.emit(where)
+        super().mousePressEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

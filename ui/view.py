@@ -1,0 +1,119 @@
+"""What the attention overlay shows (View) and the drawing of it in the worker's thread (no Qt here).
+
+Two paths: the overlay on with the default view (all joints, last layer, dependency areas) is the
+pipeline's own overlay over every person (fast: the maps come with the poses). Anything more (a joint,
+another layer, affected areas, the Fig. 6 strip, opacity or colormap) inspects ONE person, the selected
+one: a forward pass of its crop with every layer's attention (transpose_live.inspector), drawn here over
+the raw frame, skeletons on top. With the overlay off no map is computed at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from transpose_live.skeleton import KEYPOINT_NAMES
+
+DEFAULT_OPACITY = 0.65
+STRIP_HEIGHT = 120
+
+
+@dataclass(frozen=True)
+class View:
+    """overlay: attention shown (A). person: the selected person's track id (or index when untracked;
+    None: the largest). joint: index (None: all joints). layer: 1-based (None: the last). affected: the
+    column of the map instead of the row. strip: compute the per-layer strip (the inspector panel is open)."""
+
+    overlay: bool = False
+    person: int | None = None
+    joint: int | None = None
+    layer: int | None = None
+    affected: bool = False
+    opacity: float = DEFAULT_OPACITY
+    colormap: str = "jet"
+    strip: bool = False
+
+    def replace(self, **changes) -> "View":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def inspects(self) -> bool:
+        """Whether one person is inspected (all layers' maps) instead of the pipeline's own overlay."""
+        return self.overlay and (self.strip or self.joint is not None or self.layer is not None or self.affected
+                                 or self.opacity != DEFAULT_OPACITY or self.colormap != "jet")
+
+    @property
+    def pipeline_attention(self) -> bool:
+        """Whether the pipeline itself computes and draws the (last-layer, all persons) overlay."""
+        return self.overlay and not self.inspects
+
+
+def selected_pose(poses: Sequence[Any], person: int | None) -> tuple[int, Any] | None:
+    """(index, pose) of the selected person: by track id, else by index; None selected: the largest box."""
+    if not poses:
+        return None
+    if person is not None:
+        for i, pose in enumerate(poses):
+            if pose.track_id == person:
+                return i, pose
+        if all(p.track_id is None for p in poses) and 0 <= person < len(poses):
+            return person, poses[person]
+    areas = [(p.box[2] * p.box[3]) if p.box is not None else 0.0 for p in poses]
+    i = int(np.argmax(areas))
+    return i, poses[i]
+
+
+def person_key(poses: Sequence[Any], index: int) -> int:
+    """How View.person names poses[index]: its track id, or its index when untracked."""
+    track = poses[index].track_id
+    return index if track is None else int(track)
+
+
+def _shown_map(seen, view: View, layer: int | None, min_score: float) -> tuple[np.ndarray, list[int]]:
+    """The (h, w) map to draw at a layer and the joints it shows: one joint, or the max over the joints
+    scoring >= min_score (each scaled to its peak, as the pipeline's overlay; all joints when none do)."""
+    if view.joint is not None:
+        return seen.area(view.joint, layer, view.affected), [view.joint]
+    maps = seen.all_joints(layer, view.affected)                      # (J, h, w)
+    joints = [j for j in range(len(KEYPOINT_NAMES)) if seen.scores[j] >= min_score] or list(range(len(maps)))
+    sel = maps[joints]
+    peak = sel.reshape(len(joints), -1).max(1)
+    return (sel / np.where(peak > 0, peak, 1.0)[:, None, None]).max(0), joints
+
+
+def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, spec: Any
+                      ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The frame drawn with the selected person's chosen area under every skeleton, its box outlined,
+    the shown joints marked; the Fig. 6 strip when view.strip; facts for the window (person, layers).
+    Returns (image, strip or None, facts)."""
+    import cv2
+
+    from transpose_live.inspector import inspect_person
+    from transpose_live.render import annotate, area_strip, draw_area, mark_joints
+
+    min_score = float(getattr(spec, "min_joint_score", 0.2))
+    draw = dict(draw_boxes=bool(getattr(spec, "boxes", False)), draw_ids=bool(getattr(spec, "ids", True)),
+                min_score=min_score)
+    picked = selected_pose(result.poses, view.person)
+    if picked is None or picked[1].box is None:
+        return annotate(raw, result.poses, **draw), None, {"person": None}
+    index, pose = picked
+    seen = inspect_person(estimator, raw, pose.box)
+    layer = min(view.layer, seen.layers) if view.layer is not None else None
+    grid_map, joints = _shown_map(seen, view, layer, min_score)
+    out = draw_area(raw, grid_map, pose.box, seen.input_size, view.opacity, view.colormap)
+    out = annotate(out, result.poses, **draw)
+    if view.joint is not None:               # all joints are marked by the skeleton already
+        out = mark_joints(out, pose, joints)
+    x, y, w, h = (int(round(v)) for v in pose.box)
+    cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 255), 1, cv2.LINE_AA)
+    strip = None
+    if view.strip:
+        maps = np.stack([_shown_map(seen, view, k, min_score)[0] for k in range(1, seen.layers + 1)])
+        strip = area_strip(raw, maps, pose.box, seen.input_size, STRIP_HEIGHT, view.opacity, view.colormap,
+                           labels=[f"layer {k}" for k in range(1, seen.layers + 1)])
+    return out, strip, {"person": person_key(result.poses, index), "layers": seen.layers,
+                        "layer": layer or seen.layers, "joints": joints}
