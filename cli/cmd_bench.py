@@ -9,14 +9,29 @@ import typer
 from .options import option, say, with_spec
 
 
-def _model_rows(model: list[str], batch: list[int], device: str, path: str, image_size: str | None,
-                seconds: float) -> list:
+def _backends(asked: list[str], device) -> list[str]:
+    """The --backend values as backend names: 'all' = every one available on the device, 'auto' = the
+    one a run would pick; duplicates dropped, order kept."""
+    from transpose_live.backends import available_backends, check_backend_name, resolve_backend
+
+    out: list[str] = []
+    for value in asked:
+        names = available_backends(device) if value.strip().lower() == "all" else [
+            resolve_backend(check_backend_name(value), device)]
+        out += [n for n in names if n not in out]
+    return out
+
+
+def _model_rows(model: list[str], batch: list[int], device: str, backend: list[str], path: str,
+                image_size: str | None, seconds: float) -> list:
+    import torch
+
     from transpose_live import hub
     from transpose_live.bench import bench_model, format_rows
     from transpose_live.config import PRESETS
     from transpose_live.device import resolve_device
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.models import load_model
+    from transpose_live.models import create_model, load_model
     from transpose_live.spec import parse_image_size
 
     names = list(PRESETS) if "all" in model else model
@@ -27,18 +42,26 @@ def _model_rows(model: list[str], batch: list[int], device: str, path: str, imag
                                      f"({', '.join(weights)})")
     if path not in ("fast", "attention", "both"):
         raise TransposeLiveError("--path must be fast, attention or both")
-    dev = str(resolve_device(device))
+    if any(b < 1 for b in batch):
+        raise TransposeLiveError("--batch must be >= 1")
+    dev = resolve_device(device)
+    backends = _backends(backend, dev)
     size = parse_image_size(image_size) if image_size else None
     paths = [False, True] if path == "both" else [path == "attention"]
     rows = []
     for n in names:
-        # a weights name (the shipped "default") is timed as it runs: its own weights at its trained size
-        net = load_model(n, image_size=size) if n in weights else None
+        # a weights name (the shipped "default") is timed as it runs: its own weights at its trained size;
+        # a preset gets random weights, the same each run (seeded) so that its ONNX export is cached once
+        torch.manual_seed(0)
+        net = load_model(n, image_size=size) if n in weights else create_model(n, image_size=size)
         for b in batch:
             for att in paths:
-                rows.append(bench_model(n, device=dev, batch=b, attention=att, image_size=size, min_seconds=seconds,
-                                        model=net))
-                say(format_rows(rows[-1:]).splitlines()[1])
+                eager = None          # the eager baseline once per (model, batch, path), shared by the backends
+                for be in backends:
+                    rows.append(bench_model(n, net, device=str(dev), batch=b, attention=att, backend=be,
+                                            min_seconds=seconds, eager_crops_per_s=eager))
+                    eager = rows[-1].eager_crops_per_s
+                    say(format_rows(rows[-1:]).splitlines()[1])
     return rows
 
 
@@ -48,7 +71,10 @@ def bench_command(
                                     "at its own input size), a weights name, a preset (random weights) or 'all'."),
     batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
     device: str = option("device"),
-    path: str = typer.Option("both", "--path", help="fast, attention or both."),
+    backend: list[str] = typer.Option(["auto"], "--backend", help="Backend(s) of the forward pass: auto (what a "
+                                      "run picks), torch, onnxruntime, openvino, or all (every one available "
+                                      "here). Every row also times the eager fp32 torch model in the same run."),
+    path: str = typer.Option("fast", "--path", help="fast (no maps), attention (maps as outputs) or both."),
     image_size: str = typer.Option(None, "--image-size", help="Input HEIGHTxWIDTH (default: the preset's)."),
     seconds: float = typer.Option(2.0, "--seconds", help="Minimum timed seconds per row."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
@@ -60,10 +86,11 @@ def bench_command(
     json_out: Path = typer.Option(None, "--json", help="Also write the rows as JSON."),
     *, spec,
 ) -> None:
-    """Measure crops/s of the model (forward pass only, inputs on the device) or the whole pipeline."""
+    """Measure crops/s of the model (forward pass only, inputs ready) against the eager fp32 model in the
+    same run, or the whole pipeline (each stage alone, then end to end) on a video, per backend."""
     import torch
 
-    from transpose_live.bench import rows_as_dicts, format_rows
+    from transpose_live.bench import environment, format_rows, rows_as_dicts
     from transpose_live.sinks import OutputTarget, check_output, write_json
 
     if threads:
@@ -73,18 +100,24 @@ def bench_command(
     if rtsp is not None:
         from transpose_live.bench_pipeline import bench_stream, format_stream
 
-        data = bench_stream(rtsp, spec.replace(device=device).validate())
+        from transpose_live.device import resolve_device
+
+        data = bench_stream(rtsp, spec.replace(device=device, backend=_backends(backend, resolve_device(device))[0])
+                            .validate())
         typer.echo(format_stream(data))
     elif pipeline is not None:
         from transpose_live.bench_pipeline import bench_pipeline, format_bench
+        from transpose_live.device import resolve_device
 
-        bench = bench_pipeline(pipeline, spec.replace(device=device, max_frames=frames).validate())
-        typer.echo(format_bench(bench))
-        data = bench.as_dict()
+        runs = []
+        for be in _backends(backend, resolve_device(device)):
+            runs.append(bench_pipeline(pipeline, spec.replace(device=device, backend=be, max_frames=frames).validate()))
+            typer.echo(format_bench(runs[-1]))
+        data = {"environment": environment(runs[-1].device), "pipelines": [b.as_dict() for b in runs]}
     else:
-        rows = _model_rows(model, batch, device, path, image_size, seconds)
+        rows = _model_rows(model, batch, device, backend, path, image_size, seconds)
         typer.echo(format_rows(rows))
-        data = rows_as_dicts(rows)
+        data = {"environment": environment(str(rows[0].device) if rows else device), "rows": rows_as_dicts(rows)}
     if json_out is not None:
         write_json(OutputTarget(json_out, "json"), data)
 

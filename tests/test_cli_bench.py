@@ -19,13 +19,37 @@ def test_default_model_is_timed_at_its_own_input_size(tmp_path, run_main):
     code, stdout, err = run_main(["--model", "default", "--model", "tp_m_a4", "--batch", "1", "--path", "fast",
                                   "--seconds", "0.05", "--device", "cpu", "--json", out])
     assert code == 0, err
-    rows = json.loads(out.read_text())
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert [(r["preset"], tuple(r["image_size"])) for r in rows] == [("default", (192, 144)), ("tp_m_a4", (256, 192))]
     assert all(r["crops_per_s"] > 0 and r["batch"] == 1 and not r["attention"] for r in rows)
+    assert all(r["eager_crops_per_s"] > 0 and r["latency_p50_ms"] <= r["latency_p95_ms"] for r in rows)
+    assert data["environment"]["versions"]["torch"] and data["environment"]["torch_threads"] >= 1
     table = stdout.splitlines()
-    assert table[0].split()[:2] == ["model", "input"] and len(table) == 3      # the table once, on stdout
+    assert table[0].split()[:3] == ["model", "input", "backend"] and len(table) == 3   # the table once, on stdout
 
 
 def test_unknown_model_is_one_line(run_main):
     code, _, err = run_main(["--model", "tp_x_a9", "--seconds", "0.05"])
     assert code == 2 and err.strip().splitlines() == [err.strip()] and "unknown model 'tp_x_a9'" in err
+
+
+def test_every_backend_gets_a_row_with_the_eager_baseline_of_the_same_run(tmp_path, run_main):
+    from transpose_live.backends import available_backends
+
+    out = tmp_path / "rows.json"
+    code, stdout, err = run_main(["--model", "tp_m_a4", "--image-size", "64x48", "--batch", "2", "--backend", "all",
+                                  "--path", "both", "--seconds", "0.02", "--device", "cpu", "--json", out])
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    backends = available_backends("cpu")
+    assert [(r["backend"], r["attention"]) for r in rows] == [(b, a) for a in (False, True) for b in backends]
+    for attention in (False, True):   # one eager measurement per (model, batch, path), shared by the backends
+        assert len({r["eager_crops_per_s"] for r in rows if r["attention"] == attention}) == 1
+    assert all(r["precision"] == "fp32" and tuple(r["image_size"]) == (64, 48) for r in rows)
+    assert len(stdout.splitlines()) == 1 + len(rows)
+
+
+def test_an_unknown_backend_is_one_line(run_main):
+    code, _, err = run_main(["--backend", "tensorrt", "--seconds", "0.05"])
+    assert code == 2 and "unknown backend 'tensorrt'" in err and len(err.strip().splitlines()) == 1

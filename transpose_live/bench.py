@@ -1,25 +1,44 @@
-"""Benchmarks: model crops/s per preset, batch size, path and device (with a proper warm-up and CUDA sync)."""
+"""Benchmarks of the pose model's forward pass: crops/s and per-call latency per model, backend and batch.
+
+Every row carries, measured in the same run on the same inputs, `eager_crops_per_s`: the plain eager
+fp32 torch model with nn.MultiheadAttention itself (the authors' formulation, not our fused path), so a
+speed-up is a ratio of two numbers taken minutes apart on the same machine, never against a number
+from another day. Warm-up calls come first (one-time set-up: oneDNN primitives, the backends' first
+shape), then calls are timed one by one for at least `min_seconds`.
+"""
 
 from __future__ import annotations
 
+import copy
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
-from .models import create_model
+from .models.encoder import EncoderLayer
 
 
 @dataclass
 class ModelBench:
-    preset: str
-    device: str
-    dtype: str
+    preset: str                       # the name asked for: "default" (shipped weights) or a preset
+    image_size: tuple[int, int]       # (h, w) input
+    backend: str
+    precision: str
     batch: int
-    attention: bool
+    attention: bool                   # the path with the attention maps as outputs
     crops_per_s: float
-    ms_per_batch: float
-    image_size: tuple[int, int]
+    latency_p50_ms: float             # one call (one batch)
+    latency_p95_ms: float
+    eager_crops_per_s: float          # plain eager fp32 torch, nn.MultiheadAttention, same inputs, same run
+    device: str
+    threads: int
+
+    @property
+    def speedup(self) -> float:
+        return self.crops_per_s / self.eager_crops_per_s if self.eager_crops_per_s else float("nan")
 
 
 def _sync(device: torch.device) -> None:
@@ -27,40 +46,101 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_model(preset: str, device: str = "cpu", batch: int = 1, attention: bool = False,
-                image_size: tuple[int, int] | None = None, fp16: bool | None = None,
-                min_seconds: float = 2.0, warmup: int = 3, model: torch.nn.Module | None = None) -> ModelBench:
-    """Time the forward pass alone (inputs already on the device): crops per second."""
-    dev = torch.device(device)
-    half = (dev.type == "cuda") if fp16 is None else fp16
-    dtype = torch.float16 if half else torch.float32
-    model = (model or create_model(preset, image_size=image_size)).eval().to(dev, dtype)
-    h, w = model.config.image_size
-    x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev, dtype)
+def time_calls(fn, device: torch.device, min_seconds: float = 2.0, warmup: int = 3,
+               min_calls: int = 5) -> list[float]:
+    """Seconds of each timed call of fn() after `warmup` untimed ones (at least min_calls, min_seconds)."""
     with torch.inference_mode():
         for _ in range(warmup):
-            model(x, return_attention=attention)
-        _sync(dev)
-        n, t0 = 0, time.perf_counter()
-        while True:
-            model(x, return_attention=attention)
-            n += 1
-            _sync(dev)
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_seconds and n >= 3:
-                break
-    return ModelBench(preset, dev.type, str(dtype).replace("torch.", ""), batch, attention,
-                      n * batch / elapsed, 1000 * elapsed / n, (h, w))
+            fn()
+        _sync(device)
+        times, start = [], time.perf_counter()
+        while len(times) < min_calls or time.perf_counter() - start < min_seconds:
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def eager_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A copy of `model` as the authors ran it: fp32, eager, every layer through nn.MultiheadAttention."""
+    eager = copy.deepcopy(model).float().to(device).eval()
+    for layer in eager.modules():
+        if isinstance(layer, EncoderLayer):
+            layer.fused = False
+    return eager
+
+
+def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: int = 1, attention: bool = False,
+                backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
+                eager_crops_per_s: float | None = None) -> ModelBench:
+    """Time `model` (a TransPose, any weights) on `backend`, and the eager baseline unless given."""
+    from .backends import create_backend
+
+    dev = torch.device(device)
+    net = model.eval().to(dev)
+    if dev.type == "cuda" and backend in ("auto", "torch"):
+        net = net.half()            # as the estimator runs it on CUDA
+    runner = create_backend(backend, net, dev)
+    h, w = net.config.image_size
+    x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0))    # (B, 3, H, W)
+    x_dev = x.to(dev, next(net.parameters()).dtype)
+    times = np.array(time_calls(lambda: runner(x_dev, attention), dev, min_seconds, warmup))
+    if eager_crops_per_s is None:
+        eager = eager_baseline(net, dev)
+        x32 = x.to(dev)
+        fn = (lambda: eager(x32, return_attention=True)) if attention else (lambda: eager(x32))
+        eager_times = time_calls(fn, dev, min_seconds, warmup)
+        eager_crops_per_s = batch * len(eager_times) / sum(eager_times)
+    p50, p95 = np.percentile(times, (50, 95)) * 1000
+    return ModelBench(name, (h, w), runner.name, runner.precision, batch, attention,
+                      batch * len(times) / times.sum(), float(p50), float(p95), eager_crops_per_s, dev.type,
+                      getattr(runner, "threads", torch.get_num_threads()))
+
+
+def environment(device: str = "cpu") -> dict:
+    """What the numbers depend on: versions, threads, the CPU / GPU."""
+    import cv2
+
+    versions = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
+                "python": platform.python_version()}
+    for package in ("onnxruntime", "openvino"):
+        try:
+            versions[package] = __import__(package).__version__
+        except ImportError:
+            versions[package] = None
+    env = {"versions": versions, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+           "cpu": _cpu_name(), "device": str(device), "platform": platform.platform()}
+    if torch.device(device).type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def format_rows(rows: list[ModelBench]) -> str:
-    lines = [f"{'model':10} {'input':8} {'device':6} {'dtype':8} {'batch':>5} {'path':9} {'crops/s':>9} {'ms/batch':>9}"]
+    lines = [f"{'model':10} {'input':8} {'backend':11} {'prec':5} {'batch':>5} {'path':9} {'crops/s':>9} "
+             f"{'p50 ms':>8} {'p95 ms':>8} {'eager/s':>9} {'x eager':>7}"]
     for r in rows:
         size = f"{r.image_size[0]}x{r.image_size[1]}"
-        lines.append(f"{r.preset:10} {size:8} {r.device:6} {r.dtype:8} {r.batch:5d} "
-                     f"{'attention' if r.attention else 'fast':9} {r.crops_per_s:9.1f} {r.ms_per_batch:9.2f}")
+        lines.append(f"{r.preset:10} {size:8} {r.backend:11} {r.precision:5} {r.batch:5d} "
+                     f"{'attention' if r.attention else 'fast':9} {r.crops_per_s:9.1f} {r.latency_p50_ms:8.2f} "
+                     f"{r.latency_p95_ms:8.2f} {r.eager_crops_per_s:9.1f} {r.speedup:7.2f}")
     return "\n".join(lines)
 
 
 def rows_as_dicts(rows: list[ModelBench]) -> list[dict]:
-    return [asdict(r) for r in rows]
+    return [asdict(r) | {"speedup": round(r.speedup, 3)} for r in rows]
+
+
+__all__ = ["ModelBench", "bench_model", "eager_baseline", "time_calls", "environment", "format_rows",
+           "rows_as_dicts"]

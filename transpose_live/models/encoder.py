@@ -42,13 +42,19 @@ class EncoderLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
+    # False: the no-maps path calls nn.MultiheadAttention itself (the authors' formulation), as `bench`'s
+    # eager baseline does; True (default): the same maths with q/k in one matmul and fused SDPA
+    fused: bool = True
+
     def forward(self, src: torch.Tensor, pos: torch.Tensor, need_weights: bool = False):
         # src (B, N, d); pos (1, N, d) is added to queries and keys, never to values
         qk = src + pos
         if need_weights:
             attn, weights = self.self_attn(qk, qk, src, need_weights=True, average_attn_weights=True)
-        else:
+        elif self.fused:
             attn, weights = self._fused_attention(qk, src), None
+        else:
+            attn, weights = self.self_attn(qk, qk, src, need_weights=False)[0], None
         src = self.norm1(src + self.dropout1(attn))
         src2 = self.linear2(self.dropout(F.relu(self.linear1(src))))
         return self.norm2(src + self.dropout2(src2)), weights   # (B, N, d), (B, N, N) or None
