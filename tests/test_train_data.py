@@ -341,3 +341,39 @@ def test_shared_coco_train_sets_load_without_val_images():
     assert ds.source_counts == [139, 57, 73, 4972]
     x, target, weight, _ = ds[0]
     assert x.shape == (3, 256, 192) and target.shape == (17, 64, 48) and float(weight.sum()) > 0
+
+
+def test_pack_crops_downscales_and_splits_for_travel(tmp_path):
+    """--crop-margin / --target-crop / --format webp / --slice / --weight: the labels follow the pixels."""
+    pack = _pack_module()
+    ann, images, pts = _write_big_set(tmp_path / "src")
+    data = json.loads(ann.read_text())
+    second = dict(data["annotations"][0], id=4, image_id=3)
+    data["images"].append({"id": 3, "file_name": "a.png", "width": 400, "height": 300})
+    data["annotations"].append(second)
+    ann.write_text(json.dumps(data))
+    out = tmp_path / "pack"
+    # the box 320x230 -> training crop 320/0.75*1.25 = 533 px tall; target 200 -> x0.375; margin 0.5 cuts
+    rc = pack.main(["--source", f"big={ann}:{images}", "--out", str(out), "--format", "webp", "--quality", "95",
+                    "--target-crop", "200", "--crop-margin", "0.5", "--slice", "0:1", "--weight", "0.5"])
+    assert rc == 0
+    packed = json.loads((out / "big" / "person_keypoints.json").read_text())
+    assert [im["id"] for im in packed["images"]] == [1]                # --slice 0:1: the first image only
+    im = packed["images"][0]
+    img = cv2.imread(str(out / "big" / "images" / im["file_name"]))
+    assert im["file_name"].endswith(".webp") and img.shape[:2] == (im["height"], im["width"])
+    x0, y0, x1, y1, new_w, new_h = pack.plan_geometry(400, 300, [(20.0, 40.0, 320.0, 230.0)], 640, 200, 0.5)
+    assert (x0, y0) != (0, 0) and (new_w, new_h) == (im["width"], im["height"])
+    f = new_w / (x1 - x0)
+    assert f == pytest.approx(200 / (320 / 0.75 * 1.25), rel=0.02)
+    kps = packed["annotations"][0]["keypoints"]
+    for j, (x, y) in enumerate(pts):
+        nx, ny, v = kps[3 * j:3 * j + 3]
+        assert nx == pytest.approx((x - x0 + 0.5) * f - 0.5, abs=0.02)
+        if 0 <= round(ny) < new_h and 0 <= round(nx) < new_w:          # the colour block is still under it
+            got = img[round(ny), round(nx)][::-1].astype(int)
+            assert np.abs(got - COLOURS[3 * j]).max() <= 40, (j, got)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sources"]["big"]["weight"] == 0.5 and manifest["sources"]["big"]["slice"] == [0, 1]
+    assert pack_sources(out)[0][2] == 0.5 and pack_sources(out, {"big": 2.0})[0][2] == 2.0
+    assert pack.main(["--source", f"b={ann}:{images}", "--out", str(out), "--slice", "x"]) == 2

@@ -1,7 +1,9 @@
 """The teacher's COCO AP under the same protocol as `transpose-live eval` (GT boxes, rescoring, OKS-NMS),
 so the student's numbers can be put next to it.
 
-    python tools/eval_teacher.py TEACHER.onnx ANNOTATIONS.json IMAGES_DIR
+    python tools/eval_teacher.py TEACHER.onnx ANNOTATIONS.json IMAGES_DIR [--flip] [--scales 1 1.25]
+
+--flip / --scales run the teacher with the test-time augmentation tools/pseudo_label.py labels with.
 """
 
 from __future__ import annotations
@@ -44,13 +46,19 @@ def main() -> None:
     ap.add_argument("annotations")
     ap.add_argument("images_dir")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--flip", action="store_true", help="average with the mirrored crop (left/right swapped)")
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                    help="crop side multipliers of max(w, h) to average over (default: 1.0)")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    est = TeacherEstimator(Teacher(args.teacher))
+    teacher = Teacher(args.teacher, args.threads, flip=args.flip, scales=tuple(args.scales))
+    print(f"teacher {teacher.name}, test-time augmentation: {teacher.tta}", file=sys.stderr)
+    est = TeacherEstimator(teacher)
     results = predict_coco(est, args.annotations, args.images_dir, detector="gt", flip=False, progress=True)
     stats = coco_eval(args.annotations, results)
     print("  ".join(f"{k} {v:.3f}" for k, v in stats.items()))
     if args.json:
-        args.json.write_text(json.dumps(stats, indent=2))
+        args.json.write_text(json.dumps(dict(stats, tta=teacher.tta), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ Sources (all paths come from the command line):
                                       annotation at all (for jsons that dropped their 0-keypoint persons)
   --video FILE                        every Nth frame (about --frames-per-video frames), detector boxes
   --images FILE_OR_DIR [...]          unannotated still images (one source per --images), detector boxes
+  --fill-missing ANN.json IMAGES_DIR  labelled persons whose --fill-joints (default: the five face joints)
+                                      are unlabelled, e.g. LSPET: the teacher fills only those joints, the
+                                      human labels stay (keypoint_scores 1.0 for them, the teacher's score
+                                      for a filled joint), and the box grows to take in the filled joints.
+                                      A person is filled only where the teacher agrees with its human limb
+                                      labels (--min-agree), so the teacher looked at the labelled person.
 
 One json per source is written to --out/<name>.json: COCO keypoints with visibility 2 where the teacher
 scores >= --kp-thresh (else v=0 and x=y=0; also v=0 for joints on the image border or near a border
@@ -42,19 +48,26 @@ try:
 except ImportError:  # run from a checkout without installing: the repo root holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transpose_live.errors import TransposeLiveError
-from transpose_live.skeleton import KEYPOINT_NAMES, LIMBS, NUM_JOINTS
+from transpose_live.skeleton import FLIP_INDEX, KEYPOINT_NAMES, LIMBS, NUM_JOINTS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class Teacher:
-    """MoveNet SinglePose on onnxruntime: __call__(frame_bgr, box xywh) -> (17, 3) x, y, score in image pixels."""
+    """MoveNet SinglePose on onnxruntime: __call__(frame_bgr, box xywh) -> (17, 3) x, y, score in image pixels.
 
-    def __init__(self, path: Path, threads: int = 2):
+    Test-time augmentation (off by default): `flip` also runs the mirrored crop (its joints mirrored back,
+    left/right swapped); `scales` runs one crop per side multiplier (1.0 = side max(w, h)). The runs are
+    averaged: coordinates weighted by the joint's score in each run, scores plainly.
+    """
+
+    def __init__(self, path: Path, threads: int = 2, flip: bool = False, scales: tuple[float, ...] = (1.0,)):
         import onnxruntime as ort
 
         if not path.is_file():
             raise TransposeLiveError(f"teacher model not found: {path}")
+        if not scales or min(scales) <= 0:
+            raise TransposeLiveError(f"teacher crop scales must be > 0, got {scales}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads   # a labelling job shares the machine: keep it small
         opts.inter_op_num_threads = 1
@@ -63,13 +76,43 @@ class Teacher:
         self.in_name, self.size = inp.name, int(inp.shape[1])
         self.dtype = {"tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(float)": np.float32}[inp.type]
         self.name = path.name
+        self.flip, self.scales = bool(flip), tuple(float(s) for s in scales)
+
+    @property
+    def tta(self) -> str:
+        """How the teacher was run, for the jsons' info: e.g. 'flip, scales 1.0/1.25'."""
+        parts = (["flip"] if self.flip else []) + ([f"scales {'/'.join(str(s) for s in self.scales)}"]
+                                                   if self.scales != (1.0,) else [])
+        return ", ".join(parts) or "none"
+
+    def _run(self, rgb: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.sess.run(None, {self.in_name: rgb[None].astype(self.dtype)})[0], np.float32)
+        return out.reshape(NUM_JOINTS, 3)                       # (y, x, score), normalised to the crop
 
     def __call__(self, frame_bgr: np.ndarray, box) -> np.ndarray:
-        crop, x0, y0, side = square_crop(frame_bgr, box, self.size)
-        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-        out = np.asarray(self.sess.run(None, {self.in_name: rgb[None].astype(self.dtype)})[0], np.float32)
-        yxs = out.reshape(NUM_JOINTS, 3)                       # (y, x, score), normalised to the crop
-        return np.stack([x0 + yxs[:, 1] * side, y0 + yxs[:, 0] * side, yxs[:, 2]], axis=1)
+        runs = []                                               # (17, 3) x, y, score in image pixels
+        x, y, w, h = (float(v) for v in box)
+        for s in self.scales:
+            sbox = (x + w * (1 - s) / 2, y + h * (1 - s) / 2, w * s, h * s)
+            crop, x0, y0, side = square_crop(frame_bgr, sbox, self.size)
+            rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+            yxs = self._run(rgb)
+            runs.append(np.stack([x0 + yxs[:, 1] * side, y0 + yxs[:, 0] * side, yxs[:, 2]], axis=1))
+            if self.flip:
+                m = self._run(np.ascontiguousarray(rgb[:, ::-1]))[list(FLIP_INDEX)]
+                # crop pixel u of the mirror is pixel size-1-u of the crop: x_n -> (size-1)/size - x_n
+                xm = (self.size - 1) / self.size - m[:, 1]
+                runs.append(np.stack([x0 + xm * side, y0 + m[:, 0] * side, m[:, 2]], axis=1))
+        return average_runs(np.stack(runs))
+
+
+def average_runs(runs: np.ndarray) -> np.ndarray:
+    """(R, 17, 3) x, y, score -> (17, 3): score-weighted mean position, mean score."""
+    if len(runs) == 1:
+        return runs[0]
+    w = np.clip(runs[:, :, 2:3], 1e-6, None)                    # (R, 17, 1)
+    xy = (runs[:, :, :2] * w).sum(0) / w.sum(0)
+    return np.concatenate([xy, runs[:, :, 2].mean(0)[:, None]], axis=1).astype(np.float32)
 
 
 def square_crop(img: np.ndarray, box, out_size: int):
@@ -224,6 +267,96 @@ def label_coco_detect(lab: Labeller, detector, ann_path: Path, images_dir: Path,
         lab.label(frame, boxes[keep], dict(im), [{"box_score": round(float(scores[i]), 4)} for i in keep])
 
 
+FACE_JOINTS = tuple(range(5))   # nose, eyes, ears
+
+
+def agreement(kps: np.ndarray, ann_kps: np.ndarray, box, tol: float = 0.1) -> float | None:
+    """Share of the human-labelled joints that the teacher puts within tol x the box diagonal; None if none."""
+    labelled = ann_kps[:, 2] > 0
+    if not labelled.any():
+        return None
+    diag = math.hypot(float(box[2]), float(box[3]))
+    dist = np.hypot(*(kps[labelled, :2] - ann_kps[labelled, :2]).T)
+    return float((dist <= tol * diag).mean())
+
+
+def grow_box(box, pts: np.ndarray, width: int, height: int, pad: float = 0.1):
+    """The box (xywh) grown to take in pts (N, 2) with pad x the box height around them, clipped to the image."""
+    x, y, w, h = (float(v) for v in box)
+    if not len(pts):
+        return [x, y, w, h]
+    m = pad * h
+    x0, y0 = min(x, pts[:, 0].min() - m), min(y, pts[:, 1].min() - m)
+    x1, y1 = max(x + w, pts[:, 0].max() + m), max(y + h, pts[:, 1].max() + m)
+    x0, y0 = max(0.0, float(x0)), max(0.0, float(y0))
+    x1, y1 = min(width - 1.0, float(x1)), min(height - 1.0, float(y1))
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def fill_person(teacher, frame: np.ndarray, ann: dict, args: argparse.Namespace) -> tuple[dict | None, str]:
+    """(the annotation with the fill joints filled, "filled"), or (None, why it was left as it is)."""
+    kps_h = np.asarray(ann["keypoints"], np.float64).reshape(NUM_JOINTS, 3)
+    todo = np.zeros(NUM_JOINTS, bool)
+    todo[list(args.fill_joints)] = True
+    todo &= kps_h[:, 2] <= 0
+    if not todo.any():
+        return None, "complete"
+    # the teacher's crop: the box grown by --fill-box-scale (LSPET boxes stop at the shoulders' height)
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    s = args.fill_box_scale
+    crop_box = (x + w * (1 - s) / 2, y + h * (1 - s) / 2, w * s, h * s)
+    kps = teacher(frame, crop_box)
+    agree = agreement(kps, kps_h, ann["bbox"])
+    if agree is not None and agree < args.min_agree:
+        return None, "disagree"
+    conf = labelled_joints(kps, crop_box, frame.shape, args.kp_thresh) & todo
+    if not conf.any():
+        return None, "unsure"
+    height, width = frame.shape[:2]
+    out = dict(ann)
+    flat = kps_h.copy()
+    flat[conf, :2] = kps[conf, :2]
+    flat[conf, 2] = 2
+    out["keypoints"] = [round(float(v), 2) if i % 3 != 2 else int(v) for i, v in enumerate(flat.reshape(-1))]
+    out["num_keypoints"] = int((flat[:, 2] > 0).sum())
+    # weights: a human label 1.0, a filled joint the teacher's score, the rest 0
+    scores = np.where(kps_h[:, 2] > 0, 1.0, np.where(conf, kps[:, 2], 0.0))
+    out["keypoint_scores"] = [round(float(v), 4) for v in scores]
+    out["filled"] = [KEYPOINT_NAMES[j] for j in np.flatnonzero(conf)]
+    out["teacher_agreement"] = None if agree is None else round(agree, 3)
+    box = grow_box(ann["bbox"], kps[conf, :2], width, height)
+    out["bbox"] = [round(v, 2) for v in box]
+    out["area"] = round(box[2] * box[3], 2)
+    return out, "filled"
+
+
+def label_fill_missing(lab: Labeller, ann_path: Path, images_dir: Path, exclude: set[int]) -> None:
+    """Every labelled person of a COCO json, with its missing --fill-joints filled where the teacher is sure;
+    persons the teacher cannot fill keep their human labels unchanged (they are still training data)."""
+    data = read_coco(ann_path, images_dir)
+    images = {im["id"]: im for im in data["images"]}
+    by_image: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        if a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0 or a["image_id"] in exclude:
+            continue
+        by_image.setdefault(a["image_id"], []).append(a)
+    limit = lab.args.limit or len(by_image)
+    for n, (img_id, anns) in enumerate(sorted(by_image.items())[:limit]):
+        frame = read_bgr(images_dir / images[img_id]["file_name"])
+        for a in anns:
+            lab.counts["boxes"] += 1
+            filled, why = fill_person(lab.teacher, frame, a, lab.args)
+            lab.counts[why] = lab.counts.get(why, 0) + 1
+            out = dict(filled or a, id=len(lab.anns) + 1, source_ann_id=a["id"])
+            if filled is None:   # human labels only: weight 1 on each
+                out["keypoint_scores"] = [1.0 if v > 0 else 0.0 for v in a["keypoints"][2::3]]
+            lab.anns.append(out)
+            lab.counts["labelled"] += filled is not None
+        lab.images.append(dict(images[img_id]))
+        if (n + 1) % 500 == 0:
+            print(f"  {n + 1}/{limit} images, {lab.counts}", file=sys.stderr, flush=True)
+
+
 def id_base(name: str) -> int:
     """Image ids far above COCO's (< 10^6), stable per source, so no id can clash with a COCO image."""
     return 10**9 + (zlib.crc32(name.encode()) % 1000) * 10**6
@@ -296,6 +429,7 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
     a = lab.args
     data = {
         "info": dict(info, **lab.info, description=f"pseudo labels from teacher {lab.teacher.name}",
+                     teacher_tta=lab.teacher.tta,
                      made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh, edge_joints="unlabelled (image border; 10% band where the box is cut)",
                      min_keypoints=a.min_keypoints, min_height=a.min_height, det_score=a.det_score,
                      counts=lab.counts),
@@ -319,6 +453,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--coco-detect", nargs=2, action="append", default=[], metavar=("ANN", "IMAGES"))
     ap.add_argument("--video", action="append", default=[], type=Path)
     ap.add_argument("--images", nargs="+", action="append", default=[], metavar="FILE_OR_DIR")
+    ap.add_argument("--fill-missing", nargs=2, action="append", default=[], metavar=("ANN", "IMAGES"),
+                    help="fill the unlabelled --fill-joints of labelled persons (writes <set>_filled.json)")
+    ap.add_argument("--fill-joints", default="face",
+                    help="joints --fill-missing may fill: 'face' (nose, eyes, ears) or comma-separated names")
+    ap.add_argument("--fill-box-scale", type=float, default=1.3,
+                    help="teacher crop = the person box grown by this factor (LSPET boxes cut the head)")
+    ap.add_argument("--min-agree", type=float, default=0.5,
+                    help="fill only where this share of the human-labelled joints agrees with the teacher")
+    ap.add_argument("--limit", type=int, default=0, help="--fill-missing: at most this many images (0: all)")
+    ap.add_argument("--flip", action="store_true", help="teacher test-time flip (mirrored crop averaged in)")
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                    help="teacher crop side multipliers to average over (e.g. 1 1.25)")
     ap.add_argument("--exclude-ids", type=Path, help="text file of image ids never to label (e.g. COCO val2017)")
     ap.add_argument("--frames-per-video", type=int, default=150)
     ap.add_argument("--every", type=int, default=0, help="take every Nth video frame (overrides --frames-per-video)")
@@ -331,7 +477,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.frames_per_video < 1 or args.every < 0 or args.threads < 1:
         raise TransposeLiveError("--frames-per-video and --threads must be >= 1, --every >= 0")
+    if args.fill_box_scale <= 0 or not 0 <= args.min_agree <= 1 or args.limit < 0:
+        raise TransposeLiveError("--fill-box-scale must be > 0, --min-agree in 0..1, --limit >= 0")
+    args.fill_joints = parse_joints(args.fill_joints)
     return args
+
+
+def parse_joints(text: str) -> tuple[int, ...]:
+    if text == "face":
+        return FACE_JOINTS
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in KEYPOINT_NAMES]
+    if bad or not names:
+        raise TransposeLiveError(f"--fill-joints: unknown joint(s) {', '.join(bad) or text!r}; "
+                                 f"use 'face' or names from {', '.join(KEYPOINT_NAMES)}")
+    return tuple(KEYPOINT_NAMES.index(n) for n in names)
 
 
 def plan_jobs(args: argparse.Namespace, detector, exclude: set[int]) -> list[tuple[str, dict, object]]:
@@ -348,6 +508,14 @@ def plan_jobs(args: argparse.Namespace, detector, exclude: set[int]) -> list[tup
                      {"source": f"{set_name}/{Path(ann).name}", "images_dir": "the source's image folder"},
                      partial(label_coco_detect, detector=detector, ann_path=Path(ann), images_dir=Path(img),
                              exclude=exclude)))
+    for ann, img in args.fill_missing:
+        set_name = Path(ann).resolve().parent.name
+        jobs.append((f"{set_name}_filled",
+                     {"source": f"{set_name}/{Path(ann).name}", "images_dir": "the source's image folder",
+                      "filled_joints": [KEYPOINT_NAMES[j] for j in args.fill_joints],
+                      "fill_box_scale": args.fill_box_scale, "min_agree": args.min_agree,
+                      "weights": "keypoint_scores: 1.0 per human label, the teacher's score per filled joint"},
+                     partial(label_fill_missing, ann_path=Path(ann), images_dir=Path(img), exclude=exclude)))
     for video in args.video:
         jobs.append((video.stem, {"source": video.name, "images_dir": "the --frames-out folder"},
                      partial(label_video, detector=detector, path=video, name=video.stem,
@@ -364,10 +532,16 @@ def plan_jobs(args: argparse.Namespace, detector, exclude: set[int]) -> list[tup
     return jobs
 
 
+def more_counts(c: dict) -> str:
+    """--fill-missing's own counts (complete, disagree, unsure, filled) for the summary line."""
+    extra = {k: v for k, v in c.items() if k not in ("boxes", "labelled", "few", "outside")}
+    return "".join(f"; {k} {v}" for k, v in extra.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cv2.setNumThreads(args.threads)
-    teacher = Teacher(args.teacher, args.threads)
+    teacher = Teacher(args.teacher, args.threads, flip=args.flip, scales=tuple(args.scales))
     exclude: set[int] = set()
     if args.exclude_ids:
         if not args.exclude_ids.is_file():
@@ -380,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         detector = create_detector(args.detector, min_score=args.det_score)
     jobs = plan_jobs(args, detector, exclude)
     if not jobs:
-        raise TransposeLiveError("nothing to label: give --coco, --coco-detect, --video or --images")
+        raise TransposeLiveError("nothing to label: give --coco, --coco-detect, --fill-missing, --video or --images")
 
     total_t0, total = time.perf_counter(), 0
     for name, info, run in jobs:
@@ -392,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         c = lab.counts
         print(f"{name}: {c['labelled']} persons labelled in {len(lab.images)} images "
               f"(of {c['boxes']} boxes; dropped {c['few']} with < {args.min_keypoints} confident joints, "
-              f"{c['outside']} off the box) in {seconds:.1f} s -> {path or 'no file (nothing labelled)'}",
+              f"{c['outside']} off the box{more_counts(c)}) in {seconds:.1f} s -> "
+              f"{path or 'no file (nothing labelled)'}",
               flush=True)
         total += c["labelled"]
     print(f"total: {total} persons in {time.perf_counter() - total_t0:.1f} s")

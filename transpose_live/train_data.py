@@ -65,7 +65,8 @@ def load_id_list(path: str | Path) -> set[int]:
 
 
 def pack_sources(pack_dir: str | Path, weights: dict[str, float] | None = None) -> list[tuple[Path, Path, float]]:
-    """Sources of a folder written by tools/pack_training_set.py (its manifest.json), weight 1 unless given."""
+    """Sources of a folder written by tools/pack_training_set.py (its manifest.json); a source's weight is
+    `weights[name]` if given, else the manifest's (pack_training_set --weight), else 1."""
     pack_dir = Path(pack_dir)
     manifest_path = pack_dir / "manifest.json"
     try:
@@ -79,7 +80,7 @@ def pack_sources(pack_dir: str | Path, weights: dict[str, float] | None = None) 
         raise TransposeLiveError(f"no source {', '.join(unknown)} in {manifest_path}; it has: {', '.join(names)}")
     return [
         (pack_dir / manifest["sources"][n]["annotations"], pack_dir / manifest["sources"][n]["images_dir"],
-         float(weights.get(n, 1.0)))
+         float(weights.get(n, manifest["sources"][n].get("weight", 1.0))))
         for n in names
     ]
 
