@@ -295,3 +295,28 @@ def test_cuda_graphs_equal_eager(tiny_model):
         again = graphed(x[:2])
     assert graphed.captured == [4, 8]
     assert torch.allclose(got, want, atol=1e-4) and torch.allclose(again, want[:2], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------ the assembled path
+
+def test_device_estimator_gives_the_estimators_poses(tiny_weights):
+    """The whole device path (eager on CPU) against PoseEstimator.estimate: same persons, keypoints
+    within 0.5 px, same scores; no persons -> no poses."""
+    from transpose_live.estimator import PoseEstimator
+    from transpose_live.gpu_estimate import DeviceEstimator
+
+    rng = np.random.default_rng(9)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu")
+    dev = DeviceEstimator(est)
+    boxes = np.array([[10.0, 5.0, 40.0, 90.0], [70.0, 20.0, 60.0, 80.0], [-10.0, -10.0, 50.0, 60.0]])
+    want = est.estimate(frame, boxes, box_scores=[0.9, 0.8, 0.7])
+    got = dev.estimate(frame, boxes, box_scores=[0.9, 0.8, 0.7])
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        assert g.box == w.box and g.box_score == w.box_score
+        assert np.abs(g.keypoints - w.keypoints).max() < 0.5
+        assert np.abs(g.scores - w.scores).max() < 2e-3
+    assert dev.estimate(frame, np.zeros((0, 4))) == []
+    whole = dev.estimate(frame)                          # None = the whole frame, as PoseEstimator
+    assert len(whole) == 1 and whole[0].box == (0.0, 0.0, 160.0, 120.0)
