@@ -15,8 +15,10 @@ from .options import option
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        data: list[str] = typer.Option(..., "--data", help="Training set JSON[:IMAGES_DIR][@WEIGHT] (COCO "
+        data: list[str] = typer.Option(None, "--data", help="Training set JSON[:IMAGES_DIR][@WEIGHT] (COCO "
                                        "keypoints; images/ beside the json by default). Repeat to mix sets."),
+        pack: list[Path] = typer.Option(None, "--pack", help="A folder made by tools/pack_training_set.py: "
+                                        "every source in its manifest.json, at the manifest's weight. Repeatable."),
         val: str = typer.Option(None, "--val", help="Evaluation set JSON[:IMAGES_DIR] (GT boxes, flip test)."),
         model: str = typer.Option("tp_m_a4", "--model", help="Preset to train."),
         image_size: str = typer.Option("256x192", "--image-size", help="Input HEIGHTxWIDTH."),
@@ -42,17 +44,28 @@ def register(app: typer.Typer) -> None:
                                          "(e.g. the COCO val2017 id list)."),
         amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA."),
         seed: int = typer.Option(0, "--seed"),
+        restart_schedule: bool = typer.Option(False, "--restart-schedule", help="With --resume/--resume-from: "
+                                              "keep the weights and optimiser state but start a new warm-up and "
+                                              "cosine schedule (epochs, time and best AP from zero)."),
     ) -> None:
         """Train a TransPose model (resumable; --max-minutes stops cleanly and saves)."""
         from transpose_live.train import DataSpec, TrainConfig, train
+        from transpose_live.train_data import pack_sources
 
+        specs = [DataSpec.parse(d) for d in data or []]
+        for folder in pack or []:
+            specs += [DataSpec(str(a), str(i), w) for a, i, w in pack_sources(folder)]
+        if not specs:
+            raise TransposeLiveError("no training data: give --data JSON[:IMAGES_DIR][@WEIGHT] or --pack DIR")
+        if restart_schedule and not (resume or resume_from):
+            raise TransposeLiveError("--restart-schedule needs --resume or --resume-from")
         cfg = TrainConfig(
-            model=model, image_size=parse_image_size(image_size), data=[DataSpec.parse(d) for d in data],
+            model=model, image_size=parse_image_size(image_size), data=specs,
             val=DataSpec.parse(val) if val else None, init=init, imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
             out_dir=str(out), epochs=epochs,
             batch_size=batch_size, lr=lr, warmup_steps=warmup, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
             schedule_minutes=schedule_minutes, eval_every=eval_every,
-            exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed,
+            exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed, restart_schedule=restart_schedule,
         )
         if exclude_ids and not exclude_ids.is_file():
             raise TransposeLiveError(f"--exclude-ids file not found: {exclude_ids}")

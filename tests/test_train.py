@@ -150,3 +150,49 @@ def test_validation_runs_the_real_coco_evaluation(tmp_path):
     ap = state["history"][-1]["AP"]
     assert isinstance(ap, float) and 0.0 <= ap <= 1.0 and state["best_ap"] == ap
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_restart_schedule_keeps_weights_and_counts_from_zero(tmp_path):
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    first = train(_cfg(tmp_path, ann, images, epochs=2))
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    restarted = train(_cfg(tmp_path, ann, images, epochs=1, out_dir=str(tmp_path / "run2"), restart_schedule=True),
+                      resume_from=tmp_path / "run" / "last.pt")
+    assert (restarted["epoch"], restarted["step"]) == (1, 1)              # a new schedule, not epoch 3
+    assert restarted["previous_runs"] == [{"epoch": 2, "step": 2, "trained_seconds": first["trained_seconds"],
+                                           "best_ap": -1.0}]
+    ck2 = torch.load(tmp_path / "run2" / "last.pt", weights_only=True)
+    assert ck2["previous_runs"] == restarted["previous_runs"]
+    # one step away from the resumed weights, not from a fresh init: the weights barely moved
+    moved = (ck2["model"]["reduce.weight"] - ck["model"]["reduce.weight"]).abs().max()
+    fresh = train(_cfg(tmp_path, ann, images, epochs=1, out_dir=str(tmp_path / "run3"), seed=1))
+    ck3 = torch.load(tmp_path / "run3" / "last.pt", weights_only=True)
+    assert moved < (ck3["model"]["reduce.weight"] - ck["model"]["reduce.weight"]).abs().max()
+    assert fresh["step"] == 1
+
+
+def test_cli_trains_on_a_pack_at_its_manifest_weights(tmp_path, monkeypatch, capsys):
+    from conftest import main_runner
+    from transpose_live import train as train_mod
+
+    ann, images = _tiny_coco(tmp_path)
+    pack = tmp_path / "pack"
+    (pack / "set").mkdir(parents=True)
+    (pack / "manifest.json").write_text(json.dumps({"format": 1, "sources": {"set": {
+        "annotations": "set/person_keypoints.json", "images_dir": "set/images", "images": 4, "persons": 4,
+        "bytes": 1, "weight": 0.5}}}))
+    (pack / "set" / "person_keypoints.json").write_text(ann.read_text())
+    images.rename(pack / "set" / "images")
+    seen = {}
+    monkeypatch.setattr(train_mod, "train", lambda cfg, resume=False, resume_from=None: seen.update(cfg=cfg) or
+                        {"epoch": 0, "trained_seconds": 0.0, "best_ap": -1.0})
+    run = main_runner(monkeypatch, capsys, "train")
+    code, out, err = run(["--pack", pack, "--out", tmp_path / "r"])
+    assert code == 0, err
+    (spec,) = seen["cfg"].data
+    assert spec.weight == 0.5 and spec.images_dir == str(pack / "set" / "images")
+    code, out, err = run(["--out", tmp_path / "r"])
+    assert code != 0 and "no training data" in err
+    code, out, err = run(["--pack", pack, "--restart-schedule"])
+    assert code != 0 and "--restart-schedule needs --resume" in err

@@ -70,6 +70,7 @@ class TrainConfig:
     aspect_jitter: float = 0.15
     exclude_ids: str | None = None
     seed: int = 0
+    restart_schedule: bool = False    # resume weights + optimiser, but start a new warm-up + cosine schedule
 
 
 def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -194,7 +195,15 @@ def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None
         ck = torch.load(src, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"], strict=True)
         opt.load_state_dict(ck["optimizer"])
-        state.update({k: ck[k] for k in state if k in ck})
+        if cfg.restart_schedule:
+            # a warm restart: epochs, steps, time and best AP count from zero (a new data mix or val set
+            # makes the old best AP incomparable); the run it continues is kept in the checkpoint
+            done = {k: ck.get(k) for k in ("epoch", "step", "trained_seconds", "best_ap")}
+            state["previous_runs"] = list(ck.get("previous_runs", [])) + [done]
+        else:
+            state.update({k: ck[k] for k in state if k in ck})
+            if "previous_runs" in ck:
+                state["previous_runs"] = list(ck["previous_runs"])
     use_amp = cfg.amp and device.type == "cuda"
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers, drop_last=True,
