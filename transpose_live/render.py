@@ -413,13 +413,18 @@ def mark_joints(image: np.ndarray, pose: Pose, joints: Iterable[int]) -> np.ndar
 def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_size: tuple[int, int] | None,
                height: int = 120, alpha: float = 0.65, colormap: str | int = "jet",
                labels: Sequence[str] | None = None) -> np.ndarray:
-    """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's box region,
+    """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's crop region,
     side by side, `height` pixels tall, labelled "1".."L" (or `labels`). (height, L * width, 3) uint8."""
+    from .preprocess import PIXEL_STD
+
     frame = as_bgr(image)
     H, W = frame.shape[:2]
-    x, y, bw, bh = (float(v) for v in box)
-    x0, y0 = max(0, int(math.floor(x))), max(0, int(math.floor(y)))
-    x1, y1 = min(W, int(math.ceil(x + bw))), min(H, int(math.ceil(y + bh)))
+    in_h, in_w = input_size if input_size is not None else (4, 3)
+    center, scale = box_to_center_scale(box, aspect_ratio=in_w / in_h)       # the model's crop, as it saw it
+    half = scale * PIXEL_STD / 2
+    x0, y0 = max(0, int(math.floor(center[0] - half[0]))), max(0, int(math.floor(center[1] - half[1])))
+    x1 = min(W, int(math.ceil(center[0] + half[0])))
+    y1 = min(H, int(math.ceil(center[1] + half[1])))
     if x1 <= x0 or y1 <= y0:
         raise TransposeLiveError(f"box {tuple(box)} is outside the {W}x{H} frame")
     width = max(8, int(round(height * (x1 - x0) / (y1 - y0))))

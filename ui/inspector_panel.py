@@ -71,11 +71,11 @@ class InspectorPanel(QWidget):
         layout.addWidget(QLabel("Every layer (paper Fig. 6):", self))
         self.strip_label = QLabel("turn the attention maps on (A)", self)
         self.strip_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.strip_label.setMinimumHeight(124)
+        self.strip_label.setMinimumHeight(154)
         scroll = QScrollArea(self)
         scroll.setWidget(self.strip_label)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumHeight(140)
+        scroll.setMinimumHeight(172)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         layout.addWidget(scroll)
 

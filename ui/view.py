@@ -18,7 +18,7 @@ import numpy as np
 from transpose_live.skeleton import KEYPOINT_NAMES
 
 DEFAULT_OPACITY = 0.65
-STRIP_HEIGHT = 120
+STRIP_HEIGHT = 150
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,6 @@ def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, 
     if view.strip:
         maps = np.stack([_shown_map(seen, view, k, min_score)[0] for k in range(1, seen.layers + 1)])
         strip = area_strip(raw, maps, pose.box, seen.input_size, STRIP_HEIGHT, view.opacity, view.colormap,
-                           labels=[f"layer {k}" for k in range(1, seen.layers + 1)])
+                           labels=[f"L{k}" for k in range(1, seen.layers + 1)])
     return out, strip, {"person": person_key(result.poses, index), "layers": seen.layers,
                         "layer": layer or seen.layers, "joints": joints}
