@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.last_saved: Path | None = None
         self.frames_shown = 0
 
+        _preload()
         self.setWindowTitle(TITLE)
         self.video = VideoWidget(self)
         self.video.clicked.connect(self._clicked)
@@ -709,6 +710,21 @@ class MainWindow(QMainWindow):
         if self._error_box is not None:
             self._error_box.close()
         super().closeEvent(event)
+
+
+def _preload() -> None:
+    """Import what every worker needs here, before the window shows: an import in a worker's thread holds
+    the interpreter for hundreds of ms at a time, which would freeze the window at the first Start."""
+    import transpose_live.detect.ssd  # noqa: F401
+    import transpose_live.detect.whole_frame  # noqa: F401
+    import transpose_live.inspector  # noqa: F401
+    import transpose_live.models.loading  # noqa: F401
+    import transpose_live.pipeline  # noqa: F401
+    import transpose_live.run  # noqa: F401
+    import transpose_live.sinks  # noqa: F401
+    import transpose_live.smoothing  # noqa: F401  (filterpy, scipy)
+    import transpose_live.sources  # noqa: F401
+    import transpose_live.tracking  # noqa: F401
 
 
 def _joint_index(joint: Any) -> int:
