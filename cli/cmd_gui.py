@@ -33,8 +33,8 @@ def gui_command(
     from transpose_live.sources import STREAM_SCHEMES, open_source
     from transpose_live.ui.app import check_display, check_platform
 
-    check_display()
     check_platform()          # before Qt is loaded: a missing system library is one line, not a SIGABRT
+    check_display()
     from transpose_live.ui.app import run_app, run_check
     from transpose_live.ui.view import View
 

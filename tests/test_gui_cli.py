@@ -1,0 +1,67 @@
+"""`transpose-live gui` from the command line, in a fresh process as a user runs it: the headless check
+(--frames/--screenshot, offscreen) and the one-line refusal when Qt's xcb plugin lacks system libraries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6.QtCore")
+
+W, H = 160, 120
+
+
+def gui(args, **env):
+    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **env}
+    return subprocess.run([sys.executable, "-m", "transpose_live", "gui", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env=environment)
+
+
+def picture(path):
+    import cv2
+
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} is not a picture"
+    return image
+
+
+def test_headless_check_writes_screenshots_that_show_the_overlay(tmp_path, tiny_options):
+    from conftest import synthetic_clip
+
+    clip = synthetic_clip(tmp_path / "clip.mp4", frames=8, size=(W, H), fps=10)
+    tiny = [f"--{k}={v}" for k, v in tiny_options.items()] + ["--min-person-score", "0"]
+    plain, inspected = tmp_path / "plain.png", tmp_path / "wrist.png"
+    run = gui([clip, "--frames", 5, "--screenshot", plain, *tiny])
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {plain}" in run.stderr and run.stdout == ""
+    run = gui([clip, "--frames", 5, "--screenshot", inspected, "--attention", "--joint", "left_wrist", "--layer", 2,
+               *tiny])
+    assert run.returncode == 0, run.stderr
+    a, b = picture(plain), picture(inspected)
+    assert a.shape[0] > H and a.shape[1] > W                 # the whole window, not just the frame
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 50
+    assert a.shape != b.shape or np.abs(a.astype(int) - b).mean() > 1   # the overlay and the inspector show
+
+
+def test_headless_check_needs_both_options_and_a_playable_source(tmp_path):
+    run = gui([tmp_path / "nothing.mp4", "--frames", 3])
+    assert run.returncode == 2 and "--frames and --screenshot go together" in run.stderr
+    run = gui([tmp_path / "nothing.mp4", "--frames", 3, "--screenshot", tmp_path / "x.png"])
+    assert run.returncode == 2 and "nothing.mp4" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_xcb_libraries_are_one_line_and_exit_2_not_a_crash():
+    from transpose_live.ui.app import missing_platform_libraries
+
+    missing = missing_platform_libraries("xcb")
+    if not missing:
+        pytest.skip("this machine has every library of Qt's xcb plugin (the refusal is unit-tested in test_ui)")
+    run = gui([], QT_QPA_PLATFORM="xcb", DISPLAY=":0")
+    assert run.returncode == 2, run.stderr                  # not 134 (SIGABRT)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "sudo apt-get install" in lines[0] and missing[0] in lines[0]
