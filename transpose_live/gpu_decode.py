@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from .errors import TransposeLiveError
 from .preprocess import PIXEL_STD
@@ -36,18 +35,27 @@ def gaussian_kernel_1d(kernel: int = BLUR_KERNEL) -> np.ndarray:
     return g / g.sum()
 
 
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n, n) matrix M with (M @ v)[i] = sum_k g[k] v[i + k - r], zero outside 0..n-1: a 1D blur with zero padding."""
+    r = (len(g) - 1) // 2
+    offset = torch.arange(n, device=g.device)[None, :] - torch.arange(n, device=g.device)[:, None] + r   # j - i + r
+    inside = (offset >= 0) & (offset < len(g))
+    return torch.where(inside, g[offset.clamp(0, len(g) - 1)], torch.zeros((), dtype=g.dtype, device=g.device))
+
+
 def gaussian_blur(heatmaps: torch.Tensor, kernel: int = BLUR_KERNEL,
                   compute_dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Official DARK blur of (B, J, H, W) heatmaps (a new float32 tensor): zero padding, separable
-    Gaussian in `compute_dtype`, stored in float32, rescaled so each map keeps its raw maximum."""
+    Gaussian in `compute_dtype`, stored in float32, rescaled so each map keeps its raw maximum.
+
+    The separable blur is two matrix products with banded (H, H) and (W, W) matrices rather than a
+    convolution: no cuDNN algorithm search for each new number of persons, and float64 works everywhere.
+    """
     b, j, h, w = heatmaps.shape
     hm = heatmaps.float()
     g = torch.from_numpy(gaussian_kernel_1d(kernel)).to(heatmaps.device, compute_dtype)
-    r = kernel // 2
-    x = hm.reshape(b * j, 1, h, w).to(compute_dtype)
-    x = F.conv2d(x, g.view(1, 1, 1, kernel), padding=(0, r))    # along the width, zeros outside
-    x = F.conv2d(x, g.view(1, 1, kernel, 1), padding=(r, 0))    # then along the height
-    blurred = x.reshape(b, j, h, w).float()
+    rows, cols = _band(h, g), _band(w, g)                                   # (H, H), (W, W)
+    blurred = (rows @ hm.to(compute_dtype) @ cols.T).float()               # (B, J, H, W)
     origin_max = hm.amax(dim=(2, 3), keepdim=True)                         # (B, J, 1, 1)
     ratio = origin_max / blurred.amax(dim=(2, 3), keepdim=True)           # 0/0 -> nan, as official
     return blurred * ratio
@@ -57,7 +65,8 @@ def argmax_coords(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer argmax: coords (B, J, 2) float32 (x, y), (0, 0) where the peak <= 0; peaks (B, J, 1) float32."""
     b, j, _, w = heatmaps.shape
     flat = heatmaps.float().reshape(b, j, -1)
-    maxvals, idx = flat.max(dim=2)                                          # (B, J)
+    idx = flat.argmax(dim=2)                                                # (B, J) first maximum, as numpy
+    maxvals = flat.gather(2, idx[..., None])[..., 0]
     coords = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], -1).float()
     coords = coords * (maxvals > 0).float()[..., None]
     return coords, maxvals[..., None]

@@ -4,9 +4,9 @@ At batch 1 the model is bound by kernel launches (~5 ms for tp_r_a4 eager on an 
 1 ms of arithmetic). A CUDA graph records all of a forward pass's kernels once and replays them with one
 launch, but only for fixed shapes and fixed buffers, so the batch is padded up to the next bucket
 (1, 2, 4, ..., 64) and batches above the largest bucket run in chunks of it. Each bucket is captured
-on first use (after a few warm-up passes on a side stream, as PyTorch requires), all buckets sharing
-one memory pool. Rows are independent in this model (eval-mode BatchNorm, per-sample attention), so
-the padding rows never change the real rows' heatmaps.
+on first use (after a few warm-up passes on a side stream, as PyTorch requires), each in its own
+memory pool (so replays may come in any order). Rows are independent in this model (eval-mode
+BatchNorm, per-sample attention), so the padding rows never change the real rows' heatmaps.
 
 Only on CUDA; anywhere else `GraphedModel` runs the model eagerly (with `pad=True` it still pads to
 the buckets, which is how the bucketing is tested without a GPU).
@@ -95,7 +95,6 @@ class GraphedModel:
         self.pad = self.use_graphs if pad is None else bool(pad)
         self.warmup = int(warmup)
         self._graphs: dict[tuple, _Graph] = {}
-        self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
     @property
     def captured(self) -> list[int]:
@@ -111,7 +110,7 @@ class GraphedModel:
         key = (bucket, *image_size_hw)
         if key not in self._graphs:
             example = torch.zeros((bucket, 3, *image_size_hw), dtype=self.dtype, device=self.device)
-            self._graphs[key] = _Graph(self.model, example, self._pool, self.warmup)
+            self._graphs[key] = _Graph(self.model, example, None, self.warmup)   # a private pool each
         return self._graphs[key]
 
     def _run_bucket(self, x: torch.Tensor, bucket: int) -> torch.Tensor:
