@@ -6,6 +6,8 @@ plain fp32 model's (heatmaps ~1e-6 apart). Latency hint, one stream: one frame's
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -25,6 +27,7 @@ class OpenVinoBackend:
         self.precision = precision
         self._core = None
         self._requests: dict[bool, object] = {}
+        self._lock = threading.Lock()     # an infer request serves one call at a time (ORT sessions are shared freely)
         self._request(False)
 
     def _request(self, attention: bool):
@@ -46,11 +49,12 @@ class OpenVinoBackend:
         return compiled.create_infer_request()
 
     def __call__(self, x: torch.Tensor, attention: bool = False):
-        request = self._request(attention)
         data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        request.infer({0: data})
-        # copies: the request's output buffers are reused by its next call
-        out = [np.array(request.get_output_tensor(i).data) for i in range(len(request.model_outputs))]
+        with self._lock:
+            request = self._request(attention)
+            request.infer({0: data})
+            # copies: the request's output buffers are reused by its next call
+            out = [np.array(request.get_output_tensor(i).data) for i in range(len(request.model_outputs))]
         heatmaps = torch.from_numpy(out[0])
         return heatmaps, ([torch.from_numpy(m) for m in out[1:]] if attention else None)
 
