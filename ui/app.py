@@ -195,6 +195,7 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
     window = MainWindow(config=config, view=view)
     window.show()
     if inspector:
+        window.resize(1440, 800)              # room for the video beside the inspector's strip
         window.inspector_dock.show()
     window.set_speed(None)
     outcome: dict = {}

@@ -16,6 +16,7 @@ from transpose_live.skeleton import KEYPOINT_NAMES
 from .view import DEFAULT_OPACITY, View
 
 ALL_JOINTS = "all joints"
+MAX_STRIP_WIDTH = 640      # pixels: the widest the panel grows for the strip
 MAX_LAYERS = 12            # the spin box's range until the model says how many layers it has
 
 
@@ -72,7 +73,7 @@ class InspectorPanel(QWidget):
         self.strip_label = QLabel("turn the attention maps on (A)", self)
         self.strip_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.strip_label.setMinimumHeight(154)
-        scroll = QScrollArea(self)
+        scroll = self._scroll = QScrollArea(self)
         scroll.setWidget(self.strip_label)
         scroll.setWidgetResizable(True)
         scroll.setMinimumHeight(172)
@@ -122,6 +123,8 @@ class InspectorPanel(QWidget):
                                   f"person {person} (click another, or Tab) · layer {facts.get('layer')}")
         if strip is not None and not strip.isNull():
             self.strip_label.setPixmap(QPixmap.fromImage(strip))
+            # the panel widens to show every layer at once (up to a limit; beyond it the strip scrolls)
+            self._scroll.setMinimumWidth(min(strip.width() + 24, MAX_STRIP_WIDTH))
 
     def _set(self, **changes) -> None:
         self._view = self._view.replace(**changes)
