@@ -148,3 +148,37 @@ def test_bad_fill_options_are_clear_errors(pl):
     assert pl.parse_args(["--teacher", "t", "--fill-joints", "left_ear,nose"]).fill_joints == (3, 0)
     with pytest.raises(TransposeLiveError, match="scales"):
         pl.Teacher(REPO / "pyproject.toml", scales=())
+
+
+def test_fill_in_slices_then_merge(pl, tmp_path):
+    """--slice runs one chunk of images; --merge-fill joins the chunks, persons no chunk covered keep
+    their human labels at weight 1."""
+    ann, kps = _lsp_person()
+    images = tmp_path / "images"
+    images.mkdir()
+    data = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    for i in (1, 2, 3):
+        cv2.imwrite(str(images / f"im{i}.jpg"), np.zeros((240, 160, 3), np.uint8))
+        data["images"].append({"id": i, "file_name": f"im{i}.jpg", "width": 160, "height": 240})
+        data["annotations"].append(dict(ann, id=10 + i, image_id=i))
+    src = tmp_path / "lsp" / "person_keypoints.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps(data))
+    teacher_kps = np.zeros((17, 3), np.float32)
+    teacher_kps[:, :2], teacher_kps[:, 2] = kps[:, :2], 0.9
+    teacher_kps[:5, :2] = (50, 70)
+    lab = pl.Labeller(_FixedTeacher(teacher_kps), _args(pl, slice=pl.parse_slice("1:2")))
+    pl.label_fill_missing(lab, src, images, exclude=set())
+    assert [a["source_ann_id"] for a in lab.anns] == [12]               # the second image only
+    chunk = pl.write_source(lab, tmp_path / "out", "lsp_filled_1-2", {})
+    merged = tmp_path / "merged.json"
+    counts = pl.merge_fill(src, [chunk], merged)
+    assert counts == {"persons": 3, "filled": 1, "through_the_teacher": 1}
+    out = json.loads(merged.read_text())
+    by_src = {a["source_ann_id"]: a for a in out["annotations"]}
+    assert sorted(by_src) == [11, 12, 13] and [a["id"] for a in out["annotations"]] == [1, 2, 3]
+    assert by_src[12]["keypoint_scores"][:5] == [0.9] * 5 and by_src[12]["keypoints"][2] == 2
+    assert by_src[11]["keypoint_scores"] == [0.0] * 5 + [1.0] * 12 and by_src[11]["keypoints"] == ann["keypoints"]
+    assert pl.main(["--merge-fill", str(src), str(tmp_path / "m2.json"), str(chunk)]) == 0
+    with pytest.raises(TransposeLiveError, match="--slice"):
+        pl.parse_args(["--teacher", "t", "--slice", "3"])

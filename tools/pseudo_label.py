@@ -340,8 +340,9 @@ def label_fill_missing(lab: Labeller, ann_path: Path, images_dir: Path, exclude:
         if a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0 or a["image_id"] in exclude:
             continue
         by_image.setdefault(a["image_id"], []).append(a)
-    limit = lab.args.limit or len(by_image)
-    for n, (img_id, anns) in enumerate(sorted(by_image.items())[:limit]):
+    todo = sorted(by_image.items())[lab.args.slice]
+    limit = lab.args.limit or len(todo)
+    for n, (img_id, anns) in enumerate(todo[:limit]):
         frame = read_bgr(images_dir / images[img_id]["file_name"])
         for a in anns:
             lab.counts["boxes"] += 1
@@ -355,6 +356,33 @@ def label_fill_missing(lab: Labeller, ann_path: Path, images_dir: Path, exclude:
         lab.images.append(dict(images[img_id]))
         if (n + 1) % 500 == 0:
             print(f"  {n + 1}/{limit} images, {lab.counts}", file=sys.stderr, flush=True)
+
+
+def merge_fill(original: Path, chunks: list[Path], out: Path) -> dict:
+    """One json of every labelled person of `original`: a chunk's annotation (filled or not) where a chunk
+    of --fill-missing --slice runs has it, else the human labels at weight 1 (the face left unlabelled)."""
+    data = json.loads(original.read_text())
+    done: dict[int, dict] = {}
+    infos = []
+    for c in chunks:
+        cd = json.loads(c.read_text())
+        infos.append(cd.get("info", {}))
+        for a in cd["annotations"]:
+            done[int(a["source_ann_id"])] = a
+    anns, filled = [], 0
+    for a in data["annotations"]:
+        if a.get("iscrowd", 0) or a.get("num_keypoints", 0) == 0:
+            continue
+        b = done.get(int(a["id"]))
+        if b is None:
+            b = dict(a, keypoint_scores=[1.0 if v > 0 else 0.0 for v in a["keypoints"][2::3]], source_ann_id=a["id"])
+        filled += bool(b.get("filled"))
+        anns.append(dict(b, id=len(anns) + 1))
+    counts = {"persons": len(anns), "filled": filled, "through_the_teacher": len(done)}
+    info = dict(infos[0] if infos else {}, merged_from=[c.name for c in chunks], counts=counts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(data, info=info, annotations=anns), separators=(",", ":")) + "\n")
+    return counts
 
 
 def id_base(name: str) -> int:
@@ -445,7 +473,10 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", required=True, type=Path, help="MoveNet SinglePose .onnx")
+    ap.add_argument("--teacher", type=Path, help="MoveNet SinglePose .onnx (needed except with --merge-fill)")
+    ap.add_argument("--merge-fill", nargs="+", type=Path, metavar="PATH",
+                    help="ORIGINAL.json OUT.json CHUNK.json...: join --fill-missing --slice chunks into one json "
+                         "of every person (those no chunk covers keep their human labels at weight 1)")
     ap.add_argument("--out", type=Path, default=Path("data/pseudo"), help="folder for the <name>.json files")
     ap.add_argument("--frames-out", type=Path, default=Path(".traindata/frames"),
                     help="folder for video frames / image copies (file_name is relative to it)")
@@ -462,6 +493,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-agree", type=float, default=0.5,
                     help="fill only where this share of the human-labelled joints agrees with the teacher")
     ap.add_argument("--limit", type=int, default=0, help="--fill-missing: at most this many images (0: all)")
+    ap.add_argument("--slice", default=None, metavar="START:STOP",
+                    help="--fill-missing: only these images (sorted by id); the json is named <set>_filled_START-STOP")
     ap.add_argument("--flip", action="store_true", help="teacher test-time flip (mirrored crop averaged in)")
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
                     help="teacher crop side multipliers to average over (e.g. 1 1.25)")
@@ -480,7 +513,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.fill_box_scale <= 0 or not 0 <= args.min_agree <= 1 or args.limit < 0:
         raise TransposeLiveError("--fill-box-scale must be > 0, --min-agree in 0..1, --limit >= 0")
     args.fill_joints = parse_joints(args.fill_joints)
+    args.slice_text = args.slice
+    args.slice = parse_slice(args.slice)
     return args
+
+
+def parse_slice(text: str | None) -> slice:
+    if not text:
+        return slice(None)
+    a, sep, b = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return slice(int(a) if a else None, int(b) if b else None)
+    except ValueError:
+        raise TransposeLiveError(f"--slice must be START:STOP (integers, either may be empty), got {text!r}") from None
 
 
 def parse_joints(text: str) -> tuple[int, ...]:
@@ -510,7 +557,8 @@ def plan_jobs(args: argparse.Namespace, detector, exclude: set[int]) -> list[tup
                              exclude=exclude)))
     for ann, img in args.fill_missing:
         set_name = Path(ann).resolve().parent.name
-        jobs.append((f"{set_name}_filled",
+        part = f"_{args.slice_text.replace(':', '-')}" if args.slice_text else ""
+        jobs.append((f"{set_name}_filled{part}",
                      {"source": f"{set_name}/{Path(ann).name}", "images_dir": "the source's image folder",
                       "filled_joints": [KEYPOINT_NAMES[j] for j in args.fill_joints],
                       "fill_box_scale": args.fill_box_scale, "min_agree": args.min_agree,
@@ -540,6 +588,16 @@ def more_counts(c: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge_fill:
+        if len(args.merge_fill) < 2:
+            raise TransposeLiveError("--merge-fill needs ORIGINAL.json OUT.json [CHUNK.json ...]")
+        original, out, *chunks = args.merge_fill
+        counts = merge_fill(original, chunks, out)
+        print(f"{out}: {counts['persons']} persons, {counts['filled']} with filled joints "
+              f"({counts['through_the_teacher']} through the teacher, from {len(chunks)} chunks)")
+        return 0
+    if args.teacher is None:
+        raise TransposeLiveError("--teacher is required (the MoveNet .onnx)")
     cv2.setNumThreads(args.threads)
     teacher = Teacher(args.teacher, args.threads, flip=args.flip, scales=tuple(args.scales))
     exclude: set[int] = set()
