@@ -49,7 +49,7 @@ def test_device_crops_equal_cpu_crops_on_noise():
     assert got.shape == ref.shape == (12, 3, 256, 192) and got.dtype == torch.float32
     diff = (got - ref).abs()
     assert float(diff.max()) <= 1.05 * (1 / (255 * 0.224))        # at most one grey level
-    assert float((diff > 1e-5).float().mean()) < 0.005             # measured 0.1 %
+    assert float((diff > 1e-5).float().mean()) < 0.005             # measured 0.027 %
     assert float(diff.mean()) < 1e-3 * GREY * 10
 
 
@@ -283,9 +283,9 @@ def test_cuda_crops_and_decode_equal_the_cpu_ones():
 
 @needs_cuda
 def test_cuda_graphs_equal_eager(tiny_model):
-    model = load_copy = tiny_model.__class__(tiny_model.config)
-    load_copy.load_state_dict(tiny_model.state_dict())
-    model = model.cuda().eval()
+    import copy
+
+    model = copy.deepcopy(tiny_model).cuda().eval()
     graphed = GraphedModel(model, buckets=(1, 4, 8))
     assert graphed.use_graphs
     x = torch.randn(11, 3, 64, 48, device="cuda")

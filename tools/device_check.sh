@@ -7,7 +7,7 @@
 # `prepare` makes the 1080p crowd clip (PyAV), packs the SSD detector graph to fp16 + xz, and records the
 # SSD's boxes for the clip (the fallback where OpenCV there cannot run the graph). `run` needs only what
 # the GPU machine has (torch, OpenCV, numpy, scipy); it writes device_check.json, summary.txt,
-# profile.txt, log.txt and nvidia-smi.txt under $OUT (or out/device_check). Extra arguments go to
+# profile.txt, log.txt, pytest.txt and nvidia-smi.txt under $OUT (or out/device_check). Extra arguments go to
 # tools/device_check.py (e.g. --sections models,e2e).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,9 @@ case "$what" in
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
     nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
     py=$(command -v python3 || command -v python)
+    # the CUDA tests of the GPU path first (a minute at most), then the measurements
+    timeout 120 "$py" -m pytest -q -p no:cacheprovider tests/test_gpu_path.py > "$out/pytest.txt" 2>&1
+    echo "pytest tests/test_gpu_path.py: exit $? (see pytest.txt)"
     "$py" tools/device_check.py --out "$out" "$@" 2>&1 | tee "$out/log.txt"
     ;;
   *)
