@@ -15,7 +15,8 @@ from transpose_live.inspector import inspect_person, joint_index
 def estimator(tiny_weights):
     from transpose_live.estimator import PoseEstimator
 
-    return PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu")
+    # torch: the module the inspector runs (an ONNX Runtime / OpenVINO backend differs in the last float bits)
+    return PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,34 @@ def test_bad_layer_and_joint_say_so(estimator, frame):
     with pytest.raises(TransposeLiveError, match="unknown joint 'wrist'"):
         joint_index("wrist")
     assert joint_index("left_wrist") == 9
+
+
+def test_draw_area_and_the_strip_draw_where_the_crop_is(estimator, frame):
+    from transpose_live.render import area_strip, colormap_code, draw_area
+
+    seen = inspect_person(estimator, frame, BOX)
+    drawn = draw_area(frame, seen.area("left_wrist"), BOX, seen.input_size, 0.8, "inferno")
+    changed = np.abs(drawn.astype(int) - frame).sum(-1) > 0                 # (H, W)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and frame is not drawn
+    # only inside the crop of the box (the box widened to the input's aspect, padded 1.25x)
+    assert xs.min() >= 20 and xs.max() <= 140 and ys.min() >= 0
+    assert np.array_equal(draw_area(frame, np.zeros(seen.token_grid), BOX, seen.input_size), frame)   # flat: nothing
+    strip = area_strip(frame, seen.strip("left_wrist"), BOX, seen.input_size, height=90)
+    assert strip.shape[0] == 90 and strip.shape[1] % seen.layers == 0 and strip.dtype == np.uint8
+    tiles = np.split(strip, seen.layers, axis=1)
+    assert not np.array_equal(tiles[0], tiles[-1])
+    with pytest.raises(TransposeLiveError, match="unknown colormap 'rainbow'"):
+        colormap_code("rainbow")
+
+
+def test_inspection_agrees_with_the_default_cpu_backend(tiny_weights, frame):
+    """The pipeline's estimator may run an ONNX Runtime / OpenVINO export; the inspector runs its torch
+    module: the same keypoints and last-layer areas up to float noise."""
+    from transpose_live.estimator import PoseEstimator
+
+    auto = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu")
+    seen = inspect_person(auto, frame, BOX)
+    pose = auto.estimate(frame, [BOX], attention=True)[0]
+    np.testing.assert_allclose(seen.keypoints, pose.keypoints, atol=0.05)
+    np.testing.assert_allclose(seen.all_joints(), pose.attention, atol=1e-3)
