@@ -320,3 +320,63 @@ def test_device_estimator_gives_the_estimators_poses(tiny_weights):
     assert dev.estimate(frame, np.zeros((0, 4))) == []
     whole = dev.estimate(frame)                          # None = the whole frame, as PoseEstimator
     assert len(whole) == 1 and whole[0].box == (0.0, 0.0, 160.0, 120.0)
+
+
+# --------------------------------------------------------------------------------- the device check's tools
+
+def _tools():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+
+def test_packed_graph_round_trip_keeps_everything_but_the_rounding():
+    """A hand-made GraphDef: a big float32 constant goes to fp16 and back (values rounded), a small one and
+    every other byte stay as they were."""
+    _tools()
+    from compact_ssd import _put_varint, to_float, to_half
+
+    def msg(number, payload: bytes) -> bytes:
+        return _put_varint((number << 3) | 2) + _put_varint(len(payload)) + payload
+
+    def tensor(values: np.ndarray) -> bytes:
+        return _put_varint(1 << 3) + _put_varint(1) + msg(2, b"\x12\x02\x08\x03") + msg(4, values.tobytes())
+
+    def node(name: bytes, values: np.ndarray) -> bytes:
+        attr = msg(1, b"value") + msg(2, msg(8, tensor(values)))
+        return msg(1, name) + msg(2, b"Const") + msg(5, attr)
+
+    big = np.random.default_rng(10).normal(0, 1, 3000).astype("<f4")
+    small = np.arange(8, dtype="<f4")
+    graph = msg(1, node(b"w", big)) + msg(1, node(b"s", small)) + msg(4, b"\x08\x1a")   # + versions
+    packed = to_half(graph)
+    assert len(packed) < len(graph) - 5000
+    back = to_float(packed)
+    assert len(back) == len(graph)
+    rounded = big.astype("<f2").astype("<f4")
+    assert rounded.tobytes() in back and small.tobytes() in back and back.endswith(b"\x08\x1a")
+    assert back.replace(rounded.tobytes(), big.tobytes()) == graph
+
+
+def test_crowd_clip_tool_tiles_a_video(tmp_path):
+    """The 1080p 30 fps tiling on a tiny clip (its 10 fps frames shown 3 times each)."""
+    import av
+
+    from conftest import synthetic_clip
+
+    _tools()
+    from make_crowd_clip import main
+
+    src = synthetic_clip(tmp_path / "src.mp4", frames=12, size=(96, 64), fps=10)
+    out = tmp_path / "crowd.mp4"
+    assert main([str(src), str(out), "--seconds", "0.5", "--offset", "0.3"]) == 0
+    with av.open(str(out)) as box:
+        stream = box.streams.video[0]
+        assert (stream.width, stream.height, stream.average_rate) == (1920, 1080, 30)
+        frames = [f.to_ndarray(format="bgr24") for f in box.decode(video=0)]
+    assert len(frames) == 15
+    first = frames[0]
+    # the 2x2 tile of 96x64 frames is 192x128, scaled to 1620x1080: black bars of 150 px beside it
+    assert first[:, :140].max() < 30 and first[:, -140:].max() < 30
+    assert first[:, 160:1760].max() > 100
