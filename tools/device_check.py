@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from transpose_live import decode  # noqa: E402
-from transpose_live.gpu_crops import crop_frame, crop_inputs  # noqa: E402
+from transpose_live.gpu_crops import crop_inputs  # noqa: E402
 from transpose_live.gpu_decode import get_final_preds as device_final_preds  # noqa: E402
 from transpose_live.gpu_graphs import GraphedModel  # noqa: E402
 from transpose_live.preprocess import box_to_center_scale, crop_batch, to_input_tensor  # noqa: E402
@@ -479,7 +479,8 @@ def section_e2e(args, device, report, detector, how):
         r = run_e2e(args, device, detector, fast, paced)
         out["paced" if paced else "unpaced"] = r
         log(f"  e2e {'paced 30 fps' if paced else 'unpaced'}: {r['fps']:.1f} fps, latency p50 "
-            f"{r['latency_ms_p50']:.1f} p95 {r['latency_ms_p95']:.1f} ms, {r['persons_per_frame_mean']:.1f} persons/frame, "
+            f"{r['latency_ms_p50']:.1f} p95 {r['latency_ms_p95']:.1f} ms, "
+            f"{r['persons_per_frame_mean']:.1f} persons/frame, "
             f"pose p50 {r['pose_ms_p50']:.1f} ms, detect p50 {r['detect_ms_p50']:.1f} ms")
         report.put("e2e", out)
     return out
