@@ -73,6 +73,7 @@ def test_platform_check_names_the_missing_libraries_and_the_apt_line(monkeypatch
     monkeypatch.setattr(ui_app, "_qt_running", lambda: False)
     monkeypatch.setattr(ui_app.sys, "platform", "linux")
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.setattr(ui_app, "missing_platform_libraries",
                         lambda plugin="xcb": ["libxcb-icccm.so.4", "libxkbcommon-x11.so.0", "libEGL.so.1"])
     with pytest.raises(TransposeLiveError) as caught:
@@ -82,6 +83,9 @@ def test_platform_check_names_the_missing_libraries_and_the_apt_line(monkeypatch
     assert "sudo apt-get install libegl1 libxcb-icccm4 libxkbcommon-x11-0" in line
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     ui_app.check_platform()                     # offscreen needs none of them
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("DISPLAY")
+    ui_app.check_platform()                     # no X display named: check_display's message instead
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     monkeypatch.setattr(ui_app, "missing_platform_libraries", lambda plugin="xcb": [])
     ui_app.check_platform()
