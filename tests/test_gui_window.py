@@ -271,3 +271,28 @@ def test_broken_sources_show_a_message_and_the_window_stays_usable(qtbot, window
     window.start_source(str(clip))                                       # still usable
     qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=20000)
     assert window.last_error is None
+
+
+def test_a_live_stream_hides_the_file_controls_and_shows_its_reconnection(qtbot, window):
+    """A real RTSP camera (tests/rtsp_server.py): no seek, steps or speed; the server dies and comes back:
+    the status bar says the stream is reconnecting, then frames flow again and the line clears."""
+    import threading
+
+    import rtsp_server
+
+    rtsp_server.require()
+    with rtsp_server.RtspServer(paths=("/cam",)) as server:
+        window.start_source(server.url("/cam"))
+        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=30000)
+        assert window.playback.play_button.isVisible() and not window.playback.slider.isVisible()
+        assert not window.playback.speed_box.isVisible() and not window.playback.back_button.isVisible()
+        window.play_pause()                                  # Space does not pause a live source
+        assert not window.paused
+        server.kill()
+        threading.Timer(1.5, server.start).start()
+        qtbot.waitUntil(lambda: "reconnecting" in window.state_label.text(), timeout=20000)
+        shown = window.frames_shown
+        qtbot.waitUntil(lambda: window.frames_shown > shown + 3 and window.state_label.text() == "",
+                        timeout=30000)
+        assert window.last_error is None and window.running
+        window.stop()

@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._live = False
         self._paused = False
         self._speed: float | None = 1.0
+        self._fps = 25.0                                        # the source's frame rate (steps when stopped)
         joint = getattr(self._config, "joint", None)
         self._view = view or View(overlay=bool(getattr(self._config, "attention", False) or joint),
                                   joint=None if joint is None else _joint_index(joint))
@@ -392,11 +393,10 @@ class MainWindow(QMainWindow):
             return
         self._paused = True
         self.playback.set_paused(True)
-        if self._worker is None or self._worker.ended and frames > 0:
-            if self._source is not None and self._result is not None and frames < 0:
-                self.start_source(start=max(0.0, self._result.timestamp - 1 / 25), paused=True)
-            return
-        self._worker.step(frames)
+        if self._worker is not None:
+            self._worker.step(frames)
+        elif self._source is not None and self._result is not None:     # stopped or finished: from the frame on view
+            self.start_source(start=max(0.0, self._result.timestamp + frames / self._fps), paused=True)
 
     def seek(self, seconds: float) -> None:
         """Go to `seconds` into the file (a finished file starts again there)."""
@@ -650,6 +650,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(self._model_text(info.get("model"), info.get("device")))
         self.model_label.setProperty("preset", info.get("model"))
         self._live = bool(info.get("live"))
+        self._fps = float(info.get("fps") or 25.0)
         self.playback.set_live(self._live)
         self.playback.set_duration(info.get("duration"))
         size = info.get("size")
