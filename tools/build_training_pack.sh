@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build the training packs that tools/train_on_device.sh takes to the GPU machine (see docs/TRAINING.md):
+#   .traindata/pack_a   LSPET images [0, SPLIT) (face joints filled by the teacher) + coco_train_256
+#   .traindata/pack_b   LSPET images [SPLIT, end) + the full-resolution COCO train sets + the pseudo labels
+#   .traindata/val      coco_mini (the held-out evaluation set, original JPEGs)
+# each under what one device call carries beside the repo. Needs ../shared/data (or SHARED=...), the
+# merged LSPET labels .traindata/pseudo/lspet_filled.json, the teacher labels data/pseudo/tta/*.json and
+# their video frames under .traindata/frames (tools/pseudo_label.py; commands in docs/TRAINING.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${SHARED:-../shared}/data
+P=.traindata/pseudo
+F=.traindata/frames
+SPLIT=${SPLIT:-5000}
+py=${PYTHON:-python}
+ID=$S/coco_val2017_ids.txt
+# webp q70; each image scaled so its smallest person's training crop is at most 192 px tall (the model's
+# input height: it cannot see more) and cut to its persons' crops grown 1.6x (room for scale/rotation)
+small=(--format webp --quality 70 --target-crop 192 --exclude-ids "$ID")
+crop=(--crop-margin 1.6)
+pack() { nice -n 10 "$py" tools/pack_training_set.py --overwrite "$@"; }
+
+[ -f "$P/lspet_filled.json" ] || { echo "no $P/lspet_filled.json: run the LSPET fill first" >&2; exit 2; }
+pack --out .traindata/val --source coco_mini=$S/coco_mini/person_keypoints.json:$S/coco_mini/images \
+    --max-side 10000 --quality 95
+pack --out .traindata/pack_a "${small[@]}" --slice 0:$SPLIT --source lspet_a=$P/lspet_filled.json:$S/lspet/images
+pack --out .traindata/pack_a "${small[@]}" "${crop[@]}" --weight 0.7 \
+    --source coco_train_256=$S/coco_train_256/person_keypoints.json:$S/coco_train_256/images
+pack --out .traindata/pack_b "${small[@]}" --slice $SPLIT: --source lspet_b=$P/lspet_filled.json:$S/lspet/images
+pack --out .traindata/pack_b "${small[@]}" "${crop[@]}" \
+    --source coco128_train=$S/coco128_train/person_keypoints.json:$S/coco128_train/images \
+    --source tiny_coco_train=$S/tiny_coco_train/person_keypoints.json:$S/tiny_coco_train/images \
+    --source coco_train_more=$S/coco_train_more/person_keypoints.json:$S/coco_train_more/images
+# teacher labels (TTA): soft joint weights come from their keypoint_scores
+args=()
+for name in tiny_coco_train_unlabelled:$S/tiny_coco_train/images coco128_train_detected:$S/coco128_train/images \
+            vtest:$F bikes:$F images:$F; do
+    json=data/pseudo/tta/${name%%:*}.json
+    [ -f "$json" ] && args+=(--source "pseudo_${name%%:*}=$json:${name#*:}")
+done
+[ ${#args[@]} -gt 0 ] && pack --out .traindata/pack_b "${small[@]}" "${crop[@]}" "${args[@]}"
+du -sh .traindata/pack_a .traindata/pack_b .traindata/val
