@@ -295,7 +295,11 @@ def section_fp16(args, device, report, detector):
         dev_est.model = dev_est.model.to(half)
         dev_est._dtype = half
     fast = DeviceEstimator(dev_est)
-    kp_diff, conf_diff, hm_rel = [], [], []
+    # the same device path in fp32: separates what the crops/decode change from what the precision does
+    import copy
+
+    full = DeviceEstimator(PoseEstimator(copy.deepcopy(cpu_est.model), device=str(device)))
+    kp_diff, conf_diff, hm_rel, fp32_diff = [], [], [], []
     for frame, b in zip(frames, boxes):
         if not len(b):
             continue
@@ -305,6 +309,8 @@ def section_fp16(args, device, report, detector):
             d = np.linalg.norm(g.keypoints - wnt.keypoints, axis=1)   # (17,) px
             kp_diff.extend(d.tolist())
             conf_diff.extend(d[wnt.scores >= 0.3].tolist())
+        for g, wnt in zip(full.estimate(frame, b), want):
+            fp32_diff.extend(np.linalg.norm(g.keypoints - wnt.keypoints, axis=1).tolist())
         persons = cpu_est.prepare(frame, b)
         x = cpu_est.crop_inputs(persons)
         ref = cpu_est.model(x)
@@ -317,6 +323,8 @@ def section_fp16(args, device, report, detector):
         "keypoint_px_diff_max": max(kp_diff),
         "confident_joints": len(conf_diff), "confident_keypoint_px_diff_max": max(conf_diff) if conf_diff else None,
         "confident_within_0.5px_fraction": float(np.mean(np.asarray(conf_diff) <= 0.5)) if conf_diff else None,
+        "fp32_device_path_keypoint_px_diff_p99": percentile(fp32_diff, 99),
+        "fp32_device_path_keypoint_px_diff_max": max(fp32_diff),
         "note": "device path (device crops, graphs on CUDA, device decode) in low precision vs PoseEstimator fp32 CPU",
     }
     log(f"  fp16: {json.dumps(res)}")
