@@ -104,3 +104,20 @@ def test_inspection_agrees_with_the_default_cpu_backend(tiny_weights, frame):
     pose = auto.estimate(frame, [BOX], attention=True)[0]
     np.testing.assert_allclose(seen.keypoints, pose.keypoints, atol=0.05)
     np.testing.assert_allclose(seen.all_joints(), pose.attention, atol=1e-3)
+
+
+def test_all_joints_each_in_its_own_colour(estimator, frame):
+    from transpose_live.render import JOINT_COLORS, draw_joint_areas
+
+    seen = inspect_person(estimator, frame, BOX)
+    assert len(set(JOINT_COLORS)) == 17
+    flat = np.full_like(frame, 128)
+    one = draw_joint_areas(flat, seen.all_joints(), [9], BOX, seen.input_size, alpha=1.0)
+    two = draw_joint_areas(flat, seen.all_joints(), [9, 15], BOX, seen.input_size, alpha=1.0)
+    # where the left wrist's area peaks the pixel takes the wrist's colour (grey blended towards it)
+    region = one[np.abs(one.astype(int) - 128).sum(-1) > 60]
+    hue = region.astype(int) - 128
+    wrist = np.array(JOINT_COLORS[9]) - 128
+    assert (hue @ wrist > 0).mean() > 0.9                      # leaning to the wrist's colour
+    assert not np.array_equal(one, two)                        # a second joint adds its own colour
+    assert np.array_equal(draw_joint_areas(flat, seen.all_joints(), [], BOX), flat)

@@ -403,6 +403,46 @@ def draw_area(image: np.ndarray, grid_map: np.ndarray, box: Sequence[float],
     return out
 
 
+def _joint_colors(n: int = NUM_JOINTS) -> tuple[tuple[int, int, int], ...]:
+    """n BGR colours spread around the hue circle: one per joint."""
+    hsv = np.array([[[int(180 * j / n), 220, 255] for j in range(n)]], np.uint8)
+    return tuple(tuple(int(c) for c in bgr) for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0])
+
+
+JOINT_COLORS = _joint_colors()     # BGR, by joint index: the inspector's "all joints" areas and its legend
+
+
+def draw_joint_areas(image: np.ndarray, maps: np.ndarray, joints: Sequence[int], box: Sequence[float],
+                     input_size: tuple[int, int] | None = None, alpha: float = 0.65) -> np.ndarray:
+    """A copy of `image` with several joints' (J, h, w) token-grid areas over the crop of `box`, each joint in
+    its own colour (JOINT_COLORS): at every token the colour of the joint whose area (scaled to its own
+    peak) is strongest there, blended as strongly as that value."""
+    out = as_bgr(image).copy()
+    joints = [int(j) for j in joints]
+    if not joints:
+        return out
+    sel = np.nan_to_num(np.asarray(maps, dtype=np.float32)[joints], nan=0.0, posinf=0.0, neginf=0.0)   # (k, h, w)
+    peak = sel.reshape(len(joints), -1).max(1)
+    sel = sel / np.where(peak > 0, peak, 1.0)[:, None, None]
+    strongest, value = sel.argmax(0), sel.max(0)                                   # (h, w), (h, w)
+    if float(value.max()) <= 0:
+        return out
+    colours = np.array([JOINT_COLORS[j] for j in joints], np.uint8)[strongest]     # (h, w, 3)
+    frame_wh = (out.shape[1], out.shape[0])
+    value8 = np.rint(value / value.max() * 255).astype(np.uint8)
+    projected = project_to_image(value8, box, frame_wh, input_size)
+    if projected is None:
+        return out
+    heat, x0, y0 = projected
+    colour = np.stack([project_to_image(np.ascontiguousarray(colours[..., c]), box, frame_wh, input_size)[0]
+                       for c in range(3)], axis=-1)                                # (rh, rw, 3)
+    roi = out[y0:y0 + heat.shape[0], x0:x0 + heat.shape[1]]
+    # no floor tint here: where every joint's area is low the winning colour means nothing
+    w_map = (float(alpha) * np.arange(256, dtype=np.float32) / 255).reshape(1, 256)
+    roi[:] = cv2.blendLinear(colour, roi, cv2.LUT(heat, w_map), cv2.LUT(heat, (1.0 - w_map).astype(np.float32)))
+    return out
+
+
 def mark_joints(image: np.ndarray, pose: Pose, joints: Iterable[int]) -> np.ndarray:
     """A copy of `image` with white dots on these joints of `pose` (the joints whose areas are shown)."""
     out = as_bgr(image).copy()
@@ -412,8 +452,9 @@ def mark_joints(image: np.ndarray, pose: Pose, joints: Iterable[int]) -> np.ndar
 
 def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_size: tuple[int, int] | None,
                height: int = 120, alpha: float = 0.65, colormap: str | int = "jet",
-               labels: Sequence[str] | None = None) -> np.ndarray:
+               labels: Sequence[str] | None = None, joints: Sequence[int] | None = None) -> np.ndarray:
     """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's crop region,
+    or (L, J, h, w) maps drawn as draw_joint_areas (these `joints`, each in its own colour),
     side by side, `height` pixels tall, labelled "1".."L" (or `labels`). (height, L * width, 3) uint8."""
     from .preprocess import PIXEL_STD
 
@@ -430,7 +471,11 @@ def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_
     width = max(8, int(round(height * (x1 - x0) / (y1 - y0))))
     tiles = []
     for i, grid_map in enumerate(maps):
-        drawn = draw_area(frame, grid_map, box, input_size, alpha, colormap)[y0:y1, x0:x1]
+        if np.ndim(grid_map) == 3:        # several joints at this layer: each in its own colour
+            drawn = draw_joint_areas(frame, grid_map, joints or range(len(grid_map)), box, input_size, alpha)
+        else:
+            drawn = draw_area(frame, grid_map, box, input_size, alpha, colormap)
+        drawn = drawn[y0:y1, x0:x1]
         tile = cv2.resize(drawn, (width, height), interpolation=cv2.INTER_AREA)
         text = labels[i] if labels is not None else str(i + 1)
         cv2.putText(tile, text, (4, 16), FONT, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
@@ -441,4 +486,4 @@ def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_
 
 __all__ = ["draw_frame", "annotate", "draw_attention", "draw_hud", "attention_map", "project_to_image",
            "score_alpha", "line_thickness", "id_color", "draw_area", "mark_joints", "area_strip",
-           "colormap_code", "COLORMAPS"]
+           "colormap_code", "COLORMAPS", "draw_joint_areas", "JOINT_COLORS"]

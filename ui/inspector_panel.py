@@ -6,11 +6,11 @@ strip (the chosen joint's area at every layer, one forward pass) is shown under 
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtGui import QImage, QPixmap
-from PyQt6.QtWidgets import (QComboBox, QFormLayout, QLabel, QListWidget, QScrollArea, QSlider, QSpinBox,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtGui import QColor, QIcon, QImage, QPixmap
+from PyQt6.QtWidgets import (QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSlider,
+                             QSpinBox, QVBoxLayout, QWidget)
 
-from transpose_live.render import COLORMAPS
+from transpose_live.render import COLORMAPS, JOINT_COLORS
 from transpose_live.skeleton import KEYPOINT_NAMES
 
 from .view import DEFAULT_OPACITY, View
@@ -34,7 +34,11 @@ class InspectorPanel(QWidget):
 
         self.joint_list = QListWidget(self)
         self.joint_list.addItem(ALL_JOINTS)
-        self.joint_list.addItems([name.replace("_", " ") for name in KEYPOINT_NAMES])
+        for j, name in enumerate(KEYPOINT_NAMES):          # each joint's colour in "all joints" as its icon
+            swatch = QPixmap(12, 12)
+            b, g, r = JOINT_COLORS[j]
+            swatch.fill(QColor(r, g, b))
+            self.joint_list.addItem(QListWidgetItem(QIcon(swatch), name.replace("_", " ")))
         self.joint_list.setCurrentRow(0)
         self.joint_list.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.joint_list.currentRowChanged.connect(self._joint_row)
@@ -66,6 +70,7 @@ class InspectorPanel(QWidget):
         self.colormap_box.addItems(list(COLORMAPS))
         self.colormap_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.colormap_box.currentTextChanged.connect(lambda name: self._set(colormap=name))
+        self.colormap_box.setToolTip("Colours of one joint's area (all joints: each joint in its own colour)")
         form.addRow("Colours", self.colormap_box)
         layout.addLayout(form)
 

@@ -72,27 +72,31 @@ def person_key(poses: Sequence[Any], index: int) -> int:
     return index if track is None else int(track)
 
 
-def _shown_map(seen, view: View, layer: int | None, min_score: float) -> tuple[np.ndarray, list[int]]:
-    """The (h, w) map to draw at a layer and the joints it shows: one joint, or the max over the joints
-    scoring >= min_score (each scaled to its peak, as the pipeline's overlay; all joints when none do)."""
+def _joints(seen, min_score: float) -> list[int]:
+    """The joints "all joints" shows: those scoring >= min_score (every joint when none does)."""
+    return [j for j in range(len(KEYPOINT_NAMES)) if seen.scores[j] >= min_score] or list(range(len(KEYPOINT_NAMES)))
+
+
+def _draw(raw, seen, view: View, layer: int | None, joints: list[int], box) -> np.ndarray:
+    """One layer's areas over the raw frame: the chosen joint in the colormap, or all joints each in its
+    own colour."""
+    from transpose_live.render import draw_area, draw_joint_areas
+
     if view.joint is not None:
-        return seen.area(view.joint, layer, view.affected), [view.joint]
-    maps = seen.all_joints(layer, view.affected)                      # (J, h, w)
-    joints = [j for j in range(len(KEYPOINT_NAMES)) if seen.scores[j] >= min_score] or list(range(len(maps)))
-    sel = maps[joints]
-    peak = sel.reshape(len(joints), -1).max(1)
-    return (sel / np.where(peak > 0, peak, 1.0)[:, None, None]).max(0), joints
+        return draw_area(raw, seen.area(view.joint, layer, view.affected), box, seen.input_size, view.opacity,
+                         view.colormap)
+    return draw_joint_areas(raw, seen.all_joints(layer, view.affected), joints, box, seen.input_size, view.opacity)
 
 
 def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, spec: Any
                       ) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """The frame drawn with the selected person's chosen area under every skeleton, its box outlined,
-    the shown joints marked; the Fig. 6 strip when view.strip; facts for the window (person, layers).
+    """The frame drawn with the selected person's chosen areas under every skeleton, its box outlined,
+    the chosen joint marked; the Fig. 6 strip when view.strip; facts for the window (person, layers).
     Returns (image, strip or None, facts)."""
     import cv2
 
     from transpose_live.inspector import inspect_person
-    from transpose_live.render import annotate, area_strip, draw_area, mark_joints
+    from transpose_live.render import annotate, area_strip, mark_joints
 
     min_score = float(getattr(spec, "min_joint_score", 0.2))
     draw = dict(draw_boxes=bool(getattr(spec, "boxes", False)), draw_ids=bool(getattr(spec, "ids", True)),
@@ -103,17 +107,20 @@ def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, 
     index, pose = picked
     seen = inspect_person(estimator, raw, pose.box)
     layer = min(view.layer, seen.layers) if view.layer is not None else None
-    grid_map, joints = _shown_map(seen, view, layer, min_score)
-    out = draw_area(raw, grid_map, pose.box, seen.input_size, view.opacity, view.colormap)
-    out = annotate(out, result.poses, **draw)
+    joints = [view.joint] if view.joint is not None else _joints(seen, min_score)
+    out = annotate(_draw(raw, seen, view, layer, joints, pose.box), result.poses, **draw)
     if view.joint is not None:               # all joints are marked by the skeleton already
         out = mark_joints(out, pose, joints)
     x, y, w, h = (int(round(v)) for v in pose.box)
     cv2.rectangle(out, (x, y), (x + w, y + h), (255, 255, 255), 1, cv2.LINE_AA)
     strip = None
     if view.strip:
-        maps = np.stack([_shown_map(seen, view, k, min_score)[0] for k in range(1, seen.layers + 1)])
+        layers = range(1, seen.layers + 1)
+        if view.joint is not None:
+            maps = np.stack([seen.area(view.joint, k, view.affected) for k in layers])          # (L, h, w)
+        else:
+            maps = np.stack([seen.all_joints(k, view.affected) for k in layers])               # (L, J, h, w)
         strip = area_strip(raw, maps, pose.box, seen.input_size, STRIP_HEIGHT, view.opacity, view.colormap,
-                           labels=[f"L{k}" for k in range(1, seen.layers + 1)])
+                           labels=[f"L{k}" for k in layers], joints=joints)
     return out, strip, {"person": person_key(result.poses, index), "layers": seen.layers,
                         "layer": layer or seen.layers, "joints": joints}
