@@ -11,23 +11,24 @@ cd "$(dirname "$0")/.."
 S=${SHARED:-../shared}/data
 P=.traindata/pseudo
 F=.traindata/frames
-SPLIT=${SPLIT:-5000}
+SPLIT=${SPLIT:-4400}   # balances the two calls (bash tools/train_on_device.sh check)
 py=${PYTHON:-python}
 ID=$S/coco_val2017_ids.txt
-# webp q70; each image scaled so its smallest person's training crop is at most 192 px tall (the model's
+# webp q65; each image scaled so its smallest person's training crop is at most 192 px tall (the model's
 # input height: it cannot see more) and cut to its persons' crops grown 1.6x (room for scale/rotation)
-small=(--format webp --quality 70 --target-crop 192 --exclude-ids "$ID")
+small=(--format webp --quality "${QUALITY:-65}" --target-crop 192)
+coco=(--exclude-ids "$ID")   # LSPET's image ids are its own numbers (1..10000), not COCO ids: not checked
 crop=(--crop-margin 1.6)
 pack() { nice -n 10 "$py" tools/pack_training_set.py --overwrite "$@"; }
 
 [ -f "$P/lspet_filled.json" ] || { echo "no $P/lspet_filled.json: run the LSPET fill first" >&2; exit 2; }
-pack --out .traindata/val --source coco_mini=$S/coco_mini/person_keypoints.json:$S/coco_mini/images \
+pack --out .traindata/val "${coco[@]}" --source coco_mini=$S/coco_mini/person_keypoints.json:$S/coco_mini/images \
     --max-side 10000 --quality 95
 pack --out .traindata/pack_a "${small[@]}" --slice 0:$SPLIT --source lspet_a=$P/lspet_filled.json:$S/lspet/images
-pack --out .traindata/pack_a "${small[@]}" "${crop[@]}" --weight 0.7 \
+pack --out .traindata/pack_a "${small[@]}" "${coco[@]}" "${crop[@]}" --weight 0.7 \
     --source coco_train_256=$S/coco_train_256/person_keypoints.json:$S/coco_train_256/images
 pack --out .traindata/pack_b "${small[@]}" --slice $SPLIT: --source lspet_b=$P/lspet_filled.json:$S/lspet/images
-pack --out .traindata/pack_b "${small[@]}" "${crop[@]}" \
+pack --out .traindata/pack_b "${small[@]}" "${coco[@]}" "${crop[@]}" \
     --source coco128_train=$S/coco128_train/person_keypoints.json:$S/coco128_train/images \
     --source tiny_coco_train=$S/tiny_coco_train/person_keypoints.json:$S/tiny_coco_train/images \
     --source coco_train_more=$S/coco_train_more/person_keypoints.json:$S/coco_train_more/images
@@ -38,5 +39,5 @@ for name in tiny_coco_train_unlabelled:$S/tiny_coco_train/images coco128_train_d
     json=data/pseudo/tta/${name%%:*}.json
     [ -f "$json" ] && args+=(--source "pseudo_${name%%:*}=$json:${name#*:}")
 done
-[ ${#args[@]} -gt 0 ] && pack --out .traindata/pack_b "${small[@]}" "${crop[@]}" "${args[@]}"
+[ ${#args[@]} -gt 0 ] && pack --out .traindata/pack_b "${small[@]}" "${coco[@]}" "${crop[@]}" "${args[@]}"
 du -sh .traindata/pack_a .traindata/pack_b .traindata/val
