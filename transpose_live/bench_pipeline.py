@@ -6,16 +6,21 @@ shared between stages). Every stage alone runs with the run's own settings and t
 pipeline uses (PersonFollower, TrackSmoother, the renderer, the video writer); the slowest one, the model,
 is timed before and after the pipeline run and the mean taken, as the load of a shared machine drifts.
 
-The model stage alone is timed only after one untimed pass over the same frames. Its one-time set-up is
-paid per input shape — oneDNN's primitives for each new number of persons per frame (torch), a new
-batch size's shape inference (ONNX Runtime, OpenVINO), the SSD net's first frame size — so timing the
-first pass charged the stage alone with set-up that the pipeline, run after it, then found done (that
-was why the stage "alone" once measured slower than inside the pipeline).
+Why a stage "alone" once measured slower than inside the pipeline (2.29x, and 6.5x on a loaded machine),
+and what the timing does about it:
+- it ran on the main thread, the pipeline's stages on worker threads. torch's 2-thread OpenMP team on the
+  main thread ran the pose model 8-10x slower than the very same calls on a fresh thread when the cores
+  were oversubscribed (2.1 s vs 0.22 s per frame, 2 threads; 0.25 s with 1 thread; measured alternately
+  in one process), so every stage alone now runs on its own worker thread, as in the pipeline;
+- one-time set-up is paid per input shape — oneDNN's primitives for each new number of persons per frame
+  (torch), a new batch size's shape inference (ONNX Runtime, OpenVINO), the SSD net's first frame size —
+  so the model stage alone is timed only after one untimed pass over the same frames.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +75,24 @@ class PipelineBench:
 
 
 def _timed(fn, items) -> tuple[list, float]:
-    """[fn(item)...] and the mean ms per item."""
-    out, t0 = [], time.perf_counter()
-    for item in items:
-        out.append(fn(item))
-    return out, 1000.0 * (time.perf_counter() - t0) / max(len(items), 1)
+    """[fn(item)...] and the mean ms per item, on a worker thread as the pipeline's stages run."""
+    box: dict = {}
+
+    def work():
+        try:
+            out, t0 = [], time.perf_counter()
+            for item in items:
+                out.append(fn(item))
+            box["result"] = out, 1000.0 * (time.perf_counter() - t0) / max(len(items), 1)
+        except BaseException as exc:   # noqa: BLE001 - raised again in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="transpose-live-bench-stage")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> PipelineBench:
