@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PyQt6.QtCore import QPointF, Qt, QTimer  # noqa: E402
+from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtGui import QImage  # noqa: E402
 
 W, H, FPS, FRAMES = 160, 120, 20, 40
@@ -240,6 +240,8 @@ def test_ui_thread_never_blocked_playing_switching_stopping_reloading(qtbot, win
     from conftest import synthetic_clip
 
     other = synthetic_clip(tmp_path / "other.mp4", frames=FRAMES, size=(W, H), fps=FPS)
+    qtbot.waitExposed(window)
+    qtbot.wait(300)                  # the window's first paint (fonts load) is not what is measured here
     watch = GapWatch()
     window.set_speed(None)
     window.start_source(str(clip))
@@ -251,6 +253,7 @@ def test_ui_thread_never_blocked_playing_switching_stopping_reloading(qtbot, win
     window.stop()                                                              # stopping
     qtbot.waitUntil(lambda: window.retired == 0, timeout=20000)
     worst = watch.stop()
+    print(f"longest UI-thread gap: {1000 * worst:.1f} ms")
     assert worst < MAX_UI_GAP_S, f"the UI thread was blocked {1000 * worst:.0f} ms"
 
 

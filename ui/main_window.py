@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self.last_saved: Path | None = None
         self.frames_shown = 0
 
-        _preload()
+        _preload(self._config)
         self.setWindowTitle(TITLE)
         self.video = VideoWidget(self)
         self.video.clicked.connect(self._clicked)
@@ -713,9 +713,13 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _preload() -> None:
-    """Import what every worker needs here, before the window shows: an import in a worker's thread holds
-    the interpreter for hundreds of ms at a time, which would freeze the window at the first Start."""
+def _preload(config: Any = None) -> None:
+    """Import what every worker needs here, before the window shows: an import of a compiled library in a
+    worker's thread holds the interpreter for hundreds of ms at a time (measured: PyAV ~200 ms, OpenVINO
+    ~300 ms), which would freeze the window at the first Start. The model's backend runtime too (the one
+    `backend` resolves to on the chosen device)."""
+    _preload_backend(getattr(config, "backend", "auto"), getattr(config, "device", "auto"))
+    import av  # noqa: F401  (FFmpeg's libraries: a dlopen holds the interpreter throughout)
     import transpose_live.detect.ssd  # noqa: F401
     import transpose_live.detect.whole_frame  # noqa: F401
     import transpose_live.inspector  # noqa: F401
@@ -726,6 +730,20 @@ def _preload() -> None:
     import transpose_live.smoothing  # noqa: F401  (filterpy, scipy)
     import transpose_live.sources  # noqa: F401
     import transpose_live.tracking  # noqa: F401
+
+
+def _preload_backend(backend: Any, device: Any) -> None:
+    import importlib
+
+    from transpose_live.backends import resolve_backend
+    from transpose_live.device import resolve_device
+
+    try:
+        name = resolve_backend(str(backend or "auto"), resolve_device(device or "auto"))
+    except TransposeLiveError:
+        return                   # a bad choice is reported by the worker, in the window
+    if name in ("onnxruntime", "openvino"):
+        importlib.import_module(name)
 
 
 def _joint_index(joint: Any) -> int:
