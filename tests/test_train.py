@@ -196,3 +196,57 @@ def test_cli_trains_on_a_pack_at_its_manifest_weights(tmp_path, monkeypatch, cap
     assert code != 0 and "no training data" in err
     code, out, err = run(["--pack", pack, "--restart-schedule"])
     assert code != 0 and "--restart-schedule needs --resume" in err
+
+
+def test_device_training_script_end_to_end_on_cpu(tmp_path):
+    """tools/train_on_device.py: resume a checkpoint under a new schedule, train on a pack, evaluate, and
+    leave best/final weights, the resume checkpoint in parts under 16 MiB, history and log."""
+    import importlib.util
+
+    from conftest import REPO
+
+    torch.set_num_threads(1)
+    ann, images = _tiny_coco(tmp_path)
+    train(_cfg(tmp_path, ann, images, epochs=1))                     # a resumable checkpoint at 64x48
+    pack = tmp_path / "pack"
+    (pack / "set").mkdir(parents=True)
+    (pack / "manifest.json").write_text(json.dumps({"format": 1, "sources": {"set": {
+        "annotations": "set/person_keypoints.json", "images_dir": "set/images", "weight": 0.5}}}))
+    (pack / "set" / "person_keypoints.json").write_text(ann.read_text())
+    (pack / "set" / "images").symlink_to(images)
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    tod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tod)
+    out = tmp_path / "out"
+    rc = tod.main(["--pack", str(pack), "--val", f"{ann}:{images}", "--resume-from", str(tmp_path / "run" / "last.pt"),
+                   "--out", str(out), "--minutes", "0.002", "--device", "cpu", "--workers", "0", "--batch-size", "2",
+                   "--eval-every", "1"])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    parts = [n for n in names if n.startswith("resume.pt.part")]
+    assert names == ["best.pt", "final.pt", "history.json", "log.json", *parts] and len(parts) >= 1
+    assert max((out / n).stat().st_size for n in parts) <= 15 * 2**20
+    log = json.loads((out / "log.json").read_text())
+    assert log["config"]["restart_schedule"] is True and log["config"]["data"][0]["weight"] == 0.5
+    assert 0.0 <= log["best_ap"] <= 1.0 and log["last_eval"]["AP"] == log["best_ap"]
+    joined = tmp_path / "joined.pt"
+    joined.write_bytes(b"".join((out / n).read_bytes() for n in sorted(parts)))
+    resumed = torch.load(joined, weights_only=True)
+    assert resumed["previous_runs"][0]["epoch"] == 1 and resumed["step"] >= 1
+
+
+def test_split_file_parts_join_to_the_original(tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    tod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tod)
+    data = bytes(range(256)) * 40                                     # 10,240 bytes
+    path = tmp_path / "resume.pt"
+    path.write_bytes(data)
+    parts = tod.split_file(path, part_bytes=4096)
+    assert [p.name for p in parts] == ["resume.pt.part0", "resume.pt.part1", "resume.pt.part2"]
+    assert not path.exists() and b"".join(p.read_bytes() for p in parts) == data
+    assert max(p.stat().st_size for p in parts) == 4096
