@@ -53,3 +53,23 @@ def test_every_backend_gets_a_row_with_the_eager_baseline_of_the_same_run(tmp_pa
 def test_an_unknown_backend_is_one_line(run_main):
     code, _, err = run_main(["--backend", "tensorrt", "--seconds", "0.05"])
     assert code == 2 and "unknown backend 'tensorrt'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pipeline_rows_per_backend_with_stage_times_and_latency(tmp_path, run_main):
+    from conftest import synthetic_clip
+
+    clip = synthetic_clip(tmp_path / "clip.mp4", frames=6)
+    out = tmp_path / "pipeline.json"
+    code, stdout, err = run_main(["--pipeline", clip, "--frames", "4", "--detector", "none", "--device", "cpu",
+                                  "--backend", "torch", "--backend", "onnxruntime", "--json", out])
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    runs = data["pipelines"]
+    assert [r["backend"] for r in runs] == ["torch", "onnxruntime"]
+    for r in runs:
+        assert r["frames"] == 4 and r["pipeline_fps"] > 0 and r["precision"] == "fp32"
+        assert set(r["stage_ms"]) == {"capture", "model", "track", "render"} and all(r["stage_ms"].values())
+        assert r["slowest_stage_fps"] == pytest.approx(1000.0 / max(r["stage_ms"].values()))
+        assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
+    assert data["environment"]["versions"]["onnxruntime"] and data["environment"]["device"] == "cpu"
+    assert stdout.count("pipeline end to end:") == 2          # one table per backend, each once
