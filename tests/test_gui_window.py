@@ -266,6 +266,16 @@ def test_broken_sources_show_a_message_and_the_window_stays_usable(qtbot, window
     assert "truncated.mp4" in window.last_error and window._error_box.isVisible()
     assert not window._error_box.isModal()
 
+    cut = tmp_path / "cut.mkv"                                            # the header intact, the tail gone
+    from conftest import synthetic_clip
+
+    data = synthetic_clip(tmp_path / "whole.mkv", frames=FRAMES, size=(W, H), fps=FPS).read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    window.set_speed(None)
+    window.start_source(str(cut))
+    qtbot.waitUntil(lambda: window.last_error is not None and not window.running, timeout=20000)
+    assert "cut.mkv ends early (truncated or damaged?)" in window.last_error and window.frames_shown >= 3
+
     window.start_source("rtsp://127.0.0.1:9/nothing-here")              # a dead stream
     qtbot.waitUntil(lambda: window.last_error is not None and not window.running, timeout=30000)
     assert "127.0.0.1" in window.last_error

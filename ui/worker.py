@@ -412,6 +412,7 @@ class PipelineWorker(QObject):
                     return
                 if not self._restart.is_set():
                     self.ended = True
+                    self._check_complete(source)
                     return
         finally:
             if source is not None:
@@ -464,6 +465,19 @@ class PipelineWorker(QObject):
             self.play()
         self._source = RememberingSource(source)
         return self._source
+
+    def _check_complete(self, source: Any) -> None:
+        """A file that ended well before its stated length is truncated or damaged: say so in the window
+        (it played what it could)."""
+        if self._live or self._stop.is_set() or getattr(self._config, "max_frames", None) is not None:
+            return
+        duration = getattr(source, "duration", None)
+        start = getattr(source, "start", None) or 0.0
+        last = self._last_timestamp
+        if duration and last is not None and getattr(source, "end", None) is None \
+                and last + 2.5 * self.frame_step < start + duration:
+            self.error.emit(f"{source_label(self._spec)} ends early (truncated or damaged?): played up to "
+                            f"{last:.2f} s of {start + duration:.2f} s")
 
     def _close_sinks(self) -> None:
         """The outputs stay open across rebuilds; they are finished once, here (kept even after an error:
