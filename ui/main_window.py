@@ -573,7 +573,7 @@ class MainWindow(QMainWindow):
         if not path:
             self.stop_recording()
             return
-        self.start_recording(path)
+        self.start_recording(path, fps=self._fps)
 
     def export_poses(self, path: str | Path | None = None) -> int:
         """This session's poses as JSON Lines (the `video --json` format). Returns the lines written."""
