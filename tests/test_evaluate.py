@@ -292,3 +292,15 @@ def test_coco_mini_ground_truth_scores_ap_one():
     assert len(results) == 86
     assert stats["AP"] == pytest.approx(1.0)
     assert stats["AR"] == pytest.approx(1.0)
+
+
+def test_match_boxes_is_one_to_one_best_score_first():
+    from transpose_live.evaluate import match_boxes
+
+    gt = np.array([[0, 0, 10, 20], [100, 0, 10, 20]], float)
+    boxes = np.array([[1, 0, 10, 20], [0, 1, 10, 20], [300, 0, 10, 20]], float)
+    # both boxes overlap the first person; the higher-scoring one takes it, the other finds nobody
+    assert match_boxes(gt, boxes, np.array([0.5, 0.9, 0.8])).tolist() == [1, -1]
+    assert match_boxes(gt, boxes[:0], np.zeros(0)).tolist() == [-1, -1]
+    assert match_boxes(gt, [[0, 0, 10, 20]], [1.0], iou=1.0).tolist() == [0, -1]
+    assert match_boxes(gt, [[5, 0, 10, 20]], [1.0]).tolist() == [-1, -1]          # IoU 1/3 < 0.5

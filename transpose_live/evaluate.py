@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import TransposeLiveError
-from .geometry import box_area_for_nms
+from .geometry import box_area_for_nms, box_iou
 from .oks import oks_nms
 from .progress import Progress
 from .records import PERSON_CATEGORY, coco_result
@@ -94,6 +94,24 @@ def gt_boxes(coco, img_id: int) -> tuple[np.ndarray, np.ndarray]:
             boxes.append((x1, y1, x2 - x1, y2 - y1))
     arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     return arr, np.ones(len(arr), dtype=np.float32)
+
+
+def match_boxes(gt: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> np.ndarray:
+    """Which detector box found each ground-truth box: (G,) index into `boxes`, -1 for none. One-to-one and
+    greedy as COCO matches detections: best score first, each to the free ground truth it overlaps most
+    (IoU >= `iou`). Boxes are (K, 4) xywh."""
+    gt = np.asarray(gt, np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    found = np.full(len(gt), -1)
+    if not len(gt) or not len(boxes):
+        return found
+    overlap = box_iou(boxes, gt)                                             # (K, G)
+    for k in np.argsort(-np.asarray(scores, np.float64).reshape(-1), kind="stable"):
+        free = np.where(found < 0, overlap[k], -1.0)
+        g = int(free.argmax())
+        if free[g] >= iou:
+            found[g] = k
+    return found
 
 
 # ---------------------------------------------------------------- prediction

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import box_iou
+from .geometry import box_iou, confident_joints, pose_pair_oks
 from .types import Pose
 
 FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
+DUPLICATE_IOU = 0.6        # two boxes overlapping this much hold one person
+DUPLICATE_OKS = 0.5        # two poses this similar are one person (two persons side by side score ~0)
+OWNED_OKS = 0.5            # a joint this close (its OKS term) to another person's same joint belongs to them
+OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others is a mixture
 
 
 def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
@@ -86,6 +90,7 @@ class PersonFollower:
             self._since_detection = 0
         else:
             self._since_detection += 1
+        poses = one_pose_per_person(poses)
         self._followed = [p for p in poses if mean_score(p) >= self.min_score]
         return confident(poses, self.min_person_score)
 
@@ -105,20 +110,64 @@ class PersonFollower:
         poses = self.estimator.estimate(image, np.stack(boxes), box_scores=scores, attention=self.attention)
         if any(mean_score(p) < self.min_score for p in poses):
             return None
-        return _drop_duplicates(poses)
+        return poses
 
 
-def _drop_duplicates(poses: list[Pose], iou: float = 0.6) -> list[Pose]:
-    """Two followed boxes that slid onto one person: keep the more confident pose."""
+def one_pose_per_person(poses: list[Pose]) -> list[Pose]:
+    """The poses with duplicates and mixtures left out (order kept)."""
+    return drop_mixtures(drop_duplicates(poses))
+
+
+def drop_duplicates(poses: list[Pose], iou: float = DUPLICATE_IOU, min_oks: float = DUPLICATE_OKS) -> list[Pose]:
+    """One pose per person: of two poses on one person, keep the more confident. Two detector boxes (or
+    two followed boxes that slid together) on one person give two near-equal poses even when the boxes
+    differ (a tight and a loose box: IoU ~0.4), so poses count as one person when their boxes overlap by
+    `iou` or their keypoints agree (OKS > `min_oks`)."""
     if len(poses) < 2:
         return poses
-    boxes = np.array([p.box for p in poses], np.float64)
+    boxes = np.array([p.box if p.box is not None else (0, 0, 0, 0) for p in poses], np.float64)
     overlap = box_iou(boxes, boxes)
     kept: list[int] = []
     for i in sorted(range(len(poses)), key=lambda k: -mean_score(poses[k])):
-        if all(overlap[i, k] < iou for k in kept):
+        if all(overlap[i, k] < iou and pose_pair_oks(poses[i], poses[k]) <= min_oks for k in kept):
             kept.append(i)
     return [poses[i] for i in sorted(kept)]
+
+
+def drop_mixtures(poses: list[Pose]) -> list[Pose]:
+    """Leave out a pose stretched over two persons (a detector box around two walkers gives one skeleton
+    with the legs of one and the arms of the other): `OWNED_JOINTS` or more of its joints lie on joints of
+    one other pose and as many on a second one. A person's own joints never sit on two others at once."""
+    if len(poses) < 3:
+        return poses
+    keep = []
+    for p in poses:
+        owners = _joints_on_others(p, poses)                     # (others,) joints of p on each
+        keep.append(int((owners >= OWNED_JOINTS).sum()) < 2)
+    return [p for p, k in zip(poses, keep) if k]
+
+
+def _joints_on_others(pose: Pose, poses: list[Pose]) -> np.ndarray:
+    """For each other pose: how many of `pose`'s confident joints lie on one of its confident joints (any
+    joint: a skeleton over two persons may have its left side on one's right), i.e. within the distance at
+    which that joint's OKS term, on the other person's scale, is above `OWNED_OKS`."""
+    from .geometry import pose_box
+    from .skeleton import OKS_SIGMAS
+
+    mine = confident_joints(pose)
+    kp = np.asarray(pose.keypoints, np.float64)[mine]                           # (J, 2)
+    var = (2 * OKS_SIGMAS[mine]) ** 2                                           # (J,)
+    counts = []
+    for other in poses:
+        box = pose_box(other)
+        theirs = confident_joints(other)
+        if other is pose or box is None or not theirs.any() or not len(kp):
+            continue
+        their_kp = np.asarray(other.keypoints, np.float64)[theirs]              # (T, 2)
+        d2 = ((kp[:, None] - their_kp[None]) ** 2).sum(-1).min(1)                # (J,) to the nearest joint
+        term = np.exp(-d2 / (2 * box[2] * box[3] * var))
+        counts.append(int((term > OWNED_OKS).sum()))
+    return np.array(counts, int)
 
 
 class TrackSmoother:
@@ -144,4 +193,5 @@ class TrackSmoother:
         return self.smoother.smooth(poses, timestamp) if self._smoothing else poses
 
 
-__all__ = ["PersonFollower", "TrackSmoother", "follow_box", "mean_score", "confident", "FOLLOW_JOINT_SCORE"]
+__all__ = ["PersonFollower", "TrackSmoother", "follow_box", "mean_score", "confident", "one_pose_per_person",
+           "drop_duplicates", "drop_mixtures", "FOLLOW_JOINT_SCORE"]

@@ -90,4 +90,28 @@ def oks(kp_a: np.ndarray, kp_b: np.ndarray, scale: np.ndarray, mask: np.ndarray,
     return np.divide(total, count, out=np.zeros(len(total)), where=count > 0)
 
 
-__all__ = ["box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks"]
+POSE_JOINT_SCORE = 0.2   # joints at or above this take part in OKS between two found poses
+
+
+def confident_joints(pose: Pose, min_score: float = POSE_JOINT_SCORE) -> np.ndarray:
+    """(K,) bool: the joints of a found pose that are finite and score at least `min_score`."""
+    kp = np.asarray(pose.keypoints, np.float64).reshape(-1, 2)
+    sc = np.nan_to_num(np.asarray(pose.scores, np.float64).reshape(-1), nan=0.0)
+    return (sc >= min_score) & np.isfinite(kp).all(1)
+
+
+def pose_pair_oks(a: Pose, b: Pose, min_joints: int = 3) -> float:
+    """OKS between two found poses (no ground truth): over the joints confident in both, scaled by the mean
+    area of their boxes (`pose_box`); 0 when fewer than `min_joints` joints are confident in both. Two poses
+    of one person score near 1, two persons side by side near 0."""
+    both = confident_joints(a) & confident_joints(b)                     # (K,)
+    ba, bb = pose_box(a), pose_box(b)
+    if both.sum() < min_joints or ba is None or bb is None:
+        return 0.0
+    area = (ba[2] * ba[3] + bb[2] * bb[3]) / 2
+    ka, kb = np.asarray(a.keypoints, np.float64), np.asarray(b.keypoints, np.float64)
+    return float(oks(ka, kb[None], np.array([area]), both[None])[0])
+
+
+__all__ = ["box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints", "pose_pair_oks",
+           "POSE_JOINT_SCORE"]

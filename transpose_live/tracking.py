@@ -2,8 +2,11 @@
 
 Each track remembers its last box, keypoints and a smoothed per-frame velocity of the box centre, so it is
 matched where it is expected to be (people crossing paths keep their ids) or where it was last seen (people
-who stop while hidden). A track unmatched for more than `max_missed` frames is dropped and its id reported
-once in `lost_ids` (the smoother resets on it); ids are never reused.
+who stop while hidden). Persons not matched that way are then matched again to the tracks that missed
+frames (re-identification over short gaps): by how far their box centre lies from where the track is
+expected, in units of the track's height, among boxes of a like height. A track unmatched for more than
+`max_missed` frames is dropped and its id reported once in `lost_ids` (the smoother resets on it); ids
+are never reused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from .types import Pose
 
 OKS_MIN_SCORE = 0.2   # joints below this (or NaN) take no part in OKS
 OKS_MIN_JOINTS = 3    # pairs with fewer joints confident in both are compared by box IoU alone
+REID_RADIUS = 0.6     # a missed track takes back a person whose centre lies within this many of its heights
+REID_RADIUS_GROWTH = 0.1   # ... plus this many per frame missed (where it went is less sure)
+REID_HEIGHT_RATIO = 1.5    # ... and whose height is within this factor of the track's
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Tracker:
         use_oks: bool = True,
         oks_threshold: float = 0.5,
         velocity_smoothing: float = 0.5,
+        reid: bool = True,
     ) -> None:
         for name, value in (("iou_threshold", iou_threshold), ("oks_threshold", oks_threshold),
                             ("velocity_smoothing", velocity_smoothing)):
@@ -73,6 +80,7 @@ class Tracker:
         self.use_oks = bool(use_oks)
         self.oks_threshold = float(oks_threshold)
         self.velocity_smoothing = float(velocity_smoothing)
+        self.reid = bool(reid)
         self.reset()
 
     def reset(self) -> None:
@@ -100,6 +108,11 @@ class Tracker:
                     self._match(self._tracks[r], poses[i], boxes[i])
                     ids[i] = self._tracks[r].track_id
                     matched_tracks.add(r)
+        if self.reid:
+            for r, i in self._reidentify(matched_tracks, [i for i in det_idx if ids[i] is None], boxes):
+                self._match(self._tracks[r], poses[i], boxes[i])
+                ids[i] = self._tracks[r].track_id
+                matched_tracks.add(r)
 
         for k, track in enumerate(self._tracks):
             if k not in matched_tracks:
@@ -135,6 +148,30 @@ class Tracker:
                     if good and s > sim[k, j]:
                         sim[k, j], ok[k, j] = s, True
         return sim, ok
+
+    def _reidentify(self, matched: set[int], free: list[int], boxes: list) -> list[tuple[int, int]]:
+        """(track, detection) pairs for the persons left over and the tracks left unmatched (missed now, or
+        for a while) whose expected centre lies near: one to one, least distance in all."""
+        waiting = [k for k in range(len(self._tracks)) if k not in matched]
+        if not waiting or not free:
+            return []
+        cost = np.full((len(waiting), len(free)), np.inf)
+        for a, k in enumerate(waiting):
+            t = self._tracks[k]
+            expected = t.box[:2] + t.box[2:] / 2 + t.predicted_shift()               # (2,)
+            radius = REID_RADIUS + REID_RADIUS_GROWTH * t.missed
+            for b, i in enumerate(free):
+                box = boxes[i]
+                ratio = box[3] / max(t.box[3], 1e-6)
+                if not 1 / REID_HEIGHT_RATIO <= ratio <= REID_HEIGHT_RATIO:
+                    continue
+                d = np.linalg.norm(box[:2] + box[2:] / 2 - expected) / max(t.box[3], 1e-6)
+                if d <= radius:
+                    cost[a, b] = d
+        if not np.isfinite(cost).any():
+            return []
+        rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+        return [(waiting[a], free[b]) for a, b in zip(rows, cols) if np.isfinite(cost[a, b])]
 
     def _match(self, track: _Track, pose: Pose, box: np.ndarray) -> None:
         step = (box[:2] + box[2:] / 2 - track.box[:2] - track.box[2:] / 2) / (track.missed + 1)

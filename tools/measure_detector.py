@@ -1,0 +1,161 @@
+"""How many persons the detector loses on COCO images, and what that costs in keypoint AP.
+
+    python tools/measure_detector.py [--annotations JSON] [--images DIR] [--detector ssd]
+                                     [--min-score 0.3] [--input-size 300x300|N] [--nms-iou 0.5]
+                                     [--no-ap] [--no-flip] [--json OUT|-]
+
+Defaults: /work/shared/data/coco_mini (set TRANSPOSE_LIVE_DATA or pass the paths), the SSD as the live
+commands build it, the shipped model with the flip test. Reported:
+- recall: ground-truth persons with labelled keypoints (non-crowd, what COCOeval scores) matched one-to-one
+  by a detector box with IoU >= 0.5 (greedy, best score first), also per COCO size (small < 32², medium,
+  large > 96² of the annotation's area); mean_best_iou of each person's best box;
+- boxes: all detector boxes kept; unmatched_boxes: those overlapping no labelled person (any, crowd or not,
+  with or without keypoints) by IoU >= 0.5 (false persons or unlabelled ones);
+- ms_per_image: the detector alone;
+- AP, AP50, AP75, APm, APl, AR: pycocotools keypoint scores with these boxes (evaluate.predict_coco, the
+  same path as `transpose-live eval --person-boxes detected`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transpose_live import evaluate
+from transpose_live.geometry import box_iou
+
+DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", "/work/shared/data"))
+SIZES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
+
+
+def build_detector(args):
+    from transpose_live.detect import create_detector
+
+    if args.detector != "ssd" or args.input_size is None and args.nms_iou is None:
+        return create_detector(args.detector, min_score=args.min_score)
+    from transpose_live.detect.ssd import SSDDetector
+
+    options = {}
+    if args.min_score is not None:
+        options["min_score"] = args.min_score
+    if args.nms_iou is not None:
+        options["nms_iou"] = args.nms_iou
+    if args.input_size is not None:
+        size = args.input_size.lower()
+        options["input_size"] = int(size) if "x" not in size else tuple(int(v) for v in size.split("x"))
+    return SSDDetector(**options)
+
+
+class TimedDetector:
+    """The detector, its boxes kept per image and its time summed (predict_coco calls .detect once per image)."""
+
+    def __init__(self, detector):
+        self.detector, self.seconds, self.calls, self.found = detector, 0.0, 0, {}
+        self.image = None
+
+    def detect(self, frame):
+        t0 = time.perf_counter()
+        det = self.detector.detect(frame)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        self.found[self.image] = det
+        return det
+
+
+def recall_report(coco, img_ids, found: dict) -> dict:
+    hit = total = boxes = unmatched = 0
+    best_ious: list[float] = []
+    by_size = {k: [0, 0] for k in SIZES}
+    for img_id in img_ids:
+        det = found.get(img_id)
+        det_boxes = np.zeros((0, 4)) if det is None else np.asarray(det.boxes, np.float64)
+        det_scores = np.zeros(0) if det is None else np.asarray(det.scores, np.float64)
+        persons = evaluate.labelled_persons(coco, [img_id])
+        gt = np.array([a["bbox"] for a in persons], np.float64).reshape(-1, 4)
+        matched = evaluate.match_boxes(gt, det_boxes, det_scores)
+        total += len(gt)
+        hit += int((matched >= 0).sum())
+        if len(gt) and len(det_boxes):
+            best_ious.extend(box_iou(gt, det_boxes).max(1).tolist())
+        else:
+            best_ious.extend([0.0] * len(gt))
+        for a, m in zip(persons, matched):
+            for name, (lo, hi) in SIZES.items():
+                if lo <= a["area"] < hi:
+                    by_size[name][0] += int(m >= 0)
+                    by_size[name][1] += 1
+        anyone = coco.loadAnns(coco.getAnnIds(imgIds=[img_id], catIds=[1]))
+        all_gt = np.array([a["bbox"] for a in anyone], np.float64).reshape(-1, 4)
+        boxes += len(det_boxes)
+        if len(det_boxes):
+            near = box_iou(det_boxes, all_gt).max(1) if len(all_gt) else np.zeros(len(det_boxes))
+            unmatched += int((near < 0.5).sum())
+    report = dict(persons=total, found=hit, recall=round(hit / total, 4) if total else 0.0,
+                  mean_best_iou=round(float(np.mean(best_ious)), 4) if best_ious else 0.0,
+                  boxes=boxes, unmatched_boxes=unmatched)
+    for name, (h, n) in by_size.items():
+        report[f"recall_{name}"] = f"{h}/{n}"
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--annotations", default=str(DATA / "coco_mini" / "person_keypoints.json"))
+    ap.add_argument("--images", default=str(DATA / "coco_mini" / "images"))
+    ap.add_argument("--detector", default="ssd")
+    ap.add_argument("--min-score", type=float)
+    ap.add_argument("--input-size", help="SSD input: WxH squashed (300x300) or N, a short side keeping the aspect")
+    ap.add_argument("--nms-iou", type=float)
+    ap.add_argument("--min-person-score", type=float, default=0.0, help="as eval's --min-person-score")
+    ap.add_argument("--no-ap", action="store_true", help="recall only (no pose model)")
+    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--max-images", type=int)
+    ap.add_argument("--json", help="write the report here (- for stdout)")
+    args = ap.parse_args()
+
+    coco = evaluate.load_coco(args.annotations)
+    img_ids = evaluate.select_image_ids(coco, args.max_images)
+    timed = TimedDetector(build_detector(args))
+    report = dict(detector=args.detector, min_score=getattr(timed.detector, "min_score", None),
+                  input_size=str(getattr(timed.detector, "input_size", None)),
+                  nms_iou=getattr(timed.detector, "nms_iou", None), images=len(img_ids))
+    if args.no_ap:
+        for img_id in img_ids:
+            timed.image = img_id
+            timed.detect(evaluate.read_image(args.images, coco.imgs[img_id]["file_name"]))
+    else:
+        from transpose_live.estimator import PoseEstimator
+
+        class PerImage:   # predict_coco reads the images in id order; tell the detector which one it sees
+            def __init__(self):
+                self.order = iter(img_ids)
+
+            def detect(self, frame):
+                timed.image = next(self.order)
+                return timed.detect(frame)
+
+        estimator = PoseEstimator(device="cpu")
+        results = evaluate.predict_coco(estimator, coco, args.images, detector=PerImage(), flip=not args.no_flip,
+                                        progress=False, img_ids=img_ids, min_person_score=args.min_person_score)
+        stats = evaluate.coco_eval(coco, results, img_ids=img_ids)
+        report.update({k: round(v, 4) for k, v in stats.items()}, poses=len(results), flip=not args.no_flip)
+    report.update(recall_report(coco, img_ids, timed.found))
+    report["ms_per_image"] = round(1000 * timed.seconds / max(1, timed.calls), 1)
+    text = json.dumps(report, indent=2)
+    if args.json and args.json != "-":
+        Path(args.json).write_text(text + "\n")
+    if args.json == "-":
+        print(text)
+    else:
+        for k, v in report.items():
+            print(f"{k:>16}: {v}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
