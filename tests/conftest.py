@@ -19,6 +19,11 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+# Set at import, before any fixture: pytest-qt's session QApplication may be made before the autouse
+# fixture below runs, and without a display Qt's default xcb plugin would abort the process.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
 @pytest.fixture(autouse=True)
 def _offscreen_qt(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", os.environ.get("QT_QPA_PLATFORM", "offscreen"))

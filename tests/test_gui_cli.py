@@ -65,3 +65,29 @@ def test_missing_xcb_libraries_are_one_line_and_exit_2_not_a_crash():
     assert run.returncode == 2, run.stderr                  # not 134 (SIGABRT)
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "sudo apt-get install" in lines[0] and missing[0] in lines[0]
+
+
+def test_headless_check_on_a_real_x_server(tmp_path, tiny_options):
+    """The same check on Xvfb with Qt's xcb plugin (what a desktop user gets), not the offscreen plugin."""
+    import shutil
+
+    from transpose_live.ui.app import missing_platform_libraries
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb xauth)")
+    missing = missing_platform_libraries("xcb")
+    if missing:
+        pytest.skip(f"Qt's xcb plugin misses {', '.join(missing)} here")
+    from conftest import synthetic_clip
+
+    clip = synthetic_clip(tmp_path / "clip.mp4", frames=6, size=(W, H), fps=10)
+    shot = tmp_path / "x11.png"
+    tiny = [f"--{k}={v}" for k, v in tiny_options.items()] + ["--min-person-score", "0"]
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-m", "transpose_live",
+                          "gui", str(clip), "--frames", "4", "--screenshot", str(shot), *tiny],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    image = picture(shot)
+    assert image.shape[0] > H and image.shape[1] > W
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
