@@ -39,30 +39,19 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from transpose_live.following import PersonFollower, TrackSmoother
-from transpose_live.geometry import oks, pose_box
+from transpose_live.geometry import pose_box, pose_pair_oks
 from transpose_live.sources import open_source
 from transpose_live.spec import RunSpec
 
 DUPLICATE_OKS = 0.5
 FOUND_OKS = 0.5
-JOINT_SCORE = 0.2
 BORDER = 0.05
 
 
-# ---------------------------------------------------------------- OKS between two output poses
-
 def pair_oks(a, b) -> float:
-    """OKS of two poses over the joints confident in both; scale: the mean area of their boxes. 0 when
-    fewer than 3 joints are confident in both."""
-    ka, kb = np.asarray(a.keypoints, np.float64), np.asarray(b.keypoints, np.float64)
-    sa = np.nan_to_num(np.asarray(a.scores, np.float64), nan=0.0)
-    sb = np.nan_to_num(np.asarray(b.scores, np.float64), nan=0.0)
-    both = (sa >= JOINT_SCORE) & (sb >= JOINT_SCORE) & np.isfinite(ka).all(1) & np.isfinite(kb).all(1)
-    ba, bb = pose_box(a), pose_box(b)
-    if both.sum() < 3 or ba is None or bb is None:
-        return 0.0
-    area = (ba[2] * ba[3] + bb[2] * bb[3]) / 2
-    return float(oks(ka, kb[None], np.array([area]), both[None])[0])
+    """OKS of two output poses: `geometry.pose_pair_oks` (joints confident in both, score >= 0.2; scale:
+    the mean area of their boxes; 0 with fewer than 3 such joints), the measure the follower merges by."""
+    return pose_pair_oks(a, b)
 
 
 # ---------------------------------------------------------------- cache of the model's work

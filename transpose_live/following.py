@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import box_iou, confident_joints, pose_pair_oks
+from .geometry import box_iou, pose_arrays, pose_oks_matrix
+from .skeleton import OKS_SIGMAS
 from .types import Pose
 
 FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
@@ -126,10 +127,10 @@ def drop_duplicates(poses: list[Pose], iou: float = DUPLICATE_IOU, min_oks: floa
     if len(poses) < 2:
         return poses
     boxes = np.array([p.box if p.box is not None else (0, 0, 0, 0) for p in poses], np.float64)
-    overlap = box_iou(boxes, boxes)
+    same = (box_iou(boxes, boxes) >= iou) | (pose_oks_matrix(poses) > min_oks)      # (N, N)
     kept: list[int] = []
     for i in sorted(range(len(poses)), key=lambda k: -mean_score(poses[k])):
-        if all(overlap[i, k] < iou and pose_pair_oks(poses[i], poses[k]) <= min_oks for k in kept):
+        if not same[i, kept].any():
             kept.append(i)
     return [poses[i] for i in sorted(kept)]
 
@@ -140,34 +141,22 @@ def drop_mixtures(poses: list[Pose]) -> list[Pose]:
     one other pose and as many on a second one. A person's own joints never sit on two others at once."""
     if len(poses) < 3:
         return poses
-    keep = []
-    for p in poses:
-        owners = _joints_on_others(p, poses)                     # (others,) joints of p on each
-        keep.append(int((owners >= OWNED_JOINTS).sum()) < 2)
-    return [p for p, k in zip(poses, keep) if k]
+    on_others = joints_on_others(poses)                                              # (N, N)
+    return [p for p, row in zip(poses, on_others) if int((row >= OWNED_JOINTS).sum()) < 2]
 
 
-def _joints_on_others(pose: Pose, poses: list[Pose]) -> np.ndarray:
-    """For each other pose: how many of `pose`'s confident joints lie on one of its confident joints (any
-    joint: a skeleton over two persons may have its left side on one's right), i.e. within the distance at
-    which that joint's OKS term, on the other person's scale, is above `OWNED_OKS`."""
-    from .geometry import pose_box
-    from .skeleton import OKS_SIGMAS
-
-    mine = confident_joints(pose)
-    kp = np.asarray(pose.keypoints, np.float64)[mine]                           # (J, 2)
-    var = (2 * OKS_SIGMAS[mine]) ** 2                                           # (J,)
-    counts = []
-    for other in poses:
-        box = pose_box(other)
-        theirs = confident_joints(other)
-        if other is pose or box is None or not theirs.any() or not len(kp):
-            continue
-        their_kp = np.asarray(other.keypoints, np.float64)[theirs]              # (T, 2)
-        d2 = ((kp[:, None] - their_kp[None]) ** 2).sum(-1).min(1)                # (J,) to the nearest joint
-        term = np.exp(-d2 / (2 * box[2] * box[3] * var))
-        counts.append(int((term > OWNED_OKS).sum()))
-    return np.array(counts, int)
+def joints_on_others(poses: list[Pose]) -> np.ndarray:
+    """(N, N): how many of pose i's confident joints lie on one of pose j's confident joints (any joint: a
+    skeleton over two persons may have its left side on one's right), i.e. within the distance at which
+    the joint's OKS term, on j's scale (box area), is above `OWNED_OKS`. The diagonal is 0."""
+    kp, ok, area = pose_arrays(poses)
+    d2 = ((kp[:, :, None, None] - kp[None, None]) ** 2).sum(-1)                     # (N, K, N, K)
+    d2 = np.where(ok[None, None], d2, np.inf).min(-1)                                # (N, K, N) nearest of j's
+    var = (2 * OKS_SIGMAS) ** 2
+    term = np.exp(-d2 / (2 * np.maximum(area, 1e-9)[None, None] * var[None, :, None]))
+    counts = ((term > OWNED_OKS) & ok[:, :, None]).sum(1)                            # (N, N)
+    np.fill_diagonal(counts, 0)
+    return counts
 
 
 class TrackSmoother:

@@ -113,5 +113,33 @@ def pose_pair_oks(a: Pose, b: Pose, min_joints: int = 3) -> float:
     return float(oks(ka, kb[None], np.array([area]), both[None])[0])
 
 
+def pose_arrays(poses: Sequence[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Found poses as arrays: keypoints (N, K, 2) (0 where not confident), confident joints (N, K) bool and
+    box areas (N,) of `pose_box` (0 without one: such a pose matches nobody)."""
+    n = len(poses)
+    if n == 0:
+        return np.zeros((0, len(OKS_SIGMAS), 2)), np.zeros((0, len(OKS_SIGMAS)), bool), np.zeros(0)
+    ok = np.stack([confident_joints(p) for p in poses])                             # (N, K)
+    kp = np.stack([np.asarray(p.keypoints, np.float64).reshape(-1, 2) for p in poses])
+    kp = np.where(ok[..., None], kp, 0.0)                                           # (N, K, 2)
+    boxes = [pose_box(p) for p in poses]
+    area = np.array([0.0 if b is None else b[2] * b[3] for b in boxes])              # (N,)
+    ok &= (area > 0)[:, None]
+    return kp, ok, area
+
+
+def pose_oks_matrix(poses: Sequence[Pose], min_joints: int = 3) -> np.ndarray:
+    """(N, N) `pose_pair_oks` of every pair at once (the diagonal is 1 where a pose has enough joints)."""
+    kp, ok, area = pose_arrays(poses)
+    var = (2 * OKS_SIGMAS) ** 2                                                       # (K,)
+    both = ok[:, None] & ok[None]                                                     # (N, N, K)
+    d2 = ((kp[:, None] - kp[None]) ** 2).sum(-1)                                      # (N, N, K)
+    scale = (area[:, None] + area[None]) / 2                                          # (N, N)
+    e = np.exp(-d2 / var / np.maximum(scale, 1e-9)[..., None] / 2)
+    count = both.sum(-1)
+    total = np.where(both, e, 0.0).sum(-1)
+    return np.where(count >= min_joints, total / np.maximum(count, 1), 0.0)
+
+
 __all__ = ["box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints", "pose_pair_oks",
-           "POSE_JOINT_SCORE"]
+           "pose_arrays", "pose_oks_matrix", "POSE_JOINT_SCORE"]
