@@ -129,6 +129,8 @@ def test_eval_with_detected_boxes(tmp_path, dataset, tiny_args, run_main):
     (["missing.json", "IMAGES"], "annotation file not found"),
     (["ANN", "no_such_dir"], "image folder not found"),
     (["ANN", "IMAGES", "--person-boxes", "magic"], "--person-boxes must be gt or detected, got 'magic'"),
+    (["ANN", "IMAGES", "--person-boxes", "detected", "--detector-min-score", "1.5"],
+     "--detector-min-score must be between 0 and 1"),
     (["ANN", "IMAGES", "--detector", "magic"], "unknown detector"),
     (["ANN", "IMAGES", "--device", "tpu"], "unknown device 'tpu'"),
     (["ANN", "IMAGES", "--device", "cuda:7"], "device 'cuda:7' asked for, but this machine has"),

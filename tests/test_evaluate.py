@@ -304,3 +304,35 @@ def test_match_boxes_is_one_to_one_best_score_first():
     assert match_boxes(gt, boxes[:0], np.zeros(0)).tolist() == [-1, -1]
     assert match_boxes(gt, [[0, 0, 10, 20]], [1.0], iou=1.0).tolist() == [0, -1]
     assert match_boxes(gt, [[5, 0, 10, 20]], [1.0]).tolist() == [-1, -1]          # IoU 1/3 < 0.5
+
+
+class BoxCountingEstimator:
+    """One pose per box (joints spread over the box), counting the boxes it was given."""
+
+    def __init__(self):
+        self.boxes = 0
+
+    def estimate(self, frame, boxes, box_scores=None, attention=False):
+        self.boxes += len(boxes)
+        out = []
+        for box, s in zip(boxes, box_scores):
+            x, y, w, h = box
+            kp = np.stack([np.linspace(x, x + w, 17), np.linspace(y, y + h, 17)], 1).astype(np.float32)
+            out.append(Pose(kp, np.full(17, 0.9, np.float32), box=tuple(box), box_score=float(s)))
+        return out
+
+
+@pytest.mark.shared
+def test_detector_min_score_reaches_the_named_detector():
+    ann = shared_path("data", "coco_mini", "person_keypoints.json")
+    images = ann.parent / "images"
+    ids = evaluate.select_image_ids(evaluate.load_coco(ann), 12)
+    seen = {}
+    for min_score in (None, 0.1, 1.0):
+        est = BoxCountingEstimator()
+        evaluate.predict_coco(est, ann, images, detector="ssd", progress=False, img_ids=ids,
+                              detector_min_score=min_score)
+        seen[min_score] = est.boxes
+    assert seen[0.1] > seen[None] > seen[1.0] == 0          # the SSD's own threshold is 0.3
+    with pytest.raises(TransposeLiveError, match="detector_min_score"):
+        evaluate.predict_coco(est, ann, images, detector="ssd", progress=False, detector_min_score=2.0)

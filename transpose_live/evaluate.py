@@ -137,15 +137,15 @@ def _flip_set(estimator, flip: bool):
         estimator.flip = old
 
 
-def _box_source(detector: str | object):
+def _box_source(detector: str | object, detector_min_score: float | None = None):
     """None for ground-truth boxes ("gt"), else an object with `.detect(frame)`: the one passed, or the
-    detector a spec string names ("ssd", "none", "onnx:FILE")."""
+    detector a spec string names ("ssd", "none", "onnx:FILE"), at `detector_min_score` when given."""
     if isinstance(detector, str):
         if detector == GT_BOXES:
             return None
         from .detect import create_detector
 
-        return create_detector(detector)
+        return create_detector(detector, min_score=detector_min_score)
     if not callable(getattr(detector, "detect", None)):
         raise TransposeLiveError(f"detector must be 'gt', a detector spec or an object with .detect(frame), "
                                  f"got {detector!r}")
@@ -180,13 +180,15 @@ def predict_coco(
     progress: bool = True,
     img_ids: Sequence[int] | None = None,
     min_person_score: float = 0.0,
+    detector_min_score: float | None = None,
 ) -> list[dict]:
     """COCO keypoint results (dicts with image_id, category_id, keypoints, score, area) for the json's images.
 
     `estimator` has `.estimate(frame_bgr, boxes (K,4) xywh, box_scores) -> list[Pose]` (a PoseEstimator).
     `detector`: "gt" (ground-truth boxes, score 1), a detector spec for `create_detector` ("ssd", "none",
     "onnx:FILE"), or an object with `.detect(frame)`. Poses whose `Pose.score` is below `min_person_score`
-    are dropped before OKS-NMS, like `--min-person-score` of the live commands.
+    are dropped before OKS-NMS, like `--min-person-score` of the live commands. `detector_min_score`
+    overrides a named detector's box score threshold (the SSD keeps boxes >= 0.3 by default).
     """
     if not Path(images_dir).is_dir():
         raise TransposeLiveError(f"image folder not found: {images_dir}")
@@ -194,7 +196,9 @@ def predict_coco(
         raise TransposeLiveError(f"min_person_score must be between 0 and 1, got {min_person_score}")
     coco = load_coco(ann_file)
     ids = select_image_ids(coco) if img_ids is None else [int(i) for i in img_ids]
-    source = _box_source(detector)
+    if detector_min_score is not None and not 0.0 <= detector_min_score <= 1.0:
+        raise TransposeLiveError(f"detector_min_score must be between 0 and 1, got {detector_min_score}")
+    source = _box_source(detector, detector_min_score)
     if source is None:  # only images with a labelled person need reading
         ids = [i for i in ids if labelled_persons(coco, [i])]
 
