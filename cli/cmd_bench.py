@@ -22,8 +22,21 @@ def _backends(asked: list[str], device) -> list[str]:
     return out
 
 
+def _combos(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
+    """(backend, precision) pairs that exist: bf16 only on openvino."""
+    from transpose_live.backends import check_precision_name
+
+    from transpose_live.errors import TransposeLiveError
+
+    wanted = [check_precision_name(p) for p in precisions]
+    pairs = [(b, p) for b in backends for p in dict.fromkeys(wanted) if p != "bf16" or b == "openvino"]
+    if not pairs:
+        raise TransposeLiveError("precision bf16 runs on the openvino backend only; add --backend openvino")
+    return pairs
+
+
 def _model_rows(model: list[str], batch: list[int], device: str, backend: list[str], path: str,
-                image_size: str | None, seconds: float) -> list:
+                image_size: str | None, seconds: float, precision: list[str]) -> list:
     import torch
 
     from transpose_live import hub
@@ -45,7 +58,7 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
     if any(b < 1 for b in batch):
         raise TransposeLiveError("--batch must be >= 1")
     dev = resolve_device(device)
-    backends = _backends(backend, dev)
+    combos = _combos(_backends(backend, dev), precision)
     size = parse_image_size(image_size) if image_size else None
     paths = [False, True] if path == "both" else [path == "attention"]
     rows = []
@@ -57,9 +70,9 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
         for b in batch:
             for att in paths:
                 eager = None          # the eager baseline once per (model, batch, path), shared by the backends
-                for be in backends:
+                for be, prec in combos:
                     rows.append(bench_model(n, net, device=str(dev), batch=b, attention=att, backend=be,
-                                            min_seconds=seconds, eager_crops_per_s=eager))
+                                            min_seconds=seconds, eager_crops_per_s=eager, precision=prec))
                     eager = rows[-1].eager_crops_per_s
                     say(format_rows(rows[-1:]).splitlines()[1])
     return rows
@@ -74,6 +87,8 @@ def bench_command(
     backend: list[str] = typer.Option(["auto"], "--backend", help="Backend(s) of the forward pass: auto (what a "
                                       "run picks), torch, onnxruntime, openvino, or all (every one available "
                                       "here). Every row also times the eager fp32 torch model in the same run."),
+    precision: list[str] = typer.Option(["auto"], "--precision", help="Precision(s): auto (fp16 on CUDA, fp32 "
+                                        "on the CPU), fp32, bf16 (openvino rows only)."),
     path: str = typer.Option("fast", "--path", help="fast (no maps), attention (maps as outputs) or both."),
     image_size: str = typer.Option(None, "--image-size", help="Input HEIGHTxWIDTH (default: the preset's)."),
     seconds: float = typer.Option(2.0, "--seconds", help="Minimum timed seconds per row."),
@@ -110,12 +125,13 @@ def bench_command(
         from transpose_live.device import resolve_device
 
         runs = []
-        for be in _backends(backend, resolve_device(device)):
-            runs.append(bench_pipeline(pipeline, spec.replace(device=device, backend=be, max_frames=frames).validate()))
+        for be, prec in _combos(_backends(backend, resolve_device(device)), precision):
+            runs.append(bench_pipeline(pipeline, spec.replace(device=device, backend=be, precision=prec,
+                                                              max_frames=frames).validate()))
             typer.echo(format_bench(runs[-1]))
         data = {"environment": environment(runs[-1].device), "pipelines": [b.as_dict() for b in runs]}
     else:
-        rows = _model_rows(model, batch, device, backend, path, image_size, seconds)
+        rows = _model_rows(model, batch, device, backend, path, image_size, seconds, precision)
         typer.echo(format_rows(rows))
         data = {"environment": environment(str(rows[0].device) if rows else device), "rows": rows_as_dicts(rows)}
     if json_out is not None:

@@ -34,6 +34,8 @@ OPTIONS: dict[str, SharedOption] = {
     "device": SharedOption(("--device",), str, "auto (CUDA when present), cpu, cuda or cuda:N."),
     "backend": SharedOption(("--backend",), str, "Where the pose model runs: auto (the fastest here: "
                             "OpenVINO or ONNX Runtime on the CPU, torch on CUDA), torch, onnxruntime or openvino."),
+    "precision": SharedOption(("--precision",), str, "auto (fp16 on CUDA, fp32 on the CPU), fp32, or bf16 "
+                              "(OpenVINO on CPUs with bf16: ~1.6x faster, coco_mini AP unchanged)."),
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "
                          "(a little more accurate, half the speed)."),
     # finding persons
@@ -65,7 +67,7 @@ OPTIONS: dict[str, SharedOption] = {
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "weights", "device", "backend", "flip"),
+    "model": ("model", "weights", "device", "backend", "precision", "flip"),
     "detect": ("detector", "detect_every", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),

@@ -199,3 +199,37 @@ def test_backends_reproduce_the_authors_outputs(backend):
             rows = ref["attention_query_index"]
             for full, stored in zip(maps, ref["attentions"], strict=True):
                 assert (full[:, rows, :] - stored).abs().max() <= 1e-3
+
+
+def _has_bf16() -> bool:
+    if "openvino" not in ONNX_BACKENDS:
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def test_bf16_is_openvinos_only_and_refused_elsewhere_in_one_clear_error():
+    from transpose_live.spec import RunSpec
+
+    with pytest.raises(TransposeLiveError, match="bf16 runs on the openvino backend"):
+        RunSpec(backend="onnxruntime", precision="bf16").validate()
+    with pytest.raises(TransposeLiveError, match="unknown precision"):
+        RunSpec(precision="int4").validate()
+    assert RunSpec(precision="BF16").validate().precision == "bf16"
+
+
+@pytest.mark.skipif(not _has_bf16(), reason="needs openvino and a CPU with bf16 instructions")
+def test_openvino_bf16_stays_near_the_fp32_model_on_real_walkers(pedestrians):
+    from transpose_live.estimator import PoseEstimator
+
+    frame, boxes = pedestrians
+    want = PoseEstimator("default", device="cpu", backend="torch").estimate(frame, boxes)
+    est = PoseEstimator("default", device="cpu", precision="bf16")          # auto -> openvino
+    assert (est.backend.name, est.backend.precision) == ("openvino", "bf16")
+    got = est.estimate(frame, boxes)
+    scores = np.concatenate([w.scores for w in want])
+    moved = np.concatenate([np.linalg.norm(g.keypoints - w.keypoints, axis=1) for g, w in zip(got, want)])
+    # bf16 moves the heatmaps by up to ~0.02: confident joints stay within a few pixels of fp32's
+    assert np.median(moved) <= 1.0 and moved[scores > 0.5].max() <= 4.0
+    assert np.abs(np.concatenate([g.scores for g in got]) - scores).max() <= 0.05

@@ -16,8 +16,9 @@ from transpose_live.cli import options
 from transpose_live.cli.app import app
 
 # --model names the model everywhere; two commands take it in their own form: bench times several presets
-# in one run, train names the preset to build and train (there are no weights to load yet)
-SEVERAL = {("bench", "model"), ("train", "model")}
+# in one run, train names the preset to build and train (there are no weights to load yet). bench also takes
+# several --backend / --precision values; export's --attention adds the maps to the graph's outputs.
+SEVERAL = {("bench", "model"), ("bench", "backend"), ("bench", "precision"), ("train", "model"), ("export", "attention")}
 
 
 def all_commands() -> dict:

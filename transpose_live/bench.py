@@ -73,15 +73,15 @@ def eager_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 
 def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: int = 1, attention: bool = False,
                 backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
-                eager_crops_per_s: float | None = None) -> ModelBench:
+                eager_crops_per_s: float | None = None, precision: str = "auto") -> ModelBench:
     """Time `model` (a TransPose, any weights) on `backend`, and the eager baseline unless given."""
     from .backends import create_backend
 
     dev = torch.device(device)
     net = model.eval().to(dev)
-    if dev.type == "cuda" and backend in ("auto", "torch"):
+    if dev.type == "cuda" and backend in ("auto", "torch") and precision == "auto":
         net = net.half()            # as the estimator runs it on CUDA
-    runner = create_backend(backend, net, dev)
+    runner = create_backend(backend, net, dev, precision=precision)
     h, w = net.config.image_size
     x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0))    # (B, 3, H, W)
     x_dev = x.to(dev, next(net.parameters()).dtype)

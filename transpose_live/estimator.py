@@ -80,7 +80,8 @@ class PoseEstimator:
 
     backend: auto | torch | onnxruntime | openvino (see transpose_live.backends). "auto" is torch for a
     module passed in (a training loop may still change its weights, which an export would freeze) and
-    the fastest available backend for a model built here.
+    the fastest available backend for a model built here. precision: auto (fp16 on CUDA, else fp32),
+    fp32, or bf16 (OpenVINO on the CPU).
     """
 
     def __init__(
@@ -92,8 +93,9 @@ class PoseEstimator:
         flip: bool = False,
         batch_size: int = 16,
         backend: str = "auto",
+        precision: str = "auto",
     ):
-        from .backends import check_backend_name, create_backend
+        from .backends import check_backend_name, check_precision_name, create_backend
 
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TransposeLiveError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -114,7 +116,7 @@ class PoseEstimator:
             from .models.loading import load_model   # lazily: checkpoints are only read for names
 
             net = load_model(model, weights, image_size).to(self._device)
-            if self._device.type == "cuda":
+            if self._device.type == "cuda" and check_precision_name(precision) == "auto":
                 net = net.half()
         else:
             raise TransposeLiveError(f"model must be a name or an nn.Module, got {type(model).__name__}")
@@ -123,7 +125,7 @@ class PoseEstimator:
         self._dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self.flip = bool(flip)
         self.batch_size = batch_size
-        self.backend = create_backend(backend, net, self._device)   # .name: the resolved one
+        self.backend = create_backend(backend, net, self._device, precision=precision)   # .name: the resolved one
 
     @property
     def device(self) -> torch.device:

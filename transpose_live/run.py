@@ -30,7 +30,7 @@ from .spec import RunSpec
 from .types import FrameResult, Pose
 
 # options that decide what is loaded: a runner serves only specs that agree on them
-_LOADED = ("model", "weights", "device", "backend", "image_size", "detector")
+_LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "detector")
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -40,7 +40,8 @@ def load_estimator(spec: RunSpec):
     from .estimator import PoseEstimator
 
     return PoseEstimator(model=spec.model, weights=spec.weights, device=spec.device,
-                         image_size=spec.image_size, flip=spec.flip, backend=spec.backend)
+                         image_size=spec.image_size, flip=spec.flip, backend=spec.backend,
+                         precision=spec.precision)
 
 
 @dataclass

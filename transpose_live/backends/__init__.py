@@ -17,6 +17,9 @@ import importlib.util
 from ..errors import TransposeLiveError
 
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
+# auto: fp16 on CUDA, fp32 on the CPU; bf16: OpenVINO's bf16 inference on CPUs that have it (opt-in:
+# coco_mini AP 0.3241 vs 0.3239 at fp32, heatmaps up to ~0.02 apart; see docs/benchmarks.md)
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
 _CPU_ONLY = ("onnxruntime", "openvino")
 # torch is imported inside the functions: option checks (check_backend_name) must stay cheap
 
@@ -26,6 +29,13 @@ def check_backend_name(name: object) -> str:
     text = str(name).strip().lower() if name is not None else "auto"
     if text not in BACKEND_CHOICES:
         raise TransposeLiveError(f"unknown backend {name!r}; use {', '.join(BACKEND_CHOICES)}")
+    return text
+
+
+def check_precision_name(name: object) -> str:
+    text = str(name).strip().lower() if name is not None else "auto"
+    if text not in PRECISION_CHOICES:
+        raise TransposeLiveError(f"unknown precision {name!r}; use {', '.join(PRECISION_CHOICES)}")
     return text
 
 
@@ -79,8 +89,15 @@ class TorchBackend:
         return self._model(x), None
 
 
-def create_backend(name: str, model, device, threads: int | None = None):
-    """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here)."""
+def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto"):
+    """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here).
+    precision bf16 needs OpenVINO (auto then picks it); the module's own dtype is torch's precision."""
+    precision = check_precision_name(precision)
+    if precision == "bf16":
+        if check_backend_name(name) == "auto":
+            name = "openvino"
+        if check_backend_name(name) != "openvino":
+            raise TransposeLiveError(f"precision bf16 runs on the openvino backend, not {name}")
     resolved = resolve_backend(name, device)
     if resolved == "torch":
         return TorchBackend(model)
@@ -90,8 +107,8 @@ def create_backend(name: str, model, device, threads: int | None = None):
         return OnnxRuntimeBackend(model, threads)
     from .openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(model, threads)
+    return OpenVinoBackend(model, threads, precision="bf16" if precision == "bf16" else "fp32")
 
 
-__all__ = ["BACKEND_CHOICES", "check_backend_name", "available_backends", "resolve_backend", "create_backend",
+__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "check_backend_name", "check_precision_name", "available_backends", "resolve_backend", "create_backend",
            "installed", "TorchBackend"]

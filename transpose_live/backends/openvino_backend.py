@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import torch
 
+from ..errors import TransposeLiveError
 from .onnxruntime_backend import _open_cached
 
 
@@ -20,12 +21,16 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model: torch.nn.Module, threads: int | None = None, precision: str = "fp32"):
-        import openvino  # noqa: F401
+        import openvino as ov
 
         self._model = model
         self.threads = threads or torch.get_num_threads()
         self.precision = precision
-        self._core = None
+        self._core = ov.Core()
+        if precision == "bf16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            # OpenVINO would quietly run f32 instead; the row / the run would then say bf16 wrongly
+            raise TransposeLiveError("precision bf16 needs a CPU with bf16 instructions; this one has none "
+                                     "(use --precision fp32)")
         self._requests: dict[bool, object] = {}
         self._lock = threading.Lock()     # an infer request serves one call at a time (ORT sessions are shared freely)
         self._request(False)
@@ -36,10 +41,6 @@ class OpenVinoBackend:
         return self._requests[attention]
 
     def _make(self, path):
-        import openvino as ov
-
-        if self._core is None:
-            self._core = ov.Core()
         compiled = self._core.compile_model(str(path), "CPU", {
             "INFERENCE_NUM_THREADS": self.threads,
             "PERFORMANCE_HINT": "LATENCY",
