@@ -40,8 +40,11 @@ def check_precision_name(name: object) -> str:
 
 
 def installed(name: str) -> bool:
-    """Whether a backend's package can be imported here (torch always can)."""
-    return name == "torch" or importlib.util.find_spec(name) is not None
+    """Whether a backend's packages can be imported here (torch always can). The ONNX backends also need
+    the `onnx` package: torch's exporter writes the graph with it."""
+    if name == "torch":
+        return True
+    return importlib.util.find_spec(name) is not None and importlib.util.find_spec("onnx") is not None
 
 
 def available_backends(device="cpu") -> list[str]:
@@ -65,7 +68,7 @@ def resolve_backend(name: str, device) -> str:
         raise TransposeLiveError(f"backend {name} runs on the CPU; use --device cpu or --backend torch")
     if not installed(name):
         extra = " (pip install 'transpose-live[openvino]')" if name == "openvino" else ""
-        raise TransposeLiveError(f"backend {name} is not installed{extra}")
+        raise TransposeLiveError(f"backend {name} is not installed{extra}; it needs the {name} and onnx packages")
     return name
 
 
