@@ -79,11 +79,9 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
             net = create_model(n, image_size=size)
         for b in batch:
             for att in paths:
-                eager = None          # the eager baseline once per (model, batch, path), shared by the backends
-                for be, prec in combos:
+                for be, prec in combos:   # each row times its eager baseline in turns with itself
                     rows.append(bench_model(n, net, device=str(dev), batch=b, attention=att, backend=be,
-                                            min_seconds=seconds, eager_crops_per_s=eager, precision=prec))
-                    eager = rows[-1].eager_crops_per_s
+                                            min_seconds=seconds, precision=prec))
                     say(format_rows(rows[-1:]).splitlines()[1])
     return rows
 

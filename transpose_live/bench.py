@@ -1,10 +1,10 @@
 """Benchmarks of the pose model's forward pass: crops/s and per-call latency per model, backend and batch.
 
-Every row carries, measured in the same run on the same inputs, `eager_crops_per_s`: the plain eager
-fp32 torch model with nn.MultiheadAttention itself (the authors' formulation, not our fused path), so a
-speed-up is a ratio of two numbers taken minutes apart on the same machine, never against a number
-from another day. Warm-up calls come first (one-time set-up: oneDNN primitives, the backends' first
-shape), then calls are timed one by one for at least `min_seconds`.
+Every row carries `eager_crops_per_s`: the plain eager fp32 torch model with nn.MultiheadAttention
+itself (the authors' formulation, not our fused path) on the same inputs, timed in turns with the row's
+own calls (backend, eager, backend, eager, ...), so a speed-up is a ratio of numbers taken under the same
+load, never against a number from another day. Warm-up calls come first (one-time set-up: oneDNN
+primitives, the backends' first shape), then calls are timed one by one for at least `min_seconds` each.
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn, device: torch.device, min_seconds: float = 2.0, warmup: int = 3,
-               min_calls: int = 5) -> list[float]:
-    """Seconds of each timed call of fn() after `warmup` untimed ones (at least min_calls, min_seconds).
+def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int = 3,
+               min_calls: int = 5) -> list[list[float]]:
+    """Seconds of each timed call of each fn, the fns called in turn (a, b, a, b, ...) after `warmup`
+    untimed rounds, for at least min_calls rounds and min_seconds. Taking turns puts every fn under the
+    same machine load, so their ratio holds on a shared machine whose load drifts.
 
     Runs on a worker thread, where the pipeline runs the model: on a loaded machine torch's OpenMP team
     on the main thread ran the same calls 8-10x slower (see bench_pipeline), which would flatter every
@@ -58,7 +60,7 @@ def time_calls(fn, device: torch.device, min_seconds: float = 2.0, warmup: int =
 
     def work():
         try:
-            box["times"] = _time_calls(fn, device, min_seconds, warmup, min_calls)
+            box["times"] = _time_turns(fns, device, min_seconds, warmup, min_calls)
         except BaseException as exc:   # noqa: BLE001 - raised again in the caller's thread
             box["error"] = exc
 
@@ -70,17 +72,20 @@ def time_calls(fn, device: torch.device, min_seconds: float = 2.0, warmup: int =
     return box["times"]
 
 
-def _time_calls(fn, device: torch.device, min_seconds: float, warmup: int, min_calls: int) -> list[float]:
+def _time_turns(fns, device: torch.device, min_seconds: float, warmup: int, min_calls: int) -> list[list[float]]:
+    times: list[list[float]] = [[] for _ in fns]
     with torch.inference_mode():
         for _ in range(warmup):
-            fn()
+            for fn in fns:
+                fn()
         _sync(device)
-        times, start = [], time.perf_counter()
-        while len(times) < min_calls or time.perf_counter() - start < min_seconds:
-            t = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - t)
+        start = time.perf_counter()
+        while len(times[0]) < min_calls or time.perf_counter() - start < min_seconds * len(fns):
+            for fn, own in zip(fns, times):
+                t = time.perf_counter()
+                fn()
+                _sync(device)
+                own.append(time.perf_counter() - t)
     return times
 
 
@@ -95,8 +100,8 @@ def eager_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 
 def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: int = 1, attention: bool = False,
                 backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
-                eager_crops_per_s: float | None = None, precision: str = "auto") -> ModelBench:
-    """Time `model` (a TransPose, any weights) on `backend`, and the eager baseline unless given."""
+                precision: str = "auto") -> ModelBench:
+    """Time `model` (a TransPose, any weights) on `backend`, in turns with the eager fp32 baseline."""
     from .backends import create_backend
 
     dev = torch.device(device)
@@ -107,16 +112,16 @@ def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: i
     h, w = net.config.image_size
     x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0))    # (B, 3, H, W)
     x_dev = x.to(dev, next(net.parameters()).dtype)
-    times = np.array(time_calls(lambda: runner(x_dev, attention), dev, min_seconds, warmup))
-    if eager_crops_per_s is None:
-        eager = eager_baseline(net, dev)
-        x32 = x.to(dev)
-        fn = (lambda: eager(x32, return_attention=True)) if attention else (lambda: eager(x32))
-        eager_times = time_calls(fn, dev, min_seconds, warmup)
-        eager_crops_per_s = batch * len(eager_times) / sum(eager_times)
+    eager = eager_baseline(net, dev)
+    x32 = x.to(dev)
+    eager_fn = (lambda: eager(x32, return_attention=True)) if attention else (lambda: eager(x32))
+    times, eager_times = time_calls(lambda: runner(x_dev, attention), eager_fn, device=dev,
+                                    min_seconds=min_seconds, warmup=warmup)
+    times = np.array(times)
     p50, p95 = np.percentile(times, (50, 95)) * 1000
     return ModelBench(name, (h, w), runner.name, runner.precision, batch, attention,
-                      batch * len(times) / times.sum(), float(p50), float(p95), eager_crops_per_s, dev.type,
+                      batch * len(times) / times.sum(), float(p50), float(p95),
+                      batch * len(eager_times) / sum(eager_times), dev.type,
                       getattr(runner, "threads", torch.get_num_threads()))
 
 
