@@ -89,6 +89,8 @@ def test_calls_are_timed_in_turns_on_a_worker_thread():
             threads.add(threading.current_thread().name)
         return fn
 
-    a, b = time_calls(make("a"), make("b"), device=torch.device("cpu"), min_seconds=0.0, warmup=1, min_calls=3)
-    assert len(a) == len(b) == 3 and order == ["a", "b"] * 4             # warm-up round, then a, b, a, b...
+    a, b = time_calls(make("a"), make("b"), device=torch.device("cpu"), min_seconds=0.0, warmup=1, min_calls=2,
+                      turn_seconds=0.0)
+    # warm-up, then turns: an untimed settling call and one timed call each (turn_seconds 0), until 2 each
+    assert len(a) == len(b) == 2 and order == ["a", "b"] + ["a", "a", "b", "b"] * 2
     assert threads == {"transpose-live-bench-model"}                     # where the pipeline runs the model too

@@ -1,9 +1,9 @@
 """Benchmarks of the pose model's forward pass: crops/s and per-call latency per model, backend and batch.
 
 Every row carries `eager_crops_per_s`: the plain eager fp32 torch model with nn.MultiheadAttention
-itself (the authors' formulation, not our fused path) on the same inputs, timed in turns with the row's
-own calls (backend, eager, backend, eager, ...), so a speed-up is a ratio of numbers taken under the same
-load, never against a number from another day. Warm-up calls come first (one-time set-up: oneDNN
+itself (the authors' formulation, not our fused path) on the same inputs, timed in turns of ~0.3 s with
+the row's own calls (see `time_calls`), so a speed-up is a ratio of numbers taken under the same load,
+never against a number from another day. Warm-up calls come first (one-time set-up: oneDNN
 primitives, the backends' first shape), then calls are timed one by one for at least `min_seconds` each.
 """
 
@@ -47,11 +47,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int = 3,
-               min_calls: int = 5) -> list[list[float]]:
-    """Seconds of each timed call of each fn, the fns called in turn (a, b, a, b, ...) after `warmup`
-    untimed rounds, for at least min_calls rounds and min_seconds. Taking turns puts every fn under the
-    same machine load, so their ratio holds on a shared machine whose load drifts.
+def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int = 3, min_calls: int = 5,
+               turn_seconds: float = 0.3) -> list[list[float]]:
+    """Seconds of each timed call of each fn. The fns take turns of about `turn_seconds` each (a a a, b b b,
+    a a a, ...) until each has min_calls calls and min_seconds, after `warmup` untimed calls each; the
+    first call of every turn is not timed. Turns put every fn under the same machine load (their ratio
+    holds while a shared machine's load drifts); whole turns rather than single calls, and the untimed
+    first call, keep one runtime's thread pool (torch's OpenMP team, OpenVINO's, ONNX Runtime's) from
+    still spinning on the cores while the other one's calls are timed.
 
     Runs on a worker thread, where the pipeline runs the model: on a loaded machine torch's OpenMP team
     on the main thread ran the same calls 8-10x slower (see bench_pipeline), which would flatter every
@@ -60,7 +63,7 @@ def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int
 
     def work():
         try:
-            box["times"] = _time_turns(fns, device, min_seconds, warmup, min_calls)
+            box["times"] = _time_turns(fns, device, min_seconds, warmup, min_calls, turn_seconds)
         except BaseException as exc:   # noqa: BLE001 - raised again in the caller's thread
             box["error"] = exc
 
@@ -72,20 +75,26 @@ def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int
     return box["times"]
 
 
-def _time_turns(fns, device: torch.device, min_seconds: float, warmup: int, min_calls: int) -> list[list[float]]:
+def _time_turns(fns, device: torch.device, min_seconds: float, warmup: int, min_calls: int,
+                turn_seconds: float) -> list[list[float]]:
     times: list[list[float]] = [[] for _ in fns]
     with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in fns:
+        for fn in fns:
+            for _ in range(warmup):
                 fn()
         _sync(device)
-        start = time.perf_counter()
-        while len(times[0]) < min_calls or time.perf_counter() - start < min_seconds * len(fns):
+        while any(len(own) < min_calls or sum(own) < min_seconds for own in times):
             for fn, own in zip(fns, times):
-                t = time.perf_counter()
-                fn()
+                fn()                                    # settles the cores after the other runtime
                 _sync(device)
-                own.append(time.perf_counter() - t)
+                turn = time.perf_counter()
+                while True:
+                    t = time.perf_counter()
+                    fn()
+                    _sync(device)
+                    own.append(time.perf_counter() - t)
+                    if time.perf_counter() - turn >= turn_seconds:
+                        break
     return times
 
 
