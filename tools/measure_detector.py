@@ -59,13 +59,27 @@ class TimedDetector:
         self.detector, self.seconds, self.calls, self.found = detector, 0.0, 0, {}
         self.image = None
 
+    pad = 0.0
+
     def detect(self, frame):
         t0 = time.perf_counter()
         det = self.detector.detect(frame)
         self.seconds += time.perf_counter() - t0
+        if self.pad and len(det):
+            det = padded(det, self.pad, frame.shape[1], frame.shape[0])
         self.calls += 1
         self.found[self.image] = det
         return det
+
+
+def padded(det, pad: float, width: int, height: int):
+    from transpose_live.detect import Detections
+    from transpose_live.geometry import clip_boxes
+
+    b = np.asarray(det.boxes, np.float64)
+    grow = b[:, 2:] * pad
+    corners = np.concatenate([b[:, :2] - grow, b[:, :2] + b[:, 2:] + grow], 1)
+    return Detections(clip_boxes(corners, width, height), det.scores)
 
 
 def recall_report(coco, img_ids, found: dict) -> dict:
@@ -112,6 +126,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=float)
     ap.add_argument("--input-size", help="SSD input: WxH squashed (300x300) or N, a short side keeping the aspect")
     ap.add_argument("--nms-iou", type=float)
+    ap.add_argument("--pad", type=float, default=0.0, help="grow every box by this fraction of its size per side "
+                    "(clipped to the image) before the pose model sees it")
     ap.add_argument("--min-person-score", type=float, default=0.0, help="as eval's --min-person-score")
     ap.add_argument("--no-ap", action="store_true", help="recall only (no pose model)")
     ap.add_argument("--no-flip", action="store_true")
@@ -122,9 +138,10 @@ def main() -> None:
     coco = evaluate.load_coco(args.annotations)
     img_ids = evaluate.select_image_ids(coco, args.max_images)
     timed = TimedDetector(build_detector(args))
+    timed.pad = args.pad
     report = dict(detector=args.detector, min_score=getattr(timed.detector, "min_score", None),
                   input_size=str(getattr(timed.detector, "input_size", None)),
-                  nms_iou=getattr(timed.detector, "nms_iou", None), images=len(img_ids))
+                  nms_iou=getattr(timed.detector, "nms_iou", None), pad=args.pad, images=len(img_ids))
     if args.no_ap:
         for img_id in img_ids:
             timed.image = img_id

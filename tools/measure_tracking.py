@@ -3,6 +3,7 @@ as the pipeline runs them, with the run options' defaults), then counts over the
 
     python tools/measure_tracking.py VIDEO [--max-frames N] [--detect-every N] [--json OUT|-]
                                      [--save POSES.pkl] [--reference POSES.pkl] [--cache CACHE.pkl]
+                                     [--no-merge] [--no-reid]
 
 Reported:
 - distinct_ids: track ids seen over the run;
@@ -23,6 +24,8 @@ frame (e.g. --detect-every 3 against a --detect-every 1 run): the share of refer
 (best OKS >= 0.5, one-to-one) and their mean OKS. `--cache` memoises the detector's boxes and the pose
 model's output per frame in a file, so a rerun that sees the same boxes (tracking changes only) needs no
 model; timings of cached frames are then meaningless (the report says how many frames were cached).
+`--no-merge --no-reid` with --detect-every 1 runs the tracking as it was before duplicate poses were merged
+and tracks re-identified (the "before" of docs/MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from transpose_live import following
 from transpose_live.following import PersonFollower, TrackSmoother
 from transpose_live.geometry import pose_box, pose_pair_oks
 from transpose_live.sources import open_source
@@ -114,7 +118,8 @@ def _lazy(make):
 
 # ---------------------------------------------------------------- the run
 
-def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None) -> dict:
+def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None, merge: bool = True,
+        reid: bool = True) -> dict:
     from transpose_live.detect import create_detector
     from transpose_live.run import load_estimator
 
@@ -123,6 +128,11 @@ def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None) ->
     estimator = MemoEstimator(_lazy(lambda: load_estimator(spec)), memo, f"{spec.model}|{spec.weights}|{spec.flip}")
     follower = PersonFollower.from_spec(detector, estimator, spec)
     tracks = TrackSmoother(spec.smooth, spec.smooth_strength)
+    tracks.tracker.reid = reid
+    # merge=False: no duplicate/mixture checks (with --detect-every 1 this is the code before they existed)
+    saved = following.one_pose_per_person
+    if not merge:
+        following.one_pose_per_person = lambda poses: poses
     frames: list[list] = []
     size = (0, 0)
     model_s = track_s = 0.0
@@ -139,6 +149,7 @@ def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None) ->
             track_s += time.perf_counter() - t1
             model_s += t1 - t0
             frames.append(poses)
+    following.one_pose_per_person = saved
     memo.save()
     n = max(1, len(frames))
     return dict(frames=frames, size=size, model_ms=1000 * model_s / n, track_ms=1000 * track_s / n,
@@ -210,6 +221,8 @@ def main() -> None:
     ap.add_argument("--min-person-score", type=float)
     ap.add_argument("--detector")
     ap.add_argument("--no-smooth", action="store_true")
+    ap.add_argument("--no-merge", action="store_true", help="keep duplicate poses and mixtures (the old behaviour)")
+    ap.add_argument("--no-reid", action="store_true", help="no re-identification over gaps (the old tracker)")
     ap.add_argument("--json", help="write the report here (- for stdout)")
     ap.add_argument("--save", help="keep the output poses in this pickle")
     ap.add_argument("--reference", help="poses saved by --save to compare against")
@@ -221,8 +234,9 @@ def main() -> None:
     if args.no_smooth:
         options["smooth"] = False
     spec = RunSpec.from_options(**options)
-    out = run(args.video, spec, args.max_frames, args.cache)
-    report = dict(video=Path(args.video).name, detect_every=spec.detect_every,
+    out = run(args.video, spec, args.max_frames, args.cache, merge=not args.no_merge, reid=not args.no_reid)
+    report = dict(video=Path(args.video).name, detect_every=spec.detect_every, merge=not args.no_merge,
+                  reid=not args.no_reid,
                   min_person_score=spec.min_person_score, detector=spec.detector,
                   **measure(out["frames"], out["size"]),
                   model_ms=round(out["model_ms"], 1), track_ms=round(out["track_ms"], 2),
