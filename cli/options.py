@@ -35,7 +35,7 @@ OPTIONS: dict[str, SharedOption] = {
     "backend": SharedOption(("--backend",), str, "Where the pose model runs: auto (the fastest here: "
                             "OpenVINO or ONNX Runtime on the CPU, torch on CUDA), torch, onnxruntime or openvino."),
     "precision": SharedOption(("--precision",), str, "auto (fp16 on CUDA, fp32 on the CPU), fp32, or bf16 "
-                              "(OpenVINO on CPUs with bf16: ~1.6x faster, coco_mini AP unchanged)."),
+                              "(OpenVINO on CPUs with bf16: 1.7-2x its fp32, coco_mini AP within 0.001)."),
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "
                          "(a little more accurate, half the speed)."),
     # finding persons

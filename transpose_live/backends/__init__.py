@@ -6,8 +6,8 @@ module the estimator holds (see export.py), so the estimator keeps `.model` for 
 and training either way.
 
 "auto" picks by measurement (docs/benchmarks.md): on CUDA torch; on the CPU OpenVINO when installed, else
-ONNX Runtime — both at fp32 run the shipped model 1.5-1.9x faster than eager torch on 2 cores
-(batch 1-4), OpenVINO ahead at batches of several crops.
+ONNX Runtime — both at fp32 run the shipped model ~1.6x the eager torch model at batch 1 and ~1.2x at
+batch 8 on 2 cores, about equal to each other (OpenVINO ahead in 3 of 4 measured pairs).
 """
 
 from __future__ import annotations
