@@ -195,3 +195,19 @@ def test_reidentification_pairs_each_track_with_the_nearest_person():
     tracker.update([])
     out = tracker.update([person(340, 100), person(140, 100)])      # both moved 40 px right while hidden
     assert [p.track_id for p in out] == [b, a]
+
+
+def test_min_hits_gives_ids_to_persons_seen_twice_only():
+    tracker = Tracker(min_hits=2)
+    first = tracker.update([person(100, 100), person(300, 100)])
+    assert [p.track_id for p in first] == [None, None] and tracker.active_ids == []
+    second = tracker.update([person(102, 100)])                      # the second one was a one-frame flicker
+    assert [p.track_id for p in second] == [1]
+    for _ in range(35):
+        tracker.update([person(102, 100)])
+    assert tracker.lost_ids == [] and tracker.active_ids == [1]      # the flicker never had an id to lose
+    later = tracker.update([person(102, 100), person(400, 300)])
+    assert [p.track_id for p in later] == [1, None]
+    assert [p.track_id for p in tracker.update([person(102, 100), person(401, 300)])] == [1, 2]
+    with pytest.raises(TransposeLiveError):
+        Tracker(min_hits=0)

@@ -119,7 +119,7 @@ def _lazy(make):
 # ---------------------------------------------------------------- the run
 
 def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None, merge: bool = True,
-        reid: bool = True) -> dict:
+        reid: bool = True, min_hits: int = 1) -> dict:
     from transpose_live.detect import create_detector
     from transpose_live.run import load_estimator
 
@@ -129,6 +129,7 @@ def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None, me
     follower = PersonFollower.from_spec(detector, estimator, spec)
     tracks = TrackSmoother(spec.smooth, spec.smooth_strength)
     tracks.tracker.reid = reid
+    tracks.tracker.min_hits = min_hits
     # merge=False: no duplicate/mixture checks (with --detect-every 1 this is the code before they existed)
     saved = following.one_pose_per_person
     if not merge:
@@ -223,6 +224,7 @@ def main() -> None:
     ap.add_argument("--no-smooth", action="store_true")
     ap.add_argument("--no-merge", action="store_true", help="keep duplicate poses and mixtures (the old behaviour)")
     ap.add_argument("--no-reid", action="store_true", help="no re-identification over gaps (the old tracker)")
+    ap.add_argument("--min-hits", type=int, default=1, help="Tracker.min_hits: matches before a person gets an id")
     ap.add_argument("--json", help="write the report here (- for stdout)")
     ap.add_argument("--save", help="keep the output poses in this pickle")
     ap.add_argument("--reference", help="poses saved by --save to compare against")
@@ -234,9 +236,10 @@ def main() -> None:
     if args.no_smooth:
         options["smooth"] = False
     spec = RunSpec.from_options(**options)
-    out = run(args.video, spec, args.max_frames, args.cache, merge=not args.no_merge, reid=not args.no_reid)
+    out = run(args.video, spec, args.max_frames, args.cache, merge=not args.no_merge, reid=not args.no_reid,
+              min_hits=args.min_hits)
     report = dict(video=Path(args.video).name, detect_every=spec.detect_every, merge=not args.no_merge,
-                  reid=not args.no_reid,
+                  reid=not args.no_reid, min_hits=args.min_hits,
                   min_person_score=spec.min_person_score, detector=spec.detector,
                   **measure(out["frames"], out["size"]),
                   model_ms=round(out["model_ms"], 1), track_ms=round(out["track_ms"], 2),

@@ -30,7 +30,7 @@ REID_HEIGHT_RATIO = 1.5    # ... and whose height is within this factor of the t
 
 @dataclass
 class _Track:
-    track_id: int
+    track_id: int | None            # None until confirmed (min_hits matches)
     box: np.ndarray                # (4,) x, y, w, h of the last match
     keypoints: np.ndarray | None   # (17, 2) of the last match
     scores: np.ndarray | None      # (17,)
@@ -68,11 +68,14 @@ class Tracker:
         oks_threshold: float = 0.5,
         velocity_smoothing: float = 0.5,
         reid: bool = True,
+        min_hits: int = 1,
     ) -> None:
         for name, value in (("iou_threshold", iou_threshold), ("oks_threshold", oks_threshold),
                             ("velocity_smoothing", velocity_smoothing)):
             if not 0.0 <= value <= 1.0:
                 raise TransposeLiveError(f"{name} must be between 0 and 1, got {value}")
+        if min_hits < 1:
+            raise TransposeLiveError(f"min_hits must be 1 or more, got {min_hits}")
         if max_missed < 0:
             raise TransposeLiveError(f"max_missed must be 0 or more, got {max_missed}")
         self.iou_threshold = float(iou_threshold)
@@ -81,6 +84,7 @@ class Tracker:
         self.oks_threshold = float(oks_threshold)
         self.velocity_smoothing = float(velocity_smoothing)
         self.reid = bool(reid)
+        self.min_hits = int(min_hits)   # > 1: a person's pose carries no id until seen this often (flickers never get one)
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +94,7 @@ class Tracker:
 
     @property
     def active_ids(self) -> list[int]:
-        return [t.track_id for t in self._tracks]
+        return [t.track_id for t in self._tracks if t.track_id is not None]
 
     def update(self, poses: list[Pose]) -> list[Pose]:
         """The same poses (new objects, same order) with `track_id` set; None for a pose with no box or keypoints."""
@@ -100,28 +104,29 @@ class Tracker:
 
         sim, admissible = self._similarity([poses[i] for i in det_idx], [boxes[i] for i in det_idx])
         matched_tracks: set[int] = set()
+        matched_dets: set[int] = set()
         if sim.size:
             rows, cols = linear_sum_assignment(-np.where(admissible, sim, -1.0))
             for r, c in zip(rows, cols):
                 if admissible[r, c]:
                     i = det_idx[c]
-                    self._match(self._tracks[r], poses[i], boxes[i])
-                    ids[i] = self._tracks[r].track_id
+                    ids[i] = self._match(self._tracks[r], poses[i], boxes[i])
                     matched_tracks.add(r)
+                    matched_dets.add(i)
         if self.reid:
-            for r, i in self._reidentify(matched_tracks, [i for i in det_idx if ids[i] is None], boxes):
-                self._match(self._tracks[r], poses[i], boxes[i])
-                ids[i] = self._tracks[r].track_id
+            for r, i in self._reidentify(matched_tracks, [i for i in det_idx if i not in matched_dets], boxes):
+                ids[i] = self._match(self._tracks[r], poses[i], boxes[i])
                 matched_tracks.add(r)
+                matched_dets.add(i)
 
         for k, track in enumerate(self._tracks):
             if k not in matched_tracks:
                 track.missed += 1
-        self.lost_ids = [t.track_id for t in self._tracks if t.missed > self.max_missed]
+        self.lost_ids = [t.track_id for t in self._tracks if t.missed > self.max_missed and t.track_id is not None]
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
 
         for i in det_idx:
-            if ids[i] is None:
+            if i not in matched_dets:
                 ids[i] = self._new_track(poses[i], boxes[i])
         return [replace(p, track_id=tid) for p, tid in zip(poses, ids)]
 
@@ -180,13 +185,20 @@ class Tracker:
         track.velocity = a * track.velocity + (1 - a) * step
         track.box, track.missed, track.hits = box, 0, track.hits + 1
         track.keypoints, track.scores = _keypoints_of(pose)
+        return self._confirm(track)
+
+    def _confirm(self, track: _Track) -> int | None:
+        """The track's id, given on its `min_hits`-th match (ids count confirmed persons only)."""
+        if track.track_id is None and track.hits >= self.min_hits:
+            track.track_id = self._next_id
+            self._next_id += 1
+        return track.track_id
 
     def _new_track(self, pose: Pose, box: np.ndarray) -> int:
         kp, sc = _keypoints_of(pose)
-        track = _Track(self._next_id, box, kp, sc, np.zeros(2))
+        track = _Track(None, box, kp, sc, np.zeros(2))
         self._tracks.append(track)
-        self._next_id += 1
-        return track.track_id
+        return self._confirm(track)
 
 
 def _keypoints_of(pose: Pose) -> tuple[np.ndarray | None, np.ndarray | None]:
