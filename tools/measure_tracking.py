@@ -125,7 +125,10 @@ def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None, me
 
     memo = Memo(cache)
     detector = MemoDetector(_lazy(lambda: create_detector(spec.detector)), memo, f"{spec.detector}")
-    estimator = MemoEstimator(_lazy(lambda: load_estimator(spec)), memo, f"{spec.model}|{spec.weights}|{spec.flip}")
+    # what decides the model's output is in the key: a cache never answers for another backend or model
+    model_tag = "|".join(str(getattr(spec, k, None)) for k in ("model", "weights", "flip", "backend", "precision",
+                                                                "image_size"))
+    estimator = MemoEstimator(_lazy(lambda: load_estimator(spec)), memo, model_tag)
     follower = PersonFollower.from_spec(detector, estimator, spec)
     tracks = TrackSmoother(spec.smooth, spec.smooth_strength)
     tracks.tracker.reid = reid
