@@ -322,6 +322,32 @@ def test_device_estimator_gives_the_estimators_poses(tiny_weights):
     assert len(whole) == 1 and whole[0].box == (0.0, 0.0, 160.0, 120.0)
 
 
+def test_estimator_sends_plain_frames_down_the_device_path_on_cuda(tiny_weights, monkeypatch):
+    """PoseEstimator.estimate takes the device path where it is allowed (CUDA, a model built by name) for plain
+    frames, and its own path for attention maps and the flip test. On the CPU the permission is forced on
+    (the device path runs eagerly there), so the dispatch itself is what is tested."""
+    from transpose_live import gpu_estimate
+    from transpose_live.estimator import PoseEstimator
+
+    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
+    assert est._device_path_allowed is False                     # CPU: never the device path by itself
+    calls = []
+    real = gpu_estimate.DeviceEstimator.keypoints
+    monkeypatch.setattr(gpu_estimate.DeviceEstimator, "keypoints",
+                        lambda self, *a: calls.append(len(a[1])) or real(self, *a))
+    frame = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10.0, 5.0, 40.0, 90.0], [70.0, 20.0, 60.0, 80.0]])
+    want = est.estimate(frame, boxes)
+    est._device_path_allowed = True
+    got = est.estimate(frame, boxes)
+    assert calls == [2]
+    assert all(np.abs(g.keypoints - w.keypoints).max() < 0.5 for g, w in zip(got, want))
+    est.estimate(frame, boxes, attention=True)
+    est.flip = True
+    est.estimate(frame, boxes)
+    assert calls == [2]                                          # maps and flip test: the estimator's own path
+
+
 # --------------------------------------------------------------------------------- the device check's tools
 
 def _tools():

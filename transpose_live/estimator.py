@@ -126,6 +126,11 @@ class PoseEstimator:
         self.flip = bool(flip)
         self.batch_size = batch_size
         self.backend = create_backend(backend, net, self._device, precision=precision)   # .name: the resolved one
+        # On CUDA a model built here takes the device path for plain frames (crops cut by grid_sample, CUDA-graph
+        # batch buckets, DARK decoded on the GPU: transpose_live.gpu_estimate); a module passed in stays eager, as
+        # a training loop may still change it. Attention maps and the flip test keep the path below.
+        self._device_path_allowed = self._device.type == "cuda" and isinstance(model, str)
+        self._device_path = None
 
     @property
     def device(self) -> torch.device:
@@ -230,6 +235,12 @@ class PoseEstimator:
         The steps, `prepare` -> `crop_inputs` -> `forward` -> `decode`, are public so that a
         `transpose_live.batching.SharedEstimator` can run the forward pass of several callers at once.
         """
+        if self._device_path_allowed and not attention and not self.flip:
+            if self._device_path is None:
+                from .gpu_estimate import DeviceEstimator
+
+                self._device_path = DeviceEstimator(self)
+            return self._device_path.estimate(frame_bgr, boxes, box_scores)
         persons = self.prepare(frame_bgr, boxes, box_scores)
         poses: list[Pose] = []
         for start in range(0, len(persons), self.batch_size):
