@@ -41,8 +41,8 @@ OPTIONS: dict[str, SharedOption] = {
     # finding persons
     "detector": SharedOption(("--detector",), str, "Person detector: ssd, none (the whole frame is one "
                              "person) or onnx:FILE (a YOLOv8/YOLOX export)."),
-    "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames; in between "
-                                 "follow each person from their previous pose."),
+    "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames (default 2); in "
+                                 "between follow each person from their previous pose (1: detect on every frame)."),
     "min_person_score": SharedOption(("--min-person-score",), float, "Leave out persons scoring below this "
                                      "(box score x mean joint score, 0..1)."),
     # over time
