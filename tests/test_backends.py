@@ -3,6 +3,8 @@ decoded keypoints within 0.5 px, attention maps within 1e-3; the export cache; t
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -204,9 +206,9 @@ def test_backends_reproduce_the_authors_outputs(backend):
 def _has_bf16() -> bool:
     if "openvino" not in ONNX_BACKENDS:
         return False
-    import openvino as ov
+    from transpose_live.backends.openvino_backend import _shared_core
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in _shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def test_bf16_is_openvinos_only_and_refused_elsewhere_in_one_clear_error():
@@ -233,3 +235,33 @@ def test_openvino_bf16_stays_near_the_fp32_model_on_real_walkers(pedestrians):
     # bf16 moves the heatmaps by up to ~0.02: confident joints stay within a few pixels of fp32's
     assert np.median(moved) <= 1.0 and moved[scores > 0.5].max() <= 4.0
     assert np.abs(np.concatenate([g.scores for g in got]) - scores).max() <= 0.05
+
+
+@pytest.mark.skipif("openvino" not in ONNX_BACKENDS, reason="needs the optional openvino package")
+def test_openvino_backends_dropped_out_of_order_leave_signals_working(tmp_path):
+    """OpenVINO's CPU plugin swaps the thread's signal stack per engine and puts back the previous one when it
+    goes; two backends dropped first-made-first left a freed stack behind, and the next Python signal handler
+    (Ctrl-C in the window) killed the process with SIGSEGV. Each backend now shares one engine."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, os, signal, time, torch
+from transpose_live.backends.openvino_backend import OpenVinoBackend
+from transpose_live.models import create_model
+model = create_model("tp_m_a4", image_size=(64, 48)).eval()
+first = OpenVinoBackend(model, threads=1)
+second = OpenVinoBackend(model, threads=1)
+del first; gc.collect()
+del second; gc.collect()
+caught = []
+signal.signal(signal.SIGINT, lambda *_: caught.append(1))
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(0.2)
+print("caught", len(caught))
+"""
+    env = {**os.environ, "TRANSPOSE_LIVE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], capture_output=True, text=True,
+                          env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "caught 1" in done.stdout

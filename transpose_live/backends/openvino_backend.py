@@ -6,6 +6,7 @@ plain fp32 model's (heatmaps ~1e-6 apart). Latency hint, one stream: one frame's
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -15,18 +16,26 @@ from ..errors import TransposeLiveError
 from .onnxruntime_backend import _open_cached
 
 
+@functools.lru_cache(maxsize=None)
+def _shared_core():
+    """One OpenVINO Core for the process. Each Core starts its own CPU-plugin engine, which swaps the thread's
+    signal stack and puts the previous one back when it goes: engines dropped first-made-first left a freed
+    stack in place, and the next Python signal handler (Ctrl-C, the window's SIGINT) died with SIGSEGV."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenVinoBackend:
     """Same call as OnnxRuntimeBackend; threads = the CPU's cores by default."""
 
     name = "openvino"
 
     def __init__(self, model: torch.nn.Module, threads: int | None = None, precision: str = "fp32"):
-        import openvino as ov
-
         self._model = model
         self.threads = threads or torch.get_num_threads()
         self.precision = precision
-        self._core = ov.Core()
+        self._core = _shared_core()
         if precision == "bf16" and "BF16" not in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             # OpenVINO would quietly run f32 instead; the row / the run would then say bf16 wrongly
             raise TransposeLiveError("precision bf16 needs a CPU with bf16 instructions; this one has none "
