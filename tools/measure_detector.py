@@ -4,7 +4,7 @@
                                      [--min-score 0.3] [--input-size 300x300|N] [--nms-iou 0.5]
                                      [--no-ap] [--no-flip] [--json OUT|-]
 
-Defaults: /work/shared/data/coco_mini (set TRANSPOSE_LIVE_DATA or pass the paths), the SSD as the live
+Defaults: ../shared/data/coco_mini beside the checkout (set TRANSPOSE_LIVE_DATA or pass the paths), the SSD as the live
 commands build it, the shipped model with the flip test. Reported:
 - recall: ground-truth persons with labelled keypoints (non-crowd, what COCOeval scores) matched one-to-one
   by a detector box with IoU >= 0.5 (greedy, best score first), also per COCO size (small < 32², medium,
@@ -19,7 +19,6 @@ commands build it, the shipped model with the flip test. Reported:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from report import emit_report
+
 from transpose_live import evaluate
 from transpose_live.geometry import box_iou
 
-DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", "/work/shared/data"))
+DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SIZES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
 
 
@@ -164,14 +165,7 @@ def main() -> None:
         report.update({k: round(v, 4) for k, v in stats.items()}, poses=len(results), flip=not args.no_flip)
     report.update(recall_report(coco, img_ids, timed.found))
     report["ms_per_image"] = round(1000 * timed.seconds / max(1, timed.calls), 1)
-    text = json.dumps(report, indent=2)
-    if args.json and args.json != "-":
-        Path(args.json).write_text(text + "\n")
-    if args.json == "-":
-        print(text)
-    else:
-        for k, v in report.items():
-            print(f"{k:>16}: {v}")
+    emit_report(report, args.json, key_width=16)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ and tracks re-identified (the "before" of docs/MODEL_CARD.md).
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import sys
 import time
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from report import emit_report
 
 from transpose_live import following
 from transpose_live.following import PersonFollower, TrackSmoother
@@ -252,14 +253,7 @@ def main() -> None:
         Path(args.save).write_bytes(pickle.dumps(out["frames"], protocol=pickle.HIGHEST_PROTOCOL))
     if args.reference:
         report["vs_reference"] = compare(out["frames"], pickle.loads(Path(args.reference).read_bytes()))
-    text = json.dumps(report, indent=2)
-    if args.json and args.json != "-":
-        Path(args.json).write_text(text + "\n")
-    if args.json == "-":
-        print(text)
-    else:
-        for k, v in report.items():
-            print(f"{k:>20}: {v}")
+    emit_report(report, args.json, key_width=20)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ except ImportError:   # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from transpose_live.errors import TransposeLiveError
 from transpose_live.preprocess import PIXEL_STD, box_to_center_scale
-from transpose_live.train_data import load_id_list, read_coco_json, refuse_excluded, usable_person
+from transpose_live.train_data import load_id_list, parse_slice, read_coco_json, refuse_excluded, usable_person
 
 ANN_NAME = "person_keypoints.json"
 FORMATS = {"jpg": (".jpg", cv2.IMWRITE_JPEG_QUALITY), "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY)}
@@ -154,19 +154,6 @@ def _encode_image(src: Path, width: int, height: int, max_side: int, quality: in
     if original is not None and len(original) <= len(encoded):
         return original, 1.0, 1.0, 0, 0, "copied"
     return encoded, 1.0, 1.0, x0, y0, "re-encoded"
-
-
-def parse_slice(text: str | None) -> slice:
-    """'START:STOP' (either may be empty) -> slice; None -> everything."""
-    if not text:
-        return slice(None)
-    a, sep, b = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return slice(int(a) if a else None, int(b) if b else None)
-    except ValueError:
-        raise TransposeLiveError(f"--slice must be START:STOP (integers, either may be empty), got {text!r}") from None
 
 
 def _prepare_dir(dest: Path, overwrite: bool) -> None:

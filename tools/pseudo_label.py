@@ -49,6 +49,7 @@ except ImportError:  # run from a checkout without installing: the repo root hol
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import FLIP_INDEX, KEYPOINT_NAMES, LIMBS, NUM_JOINTS
+from transpose_live.train_data import parse_slice
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -516,18 +517,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.slice_text = args.slice
     args.slice = parse_slice(args.slice)
     return args
-
-
-def parse_slice(text: str | None) -> slice:
-    if not text:
-        return slice(None)
-    a, sep, b = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return slice(int(a) if a else None, int(b) if b else None)
-    except ValueError:
-        raise TransposeLiveError(f"--slice must be START:STOP (integers, either may be empty), got {text!r}") from None
 
 
 def parse_joints(text: str) -> tuple[int, ...]:

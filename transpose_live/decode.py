@@ -56,6 +56,21 @@ def gaussian_blur(heatmaps: np.ndarray, kernel: int = BLUR_KERNEL) -> np.ndarray
     return heatmaps
 
 
+def log_derivatives(at):
+    """The official DARK finite differences of the log-heatmap around the argmax: (dx, dy, dxx, dxy, dyy).
+
+    `at(dy, dx)` reads the log map at that offset from each argmax (numpy here, torch on the GPU path);
+    only + - * are used, so one formula serves both.
+    """
+    c = at(0, 0)
+    dx = 0.5 * (at(0, 1) - at(0, -1))
+    dy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * c + at(0, -2))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    dyy = 0.25 * (at(2, 0) - 2 * c + at(-2, 0))
+    return dx, dy, dxx, dxy, dyy
+
+
 def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = BLUR_KERNEL) -> np.ndarray:
     """One Newton step on the log of the blurred heatmaps at the integer argmax.
 
@@ -79,12 +94,7 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = BLUR_KER
     def at(dy: int, dx: int) -> np.ndarray:
         return np.log(np.maximum(m[n, y + dy, x + dx], np.float32(1e-10)))
 
-    c = at(0, 0)
-    dx = 0.5 * (at(0, 1) - at(0, -1))
-    dy = 0.5 * (at(1, 0) - at(-1, 0))
-    dxx = 0.25 * (at(0, 2) - 2 * c + at(0, -2))
-    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    dyy = 0.25 * (at(2, 0) - 2 * c + at(-2, 0))
+    dx, dy, dxx, dxy, dyy = log_derivatives(at)
     det = dxx * dyy - dxy ** 2
     step = det != 0
     if not step.any():

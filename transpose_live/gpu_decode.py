@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .decode import log_derivatives
 from .errors import TransposeLiveError
 from .preprocess import PIXEL_STD
 
@@ -88,12 +89,7 @@ def dark_refine(heatmaps: torch.Tensor, coords: torch.Tensor, kernel: int = BLUR
     def at(dy: int, dx: int) -> torch.Tensor:
         return flat.gather(2, ((ys + dy) * w + xs + dx)[..., None])[..., 0]   # (B, J)
 
-    c = at(0, 0)
-    dx = 0.5 * (at(0, 1) - at(0, -1))
-    dy = 0.5 * (at(1, 0) - at(-1, 0))
-    dxx = 0.25 * (at(0, 2) - 2 * c + at(0, -2))
-    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    dyy = 0.25 * (at(2, 0) - 2 * c + at(-2, 0))
+    dx, dy, dxx, dxy, dyy = log_derivatives(at)
     det32 = dxx * dyy - dxy ** 2
     step = ok & (det32 != 0) & torch.isfinite(det32)
     dxx, dxy, dyy, dx, dy = (t.double() for t in (dxx, dxy, dyy, dx, dy))

@@ -45,6 +45,19 @@ class _Record:
     aspect_jitter: float
 
 
+def parse_slice(text: str | None) -> slice:
+    """'START:STOP' (either may be empty) -> slice; None -> everything."""
+    if not text:
+        return slice(None)
+    a, sep, b = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return slice(int(a) if a else None, int(b) if b else None)
+    except ValueError:
+        raise TransposeLiveError(f"--slice must be START:STOP (integers, either may be empty), got {text!r}") from None
+
+
 def load_id_list(path: str | Path) -> set[int]:
     """Image ids, one integer per line (blank lines and '#' comments allowed), e.g. coco_val2017_ids.txt."""
     path = Path(path)
