@@ -3,6 +3,7 @@ with --frames N --screenshot FILE a headless check: N frames played, a picture o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -31,10 +32,14 @@ def gui_command(
     if frames is not None and source is None:
         raise typer.BadParameter("the headless check needs a SOURCE to play")
     from transpose_live.sources import STREAM_SCHEMES, open_source
-    from transpose_live.ui.app import check_display, check_platform
+    from transpose_live.ui.app import check_display, check_platform, has_display
 
+    if frames is not None and not os.environ.get("QT_QPA_PLATFORM") and not has_display():
+        # the headless check needs no screen: without one (and no platform asked for) it draws offscreen
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     check_platform()          # before Qt is loaded: a missing system library is one line, not a SIGABRT
-    check_display()
+    check_display(advice="run under Xvfb (xvfb-run transpose-live gui ...); for a picture of the window "
+                         "without a screen: --frames N --screenshot FILE")
     from transpose_live.ui.app import run_app, run_check
     from transpose_live.ui.view import View
 

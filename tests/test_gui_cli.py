@@ -91,3 +91,26 @@ def test_headless_check_on_a_real_x_server(tmp_path, tiny_options):
     image = picture(shot)
     assert image.shape[0] > H and image.shape[1] > W
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+def test_without_any_display_the_check_draws_offscreen_and_the_window_says_what_to_do(tmp_path, tiny_options):
+    """A server with no screen and no QT_QPA_PLATFORM: the headless check still runs (offscreen); the window
+    itself refuses in one line that names Xvfb and the headless check."""
+    from conftest import synthetic_clip
+
+    clip = synthetic_clip(tmp_path / "clip.mp4", frames=6, size=(W, H), fps=10)
+    shot = tmp_path / "noscreen.png"
+    tiny = [f"--{k}={v}" for k, v in tiny_options.items()] + ["--min-person-score", "0"]
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "transpose_live", "gui", *map(str, args)], capture_output=True,
+                              text=True, timeout=300, env=env)
+
+    done = run(clip, "--frames", 3, "--screenshot", shot, *tiny)
+    assert done.returncode == 0, done.stderr
+    assert picture(shot).shape[0] > H
+    refused = run(clip, *tiny)
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "no display" in lines[0] and "Xvfb" in lines[0] and "--frames N --screenshot FILE" in lines[0]

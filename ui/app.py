@@ -11,7 +11,8 @@ from pathlib import Path
 
 from transpose_live.errors import TransposeLiveError
 
-NO_DISPLAY = "no display for the preview window: set DISPLAY, or use --no-show / --out"
+NO_DISPLAY = "no display for the preview window: set DISPLAY"
+NO_SHOW_ADVICE = "use --no-show / --out"
 # Qt platform plugins that draw without a window system
 _HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
 
@@ -31,13 +32,15 @@ def _qt_running() -> bool:
     return QGuiApplication.instance() is not None
 
 
-def check_display() -> None:
+def check_display(advice: str = NO_SHOW_ADVICE) -> None:
     """Raise TransposeLiveError when Qt would find no display for a window.
 
     Qt aborts the process (no exception) when its xcb plugin cannot connect, so this is checked before a
     QApplication exists: with QT_QPA_PLATFORM unset or naming a window system, DISPLAY or
-    WAYLAND_DISPLAY must be set (and a local X display's socket must exist).
+    WAYLAND_DISPLAY must be set (and a local X display's socket must exist). `advice` ends the message:
+    what the command can do instead.
     """
+    message = f"{NO_DISPLAY}, or {advice}"
     if _qt_running():                    # Qt is up already: it has a platform it can draw on
         return
     if sys.platform in ("win32", "darwin"):
@@ -49,12 +52,21 @@ def check_display() -> None:
     wayland = os.environ.get("WAYLAND_DISPLAY", "").strip()
     if platform == "xcb" or (not platform and not wayland):
         if not x_display or not _x_display_reachable(x_display):
-            raise TransposeLiveError(NO_DISPLAY)
+            raise TransposeLiveError(message)
         return
     if platform.startswith("wayland") and not wayland:
-        raise TransposeLiveError(NO_DISPLAY)
+        raise TransposeLiveError(message)
     if not platform and not (x_display or wayland):
-        raise TransposeLiveError(NO_DISPLAY)
+        raise TransposeLiveError(message)
+
+
+def has_display() -> bool:
+    """Whether a window could be shown here (check_display would pass)."""
+    try:
+        check_display()
+    except TransposeLiveError:
+        return False
+    return True
 
 
 # Debian/Ubuntu package names whose shared library names do not follow the usual rule (see _package_of)
