@@ -40,7 +40,7 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
     import torch
 
     from transpose_live import hub
-    from transpose_live.bench import bench_model, format_rows
+    from transpose_live.bench import bench_model
     from transpose_live.config import PRESETS
     from transpose_live.device import resolve_device
     from transpose_live.errors import TransposeLiveError
@@ -62,6 +62,7 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
     size = parse_image_size(image_size) if image_size else None
     paths = [False, True] if path == "both" else [path == "attention"]
     rows = []
+    total = len(names) * len(batch) * len(paths) * len(combos)
     for n in names:
         # a weights name (the shipped "default") is timed as it runs: its own weights at its trained size;
         # a preset gets random weights, the same each run (seeded) so that its ONNX export is cached once
@@ -80,9 +81,11 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
         for b in batch:
             for att in paths:
                 for be, prec in combos:   # each row times its eager baseline in turns with itself
+                    # progress on stderr says what is being timed; the results are the one table on stdout
+                    done = len(rows) + 1
+                    say(f"[{done}/{total}] timing {n} {be} {prec} batch {b}{' with attention maps' if att else ''}")
                     rows.append(bench_model(n, net, device=str(dev), batch=b, attention=att, backend=be,
                                             min_seconds=seconds, precision=prec))
-                    say(format_rows(rows[-1:]).splitlines()[1])
     return rows
 
 

@@ -27,6 +27,9 @@ def test_default_model_is_timed_at_its_own_input_size(tmp_path, run_main):
     assert data["environment"]["versions"]["torch"] and data["environment"]["torch_threads"] >= 1
     table = stdout.splitlines()
     assert table[0].split()[:3] == ["model", "input", "backend"] and len(table) == 3   # the table once, on stdout
+    # stderr: what is being timed, not the rows again (a terminal shows both streams)
+    assert [line.split("]")[0] for line in err.splitlines() if line.startswith("[")] == ["[1/2", "[2/2"]
+    assert not any("crops" in line or line.split()[:1] == ["default"] for line in err.splitlines())
 
 
 def test_unknown_model_is_one_line(run_main):
