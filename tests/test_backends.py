@@ -106,6 +106,39 @@ def test_a_module_passed_in_stays_on_torch_under_auto(tiny_model):
     assert PoseEstimator(tiny_model, device="cpu").backend.name == "torch"
 
 
+@pytest.mark.skipif(not ONNX_BACKENDS, reason="no ONNX backend installed")
+def test_auto_runs_on_torch_when_the_export_cannot_be_cached_and_a_named_backend_says_why(tiny_model, tmp_path,
+                                                                                         monkeypatch, caplog):
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(blocker))
+    with caplog.at_level("WARNING", logger="transpose_live"):
+        runner = create_backend("auto", tiny_model, "cpu")
+    assert runner.name == "torch" and "runs on torch" in caplog.text
+    with pytest.raises(TransposeLiveError, match="ONNX export to .* failed"):
+        create_backend(ONNX_BACKENDS[0], tiny_model, "cpu")
+
+
+def test_an_interrupted_export_leaves_no_temporary_file(tiny_model, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt                  # Ctrl-C during the first export
+
+    monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cached_onnx(tiny_model)
+    assert list(onnx_cache_dir().iterdir()) == []
+
+
+@pytest.mark.skipif(not ONNX_BACKENDS, reason="no ONNX backend installed")
+def test_the_cache_key_names_the_model_code(tiny_model, monkeypatch):
+    from transpose_live.backends import export
+
+    path = cached_onnx(tiny_model)
+    monkeypatch.setattr(export, "model_code_hash", lambda: "f" * 64)
+    assert cached_onnx(tiny_model) != path           # changed model code: another graph, exported anew
+
+
 @pytest.mark.skipif("onnxruntime" not in ONNX_BACKENDS, reason="onnxruntime not installed")
 def test_the_export_is_cached_per_weights_and_a_corrupt_file_is_rebuilt(tiny_model):
     path = cached_onnx(tiny_model)

@@ -57,6 +57,26 @@ def test_a_skeleton_stretched_over_two_walkers_is_left_out():
     assert len(drop_mixtures([a, stretched(a, c), b])) == 3
 
 
+# a standing person ~160 px tall seen from the front, arms hanging (COCO joint order), centred at x
+_FRONT = np.array([(0, -70), (4, -73), (-4, -73), (8, -71), (-8, -71), (18, -48), (-18, -48), (22, -22), (-22, -22),
+                   (23, 2), (-23, 2), (11, 2), (-11, 2), (11, 38), (-11, 38), (11, 75), (-11, 75)], np.float32)
+
+
+def standing(x: float) -> Pose:
+    return Pose(_FRONT + (x, 200), np.full(17, 0.8, np.float32), box=(x - 30, 118, 60, 162), box_score=0.9)
+
+
+def test_people_close_in_a_row_all_stay():
+    """A queue or a group photo: each inner person's side joints lie on both neighbours' side joints (3-6 on
+    each here), but their head and the middle of their body are their own, so they are no mixture."""
+    for spacing in (40, 48, 56, 65):
+        row = [standing(100 + spacing * k) for k in range(5)]
+        assert one_pose_per_person(row) == row, spacing
+    # a skeleton stretched between two of them is still caught
+    a, b, c = standing(100), standing(150), standing(300)
+    assert drop_mixtures([a, stretched(a, b), b, c]) == [a, b, c]
+
+
 def test_the_follower_leaves_out_duplicates_on_detected_frames():
     class TwoBoxes:
         def detect(self, image):

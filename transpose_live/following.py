@@ -14,7 +14,8 @@ FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's n
 DUPLICATE_IOU = 0.6        # two boxes overlapping this much hold one person
 DUPLICATE_OKS = 0.5        # two poses this similar are one person (two persons side by side score ~0)
 OWNED_OKS = 0.5            # a joint this close (its OKS term) to another person's same joint belongs to them
-OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others is a mixture
+OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others,
+MIXTURE_SHARE = 0.75       # ... together this share of its confident joints, is a mixture
 
 
 def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
@@ -138,25 +139,35 @@ def drop_duplicates(poses: list[Pose], iou: float = DUPLICATE_IOU, min_oks: floa
 def drop_mixtures(poses: list[Pose]) -> list[Pose]:
     """Leave out a pose stretched over two persons (a detector box around two walkers gives one skeleton
     with the legs of one and the arms of the other): `OWNED_JOINTS` or more of its joints lie on joints of
-    one other pose and as many on a second one. A person's own joints never sit on two others at once."""
+    one other pose and as many on a second one, and between them those two own `MIXTURE_SHARE` of its
+    confident joints. A real person in a close row shares only the joints at their sides with each
+    neighbour; their head and the middle of their body are their own."""
     if len(poses) < 3:
         return poses
-    on_others = joints_on_others(poses)                                              # (N, N)
-    return [p for p, row in zip(poses, on_others) if int((row >= OWNED_JOINTS).sum()) < 2]
+    owned, ok = joints_on_others(poses)                                              # (N, K, N), (N, K)
+    counts = owned.sum(1)                                                            # (N, N)
+    kept = []
+    for i, pose in enumerate(poses):
+        owners = counts[i] >= OWNED_JOINTS
+        share = owned[i][:, owners].any(1).sum() / max(1, int(ok[i].sum()))
+        if int(owners.sum()) < 2 or share < MIXTURE_SHARE:
+            kept.append(pose)
+    return kept
 
 
-def joints_on_others(poses: list[Pose]) -> np.ndarray:
-    """(N, N): how many of pose i's confident joints lie on one of pose j's confident joints (any joint: a
+def joints_on_others(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray]:
+    """owned (N, K, N): pose i's confident joint k lies on one of pose j's confident joints (any joint: a
     skeleton over two persons may have its left side on one's right), i.e. within the distance at which
-    the joint's OKS term, on j's scale (box area), is above `OWNED_OKS`. The diagonal is 0."""
+    the joint's OKS term, on j's scale (box area), is above `OWNED_OKS`; never for j = i. And ok (N, K):
+    the confident joints."""
     kp, ok, area = pose_arrays(poses)
     d2 = ((kp[:, :, None, None] - kp[None, None]) ** 2).sum(-1)                     # (N, K, N, K)
     d2 = np.where(ok[None, None], d2, np.inf).min(-1)                                # (N, K, N) nearest of j's
     var = (2 * OKS_SIGMAS) ** 2
     term = np.exp(-d2 / (2 * np.maximum(area, 1e-9)[None, None] * var[None, :, None]))
-    counts = ((term > OWNED_OKS) & ok[:, :, None]).sum(1)                            # (N, N)
-    np.fill_diagonal(counts, 0)
-    return counts
+    owned = (term > OWNED_OKS) & ok[:, :, None]
+    owned[np.arange(len(poses)), :, np.arange(len(poses))] = False
+    return owned, ok
 
 
 class TrackSmoother:

@@ -13,8 +13,11 @@ batch 8 on 2 cores, about equal to each other (OpenVINO ahead in 3 of 4 measured
 from __future__ import annotations
 
 import importlib.util
+import logging
 
 from ..errors import TransposeLiveError
+
+log = logging.getLogger(__name__)
 
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 # auto: fp16 on CUDA, fp32 on the CPU; bf16: OpenVINO's bf16 inference on CPUs that have it (opt-in:
@@ -104,13 +107,21 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
     resolved = resolve_backend(name, device)
     if resolved == "torch":
         return TorchBackend(model)
-    if resolved == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeBackend
+    try:
+        if resolved == "onnxruntime":
+            from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, threads)
-    from .openvino_backend import OpenVinoBackend
+            return OnnxRuntimeBackend(model, threads)
+        from .openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(model, threads, precision="bf16" if precision == "bf16" else "fp32")
+        return OpenVinoBackend(model, threads, precision="bf16" if precision == "bf16" else "fp32")
+    except TransposeLiveError as exc:
+        if check_backend_name(name) != "auto" or precision == "bf16":
+            raise                      # asked for by name: say why it cannot run
+        # auto only picks a graph runtime for speed: when its export cannot be made (a cache folder that
+        # cannot be written, an exporter that fails), the same model runs on torch, as it did before
+        log.warning("%s unavailable (%s); the model runs on torch", resolved, exc)
+        return TorchBackend(model)
 
 
 __all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "check_backend_name", "check_precision_name", "available_backends", "resolve_backend", "create_backend",

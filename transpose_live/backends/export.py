@@ -13,6 +13,7 @@ not load is deleted and exported again (`cached_onnx(..., rebuild=True)`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -63,10 +64,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, attention: bool = Fal
     axes = {name: {0: "batch"} for name in [INPUT_NAME, *outputs]} if dynamic_batch else None
     x = torch.zeros(max(batch, 1), 3, h, w, dtype=torch.float32, device=first.device)
     model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")      # tracer warnings about Python ints from shapes
             # the TorchScript exporter: tried and exact on both attention paths (heatmaps ~1e-6 apart)
@@ -74,10 +76,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, attention: bool = Fal
                               output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
         os.chmod(tmp, 0o644)          # mkstemp makes it private; a cache file is an ordinary file
         os.replace(tmp, path)
+        tmp = None
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise TransposeLiveError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+        raise TransposeLiveError(f"ONNX export to {path.parent} failed: {type(exc).__name__}: {exc}") from exc
     finally:
+        if tmp is not None:           # failed or interrupted (Ctrl-C too): no half-written file stays behind
+            Path(tmp).unlink(missing_ok=True)
         model.train(was_training)
     return path
 
@@ -89,6 +93,17 @@ def weights_hash(model: nn.Module) -> str:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def model_code_hash() -> str:
+    """sha256 of the model definition's source (transpose_live/models/*.py and this exporter): a release
+    that changes what forward computes must not keep running a graph exported from the old code."""
+    digest = hashlib.sha256()
+    models = Path(__file__).resolve().parents[1] / "models"
+    for source in sorted(models.glob("*.py")) + [Path(__file__).resolve()]:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 
 
@@ -105,7 +120,7 @@ def cached_onnx(model: nn.Module, attention: bool = False, opset: int = OPSET, r
     kind = "attention" if attention else "fast"
     torch_version = torch.__version__.split("+")[0]
     name = (f"{model.config.name}-{h}x{w}-{kind}-opset{opset}-torch{torch_version}-"
-            f"{weights_hash(model)[:20]}.onnx")
+            f"{weights_hash(model)[:20]}-code{model_code_hash()[:8]}.onnx")
     path = onnx_cache_dir() / name
     if rebuild or not path.is_file() or path.stat().st_size == 0:
         export_onnx(model, path, attention=attention, dynamic_batch=True, opset=opset)
