@@ -233,3 +233,23 @@ def test_window_plays_a_file_with_the_real_model(qapp, tiny_spec, clip, tmp_path
     assert len(read_jsonl(path)) >= len(shown) >= 2
     assert shown[0].poses[0].attention is None and shown[-1].poses[0].attention is not None
     assert not [t for t in threading.enumerate() if t.name.startswith("pipeline-")]
+
+
+def test_recording_goes_on_when_a_source_of_another_size_opens(tmp_path):
+    """Record, then switch to a smaller and an odd-sized source: every frame lands in the file, fitted into
+    the first frame's size (it used to reject them all after the switch, with the Record button still on)."""
+    import av
+
+    from transpose_live.ui.keep import Recorder
+
+    recorder = Recorder(tmp_path / "rec.mp4", 25)
+    for shape in [(480, 640)] * 3 + [(240, 320)] * 3 + [(481, 641)] * 2 + [(720, 1280)] * 2:
+        frame = np.full((*shape, 3), 200, np.uint8)
+        recorder.write(frame)
+    assert recorder.error is None and recorder.frames == 10
+    assert recorder.close()
+    with av.open(str(tmp_path / "rec.mp4")) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(frames) == 10 and all(f.shape == (480, 640, 3) for f in frames)
+    wide = frames[-1]                                           # 16:9 into 4:3: black bands above and below
+    assert wide[:40].mean() < 20 and wide[200:280].mean() > 150

@@ -54,10 +54,29 @@ class PoseLog:
         return len(frames)
 
 
+def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` as a width x height frame: unchanged when it fits exactly, edge-padded by the odd pixel, else
+    scaled to fit with black borders."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if (width - w, height - h) in ((0, 1), (1, 0), (1, 1)):
+        return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
+    import cv2
+
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - nw) // 2, (height - nh) // 2
+    canvas[y:y + nh, x:x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
 class Recorder:
     """Records the frames shown (annotated, inspector overlay included) into a video file at `fps`. The
-    writer opens at the first frame (its size); timestamps are the recording's own clock, so seeks and
-    steps while recording make no jumps in the file."""
+    writer opens at the first frame (its size); a source of another size opened while recording is fitted
+    into it (scaled, black borders), so the recording goes on. Timestamps are the recording's own clock, so
+    seeks and steps while recording make no jumps in the file."""
 
     def __init__(self, path: str | Path, fps: float = 25.0):
         self.path = Path(path)
@@ -82,9 +101,9 @@ class Recorder:
             try:
                 if self._writer is None:
                     h, w = image.shape[:2]
-                    self._writer = VideoWriter(self.path, w + w % 2, h + h % 2, fps=self.fps)
-                if image.shape[0] % 2 or image.shape[1] % 2:     # H.264 4:2:0 wants even sizes
-                    image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
+                    self._size = (w + w % 2, h + h % 2)             # H.264 4:2:0 wants even sizes
+                    self._writer = VideoWriter(self.path, *self._size, fps=self.fps)
+                image = fit_into(image, *self._size)
                 self._writer.write_frame(image, FrameResult(index=self.frames, timestamp=self.frames / self.fps))
                 self.frames += 1
             except (TransposeLiveError, OSError, ValueError) as exc:

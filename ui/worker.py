@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 2          # frames emitted but not yet delivered to the GUI thread
 STATS_INTERVAL = 0.5       # seconds between stats signals
 STUCK_AFTER = 2.0          # seconds without a delivery: the GUI's receipts are lost, emit anyway
-RAW_FRAMES_KEPT = 64       # raw frames remembered for the inspector (more than the pipeline holds in flight)
+# raw frames remembered for the inspector beyond what the pipeline holds in flight (3 queues of
+# spec.queue_size, one frame in each of 4 stages) and a few on their way to the screen; 1080p: ~6 MB each
+RAW_FRAMES_SPARE = 8
 WINDOW_STREAM_RETRIES = 3  # a stream in the window: a few reconnections (~4 s), then the error is shown
 
 
@@ -123,7 +125,7 @@ class RememberingSource:
     frames, the inspector needs them clean. Everything else (is_live, fps, on_event, close...) is the
     source's own."""
 
-    def __init__(self, source: Any, keep: int = RAW_FRAMES_KEPT):
+    def __init__(self, source: Any, keep: int = 3 * 4 + RAW_FRAMES_SPARE):
         object.__setattr__(self, "_source", source)
         object.__setattr__(self, "_frames", collections.OrderedDict())
         object.__setattr__(self, "_keep", keep)
@@ -463,7 +465,8 @@ class PipelineWorker(QObject):
         self._fps_source = getattr(source, "fps", None)
         if self._live:
             self.play()
-        self._source = RememberingSource(source)
+        in_flight = 3 * int(getattr(self._config, "queue_size", 4) or 4) + 4
+        self._source = RememberingSource(source, keep=in_flight + RAW_FRAMES_SPARE)
         return self._source
 
     def _check_complete(self, source: Any) -> None:
