@@ -59,20 +59,26 @@ def time_calls(*fns, device: torch.device, min_seconds: float = 2.0, warmup: int
     Runs on a worker thread, where the pipeline runs the model: on a loaded machine torch's OpenMP team
     on the main thread ran the same calls 8-10x slower (see bench_pipeline), which would flatter every
     backend against the eager baseline."""
+    return on_worker_thread(lambda: _time_turns(fns, device, min_seconds, warmup, min_calls, turn_seconds),
+                            "transpose-live-bench-model")
+
+
+def on_worker_thread(fn, name: str):
+    """fn() run on a fresh thread (where the pipeline's stages run), its result or its exception here."""
     box: dict = {}
 
     def work():
         try:
-            box["times"] = _time_turns(fns, device, min_seconds, warmup, min_calls, turn_seconds)
+            box["result"] = fn()
         except BaseException as exc:   # noqa: BLE001 - raised again in the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=work, name="transpose-live-bench-model")
+    thread = threading.Thread(target=work, name=name)
     thread.start()
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["times"]
+    return box["result"]
 
 
 def _time_turns(fns, device: torch.device, min_seconds: float, warmup: int, min_calls: int,

@@ -20,11 +20,11 @@ and what the timing does about it:
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bench import on_worker_thread
 from .following import PersonFollower, TrackSmoother
 from .spec import RunSpec
 from .types import FrameResult
@@ -76,23 +76,13 @@ class PipelineBench:
 
 def _timed(fn, items) -> tuple[list, float]:
     """[fn(item)...] and the mean ms per item, on a worker thread as the pipeline's stages run."""
-    box: dict = {}
-
     def work():
-        try:
-            out, t0 = [], time.perf_counter()
-            for item in items:
-                out.append(fn(item))
-            box["result"] = out, 1000.0 * (time.perf_counter() - t0) / max(len(items), 1)
-        except BaseException as exc:   # noqa: BLE001 - raised again in the caller's thread
-            box["error"] = exc
+        out, t0 = [], time.perf_counter()
+        for item in items:
+            out.append(fn(item))
+        return out, 1000.0 * (time.perf_counter() - t0) / max(len(items), 1)
 
-    thread = threading.Thread(target=work, name="transpose-live-bench-stage")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return on_worker_thread(work, "transpose-live-bench-stage")
 
 
 def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> PipelineBench:
