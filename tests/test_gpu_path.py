@@ -348,6 +348,38 @@ def test_estimator_sends_plain_frames_down_the_device_path_on_cuda(tiny_weights,
     assert calls == [2]                                          # maps and flip test: the estimator's own path
 
 
+def test_a_dropped_estimator_frees_its_model_without_waiting_for_the_garbage_collector(tiny_weights):
+    """The device path refers back to its estimator weakly: no cycle keeps the model (and on CUDA its graphs'
+    memory) alive after the window drops an estimator for the next source."""
+    import gc
+    import weakref
+
+    from transpose_live.estimator import PoseEstimator
+
+    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
+    est._device_path_allowed = True
+    frame = np.zeros((120, 160, 3), np.uint8)
+    est.estimate(frame, np.array([[10.0, 5.0, 40.0, 90.0]]))
+    assert est._device_path is not None
+    model = weakref.ref(est.model)
+    gc.disable()
+    try:
+        del est
+        assert model() is None
+    finally:
+        gc.enable()
+
+
+def test_the_device_decode_takes_heatmaps_too_small_for_dark():
+    """Heatmaps under 5 rows or columns (input 16 px high): no DARK step, as on the classic path, instead of
+    reading outside the map (a device-side assert on CUDA)."""
+    hm = torch.zeros(2, 17, 4, 48)
+    hm[:, :, 2, 20] = 1.0
+    coords, _ = gpu_decode.argmax_coords(hm)
+    assert torch.equal(gpu_decode.dark_refine(hm, coords), coords)
+    assert np.array_equal(decode.dark_refine(hm.numpy(), coords.numpy()), coords.numpy())
+
+
 # --------------------------------------------------------------------------------- the device check's tools
 
 def _tools():

@@ -8,6 +8,7 @@ the same module on ONNX Runtime / OpenVINO; `.model` stays the torch module eith
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -239,7 +240,11 @@ class PoseEstimator:
             if self._device_path is None:
                 from .gpu_estimate import DeviceEstimator
 
-                self._device_path = DeviceEstimator(self)
+                # a proxy, not self: no reference cycle keeping the model and its graphs' GPU memory alive
+                # after the estimator is dropped (the window loads a new one per source); the small batch
+                # buckets captured now (the first frames do not wait; a large bucket's memory is only
+                # taken when that many persons appear)
+                self._device_path = DeviceEstimator(weakref.proxy(self), warm_up=(1, 2, 4, 8))
             return self._device_path.estimate(frame_bgr, boxes, box_scores)
         persons = self.prepare(frame_bgr, boxes, box_scores)
         poses: list[Pose] = []

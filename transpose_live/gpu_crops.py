@@ -129,7 +129,7 @@ class FrameUploader:
         buf.numpy()[...] = frame
         on_device = buf.to(self.device, non_blocking=True)
         event = self._events[i] = self._events[i] or torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))
         return on_device
 
 

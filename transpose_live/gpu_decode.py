@@ -80,6 +80,8 @@ def dark_refine(heatmaps: torch.Tensor, coords: torch.Tensor, kernel: int = BLUR
     """
     _, _, h, w = heatmaps.shape
     out = coords.float().clone()
+    if h < 5 or w < 5:        # no argmax has room for the step (as in decode.dark_refine); the reads below need it
+        return out
     px, py = coords[..., 0].long(), coords[..., 1].long()                   # (B, J)
     ok = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
     logm = torch.log(torch.clamp(gaussian_blur(heatmaps, kernel), min=1e-10))   # (B, J, H, W) float32

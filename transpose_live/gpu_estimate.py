@@ -13,6 +13,8 @@ path (they are off by default and cost more than the crops do).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -29,12 +31,21 @@ class DeviceEstimator:
     sizes graphs are captured for (more persons run in chunks of the largest).
     """
 
-    def __init__(self, estimator, graphs: bool | None = None, buckets=DEFAULT_BUCKETS):
-        self.estimator = estimator
-        self.device = estimator.device
+    def __init__(self, estimator, graphs: bool | None = None, buckets=DEFAULT_BUCKETS, warm_up=()):
+        self.estimator = estimator       # PoseEstimator passes a weakref.proxy of itself: no reference cycle
+        self.device = torch.device(estimator.device)
         self.dtype = estimator.dtype
-        self.model = GraphedModel(estimator.model, buckets, use_graphs=graphs)
-        self.uploader = FrameUploader(self.device)
+        with self._on_device():
+            self.model = GraphedModel(estimator.model, buckets, use_graphs=graphs)
+            self.uploader = FrameUploader(self.device)
+        now = [b for b in warm_up if b in self.model.buckets]   # the buckets to capture now, the rest on first use
+        if now:
+            self.warm_up(now)
+
+    def _on_device(self):
+        """CUDA work on this estimator's GPU, not the current one (cuda:1 while cuda:0 is current: streams,
+        events and graph captures would go to the wrong device)."""
+        return torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
 
     @property
     def config(self):
@@ -43,16 +54,18 @@ class DeviceEstimator:
     def warm_up(self, buckets=None) -> None:
         """Capture the CUDA graphs now (a few seconds), so that no frame waits for a capture."""
         if self.model.use_graphs:
-            self.model.capture(self.config.image_size, buckets)
+            with self._on_device():
+                self.model.capture(self.config.image_size, buckets)
 
     @torch.inference_mode()
     def keypoints(self, frame_bgr: np.ndarray, centers: np.ndarray, scales: np.ndarray):
         """(K, 2) centers/scales -> keypoints (K, J, 2) float32 image px and raw peaks (K, J) float32 (numpy)."""
         in_h, in_w = self.config.image_size
-        x = crop_frame(self.uploader.upload(frame_bgr), centers, scales, (in_w, in_h), self.dtype)   # (K, 3, H, W)
-        hm = self.model(x)                                                    # (K, J, h, w)
-        preds, peaks = get_final_preds(hm, centers, scales)                   # on the device
-        return preds.cpu().numpy(), peaks[..., 0].cpu().numpy()             # the one sync of the step
+        with self._on_device():
+            x = crop_frame(self.uploader.upload(frame_bgr), centers, scales, (in_w, in_h), self.dtype)  # (K, 3, H, W)
+            hm = self.model(x)                                                # (K, J, h, w)
+            preds, peaks = get_final_preds(hm, centers, scales)               # on the device
+            return preds.cpu().numpy(), peaks[..., 0].cpu().numpy()         # the one sync of the step
 
     def estimate(self, frame_bgr: np.ndarray, boxes=None, box_scores=None, attention: bool = False) -> list[Pose]:
         """Same contract as `PoseEstimator.estimate` (boxes (K, 4) x, y, w, h; None = the whole frame)."""

@@ -14,6 +14,7 @@ the buckets, which is how the bucketing is tested without a GPU).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -67,7 +68,9 @@ class _Graph:
                 model(self.input)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool), torch.inference_mode():
+        # thread_local: another thread's CUDA work meanwhile (the window's inspector) neither breaks the
+        # capture nor is broken by it
+        with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"), torch.inference_mode():
             self.output = model(self.input)
 
 
@@ -78,7 +81,7 @@ class GraphedModel:
     buckets: batch sizes to capture. use_graphs: None = on CUDA only. pad: pad to the buckets also when
     running eagerly (default: only with graphs, where fixed shapes are needed).
     The returned heatmaps are a fresh tensor (the graph's own output buffer is overwritten by the next
-    replay). Not thread-safe: one caller at a time.
+    replay). Calls from several threads take turns (the graphs' input and output buffers are shared).
     """
 
     def __init__(self, model: nn.Module, buckets: Sequence[int] = DEFAULT_BUCKETS,
@@ -95,6 +98,7 @@ class GraphedModel:
         self.pad = self.use_graphs if pad is None else bool(pad)
         self.warmup = int(warmup)
         self._graphs: dict[tuple, _Graph] = {}
+        self._lock = threading.Lock()
 
     @property
     def captured(self) -> list[int]:
@@ -103,8 +107,9 @@ class GraphedModel:
 
     def capture(self, image_size_hw: tuple[int, int], buckets: Sequence[int] | None = None) -> None:
         """Capture the given buckets (all by default) now, so that no first call pays for it."""
-        for b in buckets or self.buckets:
-            self._graph(b, tuple(image_size_hw))
+        with self._lock:
+            for b in buckets or self.buckets:
+                self._graph(b, tuple(image_size_hw))
 
     def _graph(self, bucket: int, image_size_hw: tuple[int, int]) -> _Graph:
         key = (bucket, *image_size_hw)
@@ -136,7 +141,8 @@ class GraphedModel:
             return self.model(x)
         if not self.pad:
             return self.model(x)
-        outs = [self._run_bucket(x[a:b], bucket) for a, b, bucket in plan_chunks(x.shape[0], self.buckets)]
+        with self._lock:
+            outs = [self._run_bucket(x[a:b], bucket) for a, b, bucket in plan_chunks(x.shape[0], self.buckets)]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     __call__ = forward
