@@ -52,6 +52,9 @@ def eval_command(
         raise TransposeLiveError(f"--person-boxes must be gt or detected, got {person_boxes!r}")
     if detector_min_score is not None and not 0.0 <= detector_min_score <= 1.0:
         raise TransposeLiveError(f"--detector-min-score must be between 0 and 1, got {detector_min_score}")
+    if detector_min_score is not None and (person_boxes != "detected" or spec.detector == "none"):
+        # it would be ignored: say so rather than report figures the user thinks it shaped
+        raise TransposeLiveError("--detector-min-score needs --person-boxes detected and a detector (not none)")
     if json_out is not None and json_out != "-":
         check_output(json_out, "report")
 
