@@ -13,7 +13,7 @@ from .types import Pose
 FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
 DUPLICATE_IOU = 0.6        # two boxes overlapping this much hold one person
 DUPLICATE_OKS = 0.5        # two poses this similar are one person (two persons side by side score ~0)
-OWNED_OKS = 0.5            # a joint this close (its OKS term) to another person's same joint belongs to them
+OWNED_OKS = 0.5            # a joint this close (its OKS term) to one of another person's joints belongs to them
 OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others,
 MIXTURE_SHARE = 0.75       # ... together this share of its confident joints, is a mixture
 

@@ -83,6 +83,7 @@ class Recorder:
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self._lock = threading.Lock()
         self._writer: Any = None
+        self._size: tuple[int, int] | None = None     # (w, h) of the file, from its first frame
         self._closed = False
         self.frames = 0
         self.error: str | None = None
