@@ -220,19 +220,35 @@ def test_device_training_script_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "out"
     rc = tod.main(["--pack", str(pack), "--val", f"{ann}:{images}", "--resume-from", str(tmp_path / "run" / "last.pt"),
                    "--out", str(out), "--minutes", "0.002", "--device", "cpu", "--workers", "0", "--batch-size", "2",
-                   "--eval-every", "1"])
+                   "--eval-every", "1", "--source-weight", "set=0.25"])
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
     parts = [n for n in names if n.startswith("resume.pt.part")]
     assert names == ["best.pt", "final.pt", "history.json", "log.json", *parts] and len(parts) >= 1
     assert max((out / n).stat().st_size for n in parts) <= 15 * 2**20
     log = json.loads((out / "log.json").read_text())
-    assert log["config"]["restart_schedule"] is True and log["config"]["data"][0]["weight"] == 0.5
+    # the manifest says 0.5; --source-weight set=0.25 overrides it
+    assert log["config"]["restart_schedule"] is True and log["config"]["data"][0]["weight"] == 0.25
     assert 0.0 <= log["best_ap"] <= 1.0 and log["last_eval"]["AP"] == log["best_ap"]
     joined = tmp_path / "joined.pt"
     joined.write_bytes(b"".join((out / n).read_bytes() for n in sorted(parts)))
     resumed = torch.load(joined, weights_only=True)
     assert resumed["previous_runs"][0]["epoch"] == 1 and resumed["step"] >= 1
+
+
+def test_device_training_script_refuses_bad_source_weights():
+    import importlib.util
+
+    from conftest import REPO
+    from transpose_live.errors import TransposeLiveError
+
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    tod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tod)
+    assert tod.parse_source_weights(["lspet_a=0.3", "lspet_b=1"]) == {"lspet_a": 0.3, "lspet_b": 1.0}
+    for bad in ("lspet_a", "=0.3", "lspet_a=0", "lspet_a=-1", "lspet_a=x", "lspet_a=nan"):
+        with pytest.raises(TransposeLiveError, match="NAME=W"):
+            tod.parse_source_weights([bad])
 
 
 def test_split_file_parts_join_to_the_original(tmp_path):

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 S=${SHARED:-../shared}/data
 P=.traindata/pseudo
 F=.traindata/frames
-SPLIT=${SPLIT:-4400}   # balances the two calls (bash tools/train_on_device.sh check)
+SPLIT=${SPLIT:-4200}   # balances the two calls (bash tools/train_on_device.sh check)
 py=${PYTHON:-python}
 ID=$S/coco_val2017_ids.txt
 # webp q65; each image scaled so its smallest person's training crop is at most 192 px tall (the model's

@@ -39,6 +39,23 @@ def split_file(path: Path, part_bytes: int = PART_BYTES) -> list[Path]:
     return parts
 
 
+def parse_source_weights(items: list[str]) -> dict[str, float]:
+    """["lspet_a=0.3", ...] -> {"lspet_a": 0.3}; a weight must be a number > 0."""
+    from transpose_live.errors import TransposeLiveError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name or not weight > 0:
+            raise TransposeLiveError(f"--source-weight wants NAME=W with W > 0, got {item!r}")
+        out[name] = weight
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", action="append", type=Path, required=True, help="pack folder (repeat)")
@@ -46,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume-from", type=Path, default=ROOT / "checkpoints" / "tp_m_a4_192x144.resume.pt")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=7.0, help="training budget: the cosine runs over it")
-    ap.add_argument("--lr", type=float, default=5e-4)
+    # 1.5e-4 / 100 steps: the 2026-12-04 run's restart at 5e-4 / 300 took the resumed weights from AP 0.324
+    # down to 0.257 and 8 minutes did not win it back (docs/TRAINING.md)
+    ap.add_argument("--lr", type=float, default=1.5e-4)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--workers", type=int, default=14)
-    ap.add_argument("--eval-every", type=int, default=8)
+    ap.add_argument("--eval-every", type=int, default=4)
+    ap.add_argument("--source-weight", action="append", default=[], metavar="NAME=W",
+                    help="override a pack source's manifest weight (repeat), e.g. lspet_a=0.3")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--exclude-ids", type=Path, help="image ids no pack may hold (the packs were checked "
                     "against coco_val2017_ids.txt when built)")
@@ -66,9 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    specs = []
+    overrides = parse_source_weights(args.source_weight)
+    specs, seen = [], set()
     for folder in args.pack:
-        specs += [DataSpec(str(a), str(i), w) for a, i, w in pack_sources(folder)]
+        names = set(json.loads((folder / "manifest.json").read_text())["sources"])
+        seen |= names
+        specs += [DataSpec(str(a), str(i), w)
+                  for a, i, w in pack_sources(folder, {k: v for k, v in overrides.items() if k in names})]
+    if set(overrides) - seen:
+        raise TransposeLiveError(f"--source-weight names no source of the packs: {sorted(set(overrides) - seen)}")
     ann, _, images = args.val.partition(":")
     val = DataSpec.parse(args.val) if images else DataSpec.parse(ann)
     if not args.resume_from.is_file():
