@@ -43,6 +43,9 @@ OPTIONS: dict[str, SharedOption] = {
                              "person) or onnx:FILE (a YOLOv8/YOLOX export)."),
     "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames (default 2); in "
                                  "between follow each person from their previous pose (1: detect on every frame)."),
+    "detect_async": SharedOption(("--detect-async/--detect-in-series",), bool, "Run the detector on its own "
+                                 "thread beside the pose model: no frame waits for it (lower latency where "
+                                 "the model is fast, e.g. on CUDA); its boxes join a frame or two late."),
     "min_person_score": SharedOption(("--min-person-score",), float, "Leave out persons scoring below this "
                                      "(box score x mean joint score, 0..1)."),
     # over time
@@ -68,7 +71,7 @@ OPTIONS: dict[str, SharedOption] = {
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model", "weights", "device", "backend", "precision", "flip"),
-    "detect": ("detector", "detect_every", "min_person_score"),
+    "detect": ("detector", "detect_every", "detect_async", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),
     "frames": ("start", "end", "max_frames", "duration"),

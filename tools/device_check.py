@@ -468,6 +468,55 @@ def run_e2e(args, device, detector, fast, paced: bool) -> dict:
     }
 
 
+def run_e2e_beside(args, detector, fast) -> dict:
+    """Paced at 30 fps, the product's `--detect-async` follower: the detector on its own thread beside the
+    pose step (transpose_live/detect_beside.py), frames straight from decoding to the pose step."""
+    import cv2
+
+    from transpose_live.following import PersonFollower
+
+    fps = 30.0
+    follower = PersonFollower(detector, fast, detect_every=args.detect_every, detect_async=True)
+    decoded: queue.Queue = queue.Queue(maxsize=16)
+
+    def decode_loop():
+        cap = cv2.VideoCapture(str(CLIP))
+        t0, i = time.perf_counter(), 0
+        while i < args.e2e_frames:
+            wait = t0 + i / fps - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            arrival = time.perf_counter()
+            ok, frame = cap.read()
+            if not ok:
+                break
+            decoded.put((arrival, frame))
+            i += 1
+        cap.release()
+        decoded.put(STOP)
+
+    thread = threading.Thread(target=decode_loop, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    latency, persons, pose_ms = [], [], []
+    while (item := decoded.get()) is not STOP:
+        arrival, frame = item
+        t = time.perf_counter()
+        poses = follower(frame)
+        done = time.perf_counter()
+        pose_ms.append((done - t) * 1e3)
+        latency.append((done - arrival) * 1e3)
+        persons.append(len(poses))
+    wall = time.perf_counter() - start
+    thread.join(timeout=5)
+    return {"paced_at_fps": fps, "detector": "beside (PersonFollower detect_async=True)", "frames": len(latency),
+            "wall_s": wall, "fps": len(latency) / wall, "latency_ms_p50": percentile(latency, 50),
+            "latency_ms_p95": percentile(latency, 95), "latency_ms_max": float(max(latency)) if latency else None,
+            "persons_per_frame_mean": float(np.mean(persons)) if persons else 0.0,
+            "pose_step_ms_p50": percentile(pose_ms, 50), "pose_step_ms_p95": percentile(pose_ms, 95),
+            "detector_calls": follower.detector_calls}
+
+
 def section_e2e(args, device, report, detector, how):
     from transpose_live.estimator import PoseEstimator
     from transpose_live.gpu_estimate import DeviceEstimator
@@ -490,6 +539,12 @@ def section_e2e(args, device, report, detector, how):
             f"{r['latency_ms_p50']:.1f} p95 {r['latency_ms_p95']:.1f} ms, "
             f"{r['persons_per_frame_mean']:.1f} persons/frame, "
             f"pose p50 {r['pose_ms_p50']:.1f} ms, detect p50 {r['detect_ms_p50']:.1f} ms")
+        report.put("e2e", out)
+    if detector is not None:   # recorded boxes are keyed by frame number, which a detector thread never sees
+        r = run_e2e_beside(args, detector, fast)
+        out["paced_beside"] = r
+        log(f"  e2e paced 30 fps, detector beside: {r['fps']:.1f} fps, latency p50 {r['latency_ms_p50']:.1f} "
+            f"p95 {r['latency_ms_p95']:.1f} ms, {r['persons_per_frame_mean']:.1f} persons/frame")
         report.put("e2e", out)
     return out
 
@@ -534,6 +589,8 @@ def targets(data: dict) -> dict:
         out["crowd clip faster than 30 fps"] = f"{e2e['unpaced']['fps']:.1f} fps"
     if "paced" in e2e:
         out["crowd clip p95 <= 50 ms (paced 30 fps)"] = f"{e2e['paced']['latency_ms_p95']:.1f} ms"
+    if "paced_beside" in e2e:
+        out["crowd clip p95 <= 50 ms (paced, detector beside)"] = f"{e2e['paced_beside']['latency_ms_p95']:.1f} ms"
     return out
 
 

@@ -225,6 +225,7 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int)
     ap.add_argument("--min-person-score", type=float)
     ap.add_argument("--detector")
+    ap.add_argument("--detect-async", action="store_true", help="the detector beside the pose step (no --cache)")
     ap.add_argument("--no-smooth", action="store_true")
     ap.add_argument("--no-merge", action="store_true", help="keep duplicate poses and mixtures (the old behaviour)")
     ap.add_argument("--no-reid", action="store_true", help="no re-identification over gaps (the old tracker)")
@@ -239,10 +240,15 @@ def main() -> None:
                                  ("detector", args.detector), ("max_frames", args.max_frames)) if v is not None}
     if args.no_smooth:
         options["smooth"] = False
+    if args.detect_async:
+        if args.cache:   # the cache keys detections by the frame being posed; a detector thread lags behind it
+            ap.error("--detect-async cannot be combined with --cache")
+        options["detect_async"] = True
     spec = RunSpec.from_options(**options)
     out = run(args.video, spec, args.max_frames, args.cache, merge=not args.no_merge, reid=not args.no_reid,
               min_hits=args.min_hits)
-    report = dict(video=Path(args.video).name, detect_every=spec.detect_every, merge=not args.no_merge,
+    report = dict(video=Path(args.video).name, detect_every=spec.detect_every, detect_async=spec.detect_async,
+                  merge=not args.no_merge,
                   reid=not args.no_reid, min_hits=args.min_hits,
                   min_person_score=spec.min_person_score, detector=spec.detector,
                   **measure(out["frames"], out["size"]),

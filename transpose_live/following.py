@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import box_iou, pose_arrays, pose_oks_matrix
+from .geometry import box_containment, box_iou, pose_arrays, pose_oks_matrix
 from .skeleton import OKS_SIGMAS
 from .types import Pose
 
@@ -16,6 +16,7 @@ DUPLICATE_OKS = 0.5        # two poses this similar are one person (two persons 
 OWNED_OKS = 0.5            # a joint this close (its OKS term) to one of another person's joints belongs to them
 OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others,
 MIXTURE_SHARE = 0.75       # ... together this share of its confident joints, is a mixture
+BOXED_SHARE = 0.5          # a followed box this much inside a detector box is that detection's person
 
 
 def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
@@ -58,10 +59,17 @@ class PersonFollower:
     A person whose pose turns unconfident (mean score < min_score) is lost; a lost person, or nobody
     left to follow, runs the detector at once on the same frame. Poses scoring below `min_person_score`
     are never returned: nobody found means no poses.
+
+    detect_async: the detector runs on its own thread beside the pose step (detect_beside.py): a due frame
+    starts a detection and is followed meanwhile; the boxes join the frame after it finishes, with the
+    followed persons it did not box; a lost person waits for the next detection instead of stopping the
+    frame. Only a frame with nobody to follow waits for the detector.
     """
 
     def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
-                 attention: bool = False, min_person_score: float = 0.0):
+                 attention: bool = False, min_person_score: float = 0.0, detect_async: bool = False):
+        from .detect_beside import DetectorBeside
+
         self.detector = detector
         self.estimator = estimator
         self.detect_every = int(detect_every)
@@ -69,19 +77,28 @@ class PersonFollower:
         self.pad = float(pad)
         self.attention = bool(attention)
         self.min_person_score = float(min_person_score)
-        self.detector_calls = 0
+        self._beside = DetectorBeside(detector) if detect_async else None
+        self._calls = 0
         self.reset()
 
     @classmethod
     def from_spec(cls, detector, estimator, spec) -> "PersonFollower":
         return cls(detector, estimator, spec.detect_every, spec.follow_min_score, spec.follow_pad,
-                   spec.attention, spec.min_person_score)
+                   spec.attention, spec.min_person_score, spec.detect_async)
+
+    @property
+    def detector_calls(self) -> int:
+        return self._calls + (self._beside.calls if self._beside is not None else 0)
 
     def reset(self) -> None:
         self._followed: list[Pose] = []
         self._since_detection = 0
+        if self._beside is not None:
+            self._beside.forget()
 
     def __call__(self, image: np.ndarray) -> list[Pose]:
+        if self._beside is not None:
+            return self._call_beside(image)
         h, w = image.shape[:2]
         due = self._since_detection + 1 >= self.detect_every
         poses = None
@@ -96,8 +113,38 @@ class PersonFollower:
         self._followed = [p for p in poses if mean_score(p) >= self.min_score]
         return confident(poses, self.min_person_score)
 
+    def _call_beside(self, image: np.ndarray) -> list[Pose]:
+        h, w = image.shape[:2]
+        follow = [(box, p.box_score) for p in self._followed
+                  if (box := follow_box(p, w, h, self.pad)) is not None]
+        found = self._beside.take()
+        if found is None and not follow:          # nobody to look for: wait for the detector
+            found = self._beside.detect_now(image)
+        if found is not None:
+            self._since_detection = 0
+        else:
+            self._since_detection += 1
+        boxes = np.asarray(found.boxes, np.float64).reshape(-1, 4) if found is not None else np.zeros((0, 4))
+        scores = list(np.asarray(found.scores, np.float64).reshape(-1)) if found is not None else []
+        if follow and len(boxes):                 # followed persons the (older) detection did not box
+            inside = box_containment(np.stack([b for b, _ in follow]), boxes).max(1)
+            follow = [f for f, c in zip(follow, inside) if c < BOXED_SHARE]
+        if follow:
+            boxes = np.concatenate([boxes, np.stack([b for b, _ in follow])])
+            scores += [s for _, s in follow]
+        if self._since_detection + 1 >= self.detect_every:
+            self._beside.submit(image)            # runs while this frame's poses are estimated
+        poses = (self.estimator.estimate(image, boxes, box_scores=scores, attention=self.attention)
+                 if len(boxes) else [])
+        poses = one_pose_per_person(poses)
+        self._followed = [p for p in poses if mean_score(p) >= self.min_score]
+        if len(self._followed) < len(poses):      # someone was lost: detect this frame beside the next ones
+            if not self._beside.submit(image):
+                self._since_detection = self.detect_every    # busy: the next frame asks again
+        return confident(poses, self.min_person_score)
+
     def _detect(self, image: np.ndarray) -> list[Pose]:
-        self.detector_calls += 1
+        self._calls += 1
         found = self.detector.detect(image)
         return self.estimator.estimate(image, found.boxes, box_scores=found.scores, attention=self.attention)
 

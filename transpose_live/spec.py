@@ -39,6 +39,8 @@ class RunSpec:
     # detector every N frames; poses carry the boxes between. 2: on vtest.avi 95.8 % of the every-frame persons
     # kept (OKS >= 0.5, mean OKS 0.93), fewer ids, the pipeline ~1.2x faster (docs/MODEL_CARD.md, Tracking)
     detect_every: int = 2
+    # the detector on its own thread beside the pose step; its boxes join a frame or two late (detect_beside.py)
+    detect_async: bool = False
     min_person_score: float = DEFAULT_MIN_PERSON_SCORE
     # over time
     smooth: bool = True
