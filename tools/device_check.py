@@ -384,10 +384,31 @@ def _sortable(events, key: str) -> bool:
 STOP = object()
 
 
-def run_e2e(args, device, detector, fast, paced: bool) -> dict:
-    """Decode thread -> detect thread -> pose (this thread). Returns fps, latency percentiles, stage ms."""
+def decode_clip(out: queue.Queue, frames: int, paced_fps: float | None, decode_ms: list) -> None:
+    """The crowd clip's frames as (index, arrival time, image) into `out`, then STOP; paced: each frame
+    "arrives" at its time in a stream of that rate."""
     import cv2
 
+    cap = cv2.VideoCapture(str(CLIP))
+    t0, i = time.perf_counter(), 0
+    while i < frames:
+        if paced_fps:
+            wait = t0 + i / paced_fps - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        arrival = time.perf_counter()
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decode_ms.append((time.perf_counter() - arrival) * 1e3)
+        out.put((i, arrival, frame))
+        i += 1
+    cap.release()
+    out.put(STOP)
+
+
+def run_e2e(args, device, detector, fast, paced: bool) -> dict:
+    """Decode thread -> detect thread -> pose (this thread). Returns fps, latency percentiles, stage ms."""
     from transpose_live.following import follow_box, mean_score
 
     fps = 30.0
@@ -397,22 +418,7 @@ def run_e2e(args, device, detector, fast, paced: bool) -> dict:
     recorded = recorded_boxes() if detector is None else None
 
     def decode_loop():
-        cap = cv2.VideoCapture(str(CLIP))
-        t0, i = time.perf_counter(), 0
-        while i < args.e2e_frames:
-            if paced:   # the frame "arrives" at its time in a 30 fps stream
-                wait = t0 + i / fps - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-            arrival = time.perf_counter()
-            ok, frame = cap.read()
-            if not ok:
-                break
-            stage["decode"].append((time.perf_counter() - arrival) * 1e3)
-            decoded.put((i, arrival, frame))
-            i += 1
-        cap.release()
-        decoded.put(STOP)
+        decode_clip(decoded, args.e2e_frames, fps if paced else None, stage["decode"])
 
     def detect_loop():
         while (item := decoded.get()) is not STOP:
@@ -471,36 +477,18 @@ def run_e2e(args, device, detector, fast, paced: bool) -> dict:
 def run_e2e_beside(args, detector, fast) -> dict:
     """Paced at 30 fps, the product's `--detect-async` follower: the detector on its own thread beside the
     pose step (transpose_live/detect_beside.py), frames straight from decoding to the pose step."""
-    import cv2
-
     from transpose_live.following import PersonFollower
 
     fps = 30.0
     follower = PersonFollower(detector, fast, detect_every=args.detect_every, detect_async=True)
     decoded: queue.Queue = queue.Queue(maxsize=16)
 
-    def decode_loop():
-        cap = cv2.VideoCapture(str(CLIP))
-        t0, i = time.perf_counter(), 0
-        while i < args.e2e_frames:
-            wait = t0 + i / fps - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-            arrival = time.perf_counter()
-            ok, frame = cap.read()
-            if not ok:
-                break
-            decoded.put((arrival, frame))
-            i += 1
-        cap.release()
-        decoded.put(STOP)
-
-    thread = threading.Thread(target=decode_loop, daemon=True)
+    thread = threading.Thread(target=decode_clip, args=(decoded, args.e2e_frames, fps, []), daemon=True)
     start = time.perf_counter()
     thread.start()
     latency, persons, pose_ms = [], [], []
     while (item := decoded.get()) is not STOP:
-        arrival, frame = item
+        _, arrival, frame = item
         t = time.perf_counter()
         poses = follower(frame)
         done = time.perf_counter()

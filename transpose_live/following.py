@@ -61,9 +61,10 @@ class PersonFollower:
     are never returned: nobody found means no poses.
 
     detect_async: the detector runs on its own thread beside the pose step (detect_beside.py): a due frame
-    starts a detection and is followed meanwhile; the boxes join the frame after it finishes, with the
-    followed persons it did not box; a lost person waits for the next detection instead of stopping the
-    frame. Only a frame with nobody to follow waits for the detector.
+    starts a detection and is followed meanwhile; when it finishes, its boxes decide who is looked for on
+    the next frame, as in series, except that a boxed person who is followed keeps the box of their last
+    pose (the detection is older); a lost person starts a detection instead of stopping the frame. Only a
+    frame with nobody to follow waits for the detector.
     """
 
     def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
@@ -125,13 +126,20 @@ class PersonFollower:
         else:
             self._since_detection += 1
         boxes = np.asarray(found.boxes, np.float64).reshape(-1, 4) if found is not None else np.zeros((0, 4))
-        scores = list(np.asarray(found.scores, np.float64).reshape(-1)) if found is not None else []
-        if follow and len(boxes):                 # followed persons the (older) detection did not box
-            inside = box_containment(np.stack([b for b, _ in follow]), boxes).max(1)
-            follow = [f for f, c in zip(follow, inside) if c < BOXED_SHARE]
-        if follow:
-            boxes = np.concatenate([boxes, np.stack([b for b, _ in follow])])
-            scores += [s for _, s in follow]
+        scores = np.asarray(found.scores, np.float64).reshape(-1) if found is not None else np.zeros(0)
+        if found is not None and follow:
+            # as in series, the detection decides who is there; but it is a frame or more old, so a person it
+            # boxed who is followed keeps the box of their last pose (where they are now)
+            inside = box_containment(np.stack([b for b, _ in follow]), boxes) if len(boxes) else None
+            for d in range(len(boxes)):
+                k = int(inside[:, d].argmax())
+                if inside[k, d] >= BOXED_SHARE:
+                    boxes[d] = follow[k][0]
+            follow = []
+        scores = list(scores)
+        if follow:                                # no detection landed: everyone followed
+            boxes = np.stack([b for b, _ in follow])
+            scores = [s for _, s in follow]
         if self._since_detection + 1 >= self.detect_every:
             self._beside.submit(image)            # runs while this frame's poses are estimated
         poses = (self.estimator.estimate(image, boxes, box_scores=scores, attention=self.attention)
