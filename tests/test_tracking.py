@@ -211,3 +211,52 @@ def test_min_hits_gives_ids_to_persons_seen_twice_only():
     assert [p.track_id for p in tracker.update([person(102, 100), person(401, 300)])] == [1, 2]
     with pytest.raises(TransposeLiveError):
         Tracker(min_hits=0)
+
+
+def _similarity_pair_by_pair(tracker: Tracker, poses: list, boxes: list):
+    """The tracker's similarity as it was computed before (one track-detection pair at a time)."""
+    from transpose_live.geometry import box_iou
+
+    n, m = len(tracker._tracks), len(poses)
+    sim, ok = np.zeros((n, m)), np.zeros((n, m), bool)
+    det_boxes = np.stack(boxes)
+    for k, t in enumerate(tracker._tracks):
+        for shift in (t.predicted_shift(), np.zeros(2)):
+            iou = box_iou((t.box + np.r_[shift, 0.0, 0.0])[None], det_boxes)[0]
+            for j, pose in enumerate(poses):
+                s, good = iou[j], iou[j] >= tracker.iou_threshold
+                if tracker.use_oks and t.keypoints is not None:
+                    o = pose_oks(t.keypoints + shift, t.scores, np.asarray(pose.keypoints, np.float64),
+                                 np.asarray(pose.scores, np.float64), float(det_boxes[j, 2] * det_boxes[j, 3]))
+                    if o is not None:
+                        s, good = (iou[j] + o) / 2, good or o >= tracker.oks_threshold
+                if good and s > sim[k, j]:
+                    sim[k, j], ok[k, j] = s, True
+    return sim, ok
+
+
+def test_similarity_of_all_detections_at_once_equals_pair_by_pair():
+    """The batched similarity is the same numbers, bit for bit, as the pair-by-pair one it replaced:
+    random walkers with unconfident and NaN joints, tracks missing frames, over 40 frames."""
+    from transpose_live.geometry import pose_box
+
+    rng = np.random.default_rng(7)
+    tracker = Tracker()
+    centres = rng.uniform(50, 500, (8, 2))
+    for frame in range(40):
+        centres += rng.normal(0, 6, centres.shape)
+        present = rng.random(len(centres)) > 0.25
+        poses = []
+        for c in centres[present]:
+            kp = c + rng.normal(0, 25, (17, 2))
+            scores = rng.uniform(0, 1, 17)
+            kp[rng.random(17) < 0.1] = np.nan
+            poses.append(Pose(keypoints=kp.astype(np.float32), scores=scores.astype(np.float32)))
+        boxes = [pose_box(p) for p in poses]
+        kept = [i for i, b in enumerate(boxes) if b is not None]
+        if tracker._tracks and kept:
+            got = tracker._similarity([poses[i] for i in kept], [boxes[i] for i in kept])
+            want = _similarity_pair_by_pair(tracker, [poses[i] for i in kept], [boxes[i] for i in kept])
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+        tracker.update(poses)
+    assert len(tracker._tracks) >= 8

@@ -131,27 +131,32 @@ class Tracker:
         return [replace(p, track_id=tid) for p, tid in zip(poses, ids)]
 
     def _similarity(self, poses: list[Pose], boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(tracks, detections) similarity and admissibility, against the predicted and last positions."""
+        """(tracks, detections) similarity and admissibility, against the predicted and last positions.
+        Each track is compared with all detections at once (the same arithmetic as `pose_oks` per pair;
+        one pair at a time was most of the tracking stage's time with ~6 persons and ~20 tracks)."""
         n, m = len(self._tracks), len(poses)
         sim, ok = np.zeros((n, m)), np.zeros((n, m), bool)
         if n == 0 or m == 0:
             return sim, ok
         det_boxes = np.stack(boxes)
+        det_area = det_boxes[:, 2] * det_boxes[:, 3]                                  # (m,)
+        det_kp = np.stack([np.asarray(p.keypoints, np.float64) for p in poses])      # (m, K, 2)
+        det_conf = np.stack([_confident(k, np.asarray(p.scores, np.float64)) for k, p in zip(det_kp, poses)])
         for k, t in enumerate(self._tracks):
-            shifts = (t.predicted_shift(), np.zeros(2))
-            for shift in shifts:
+            with_oks = self.use_oks and t.keypoints is not None
+            if with_oks:
+                both = _confident(t.keypoints, t.scores)[None] & det_conf             # (m, K)
+                counted = (both.sum(1) >= OKS_MIN_JOINTS) & (det_area > 0)            # (m,)
+            for shift in (t.predicted_shift(), np.zeros(2)):
                 moved = t.box + np.r_[shift, 0.0, 0.0]
-                iou = box_iou(moved[None], det_boxes)[0]
-                for j, pose in enumerate(poses):
-                    s, good = iou[j], iou[j] >= self.iou_threshold
-                    if self.use_oks and t.keypoints is not None:
-                        area = float(det_boxes[j, 2] * det_boxes[j, 3])
-                        o = pose_oks(t.keypoints + shift, t.scores, np.asarray(pose.keypoints, np.float64),
-                                     np.asarray(pose.scores, np.float64), area)
-                        if o is not None:
-                            s, good = (iou[j] + o) / 2, good or o >= self.oks_threshold
-                    if good and s > sim[k, j]:
-                        sim[k, j], ok[k, j] = s, True
+                iou = box_iou(moved[None], det_boxes)[0]                               # (m,)
+                s, good = iou.copy(), iou >= self.iou_threshold
+                if with_oks and counted.any():
+                    o = oks(t.keypoints + shift, det_kp[counted], det_area[counted], both[counted])
+                    s[counted] = (iou[counted] + o) / 2
+                    good[counted] |= o >= self.oks_threshold
+                better = good & (s > sim[k])
+                sim[k, better], ok[k, better] = s[better], True
         return sim, ok
 
     def _reidentify(self, matched: set[int], free: list[int], boxes: list) -> list[tuple[int, int]]:
