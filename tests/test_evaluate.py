@@ -328,11 +328,13 @@ def test_detector_min_score_reaches_the_named_detector():
     images = ann.parent / "images"
     ids = evaluate.select_image_ids(evaluate.load_coco(ann), 12)
     seen = {}
-    for min_score in (None, 0.1, 1.0):
+    for min_score in (None, evaluate.EVAL_DETECTOR_MIN_SCORE, 0.1, 0.3, 1.0):
         est = BoxCountingEstimator()
         evaluate.predict_coco(est, ann, images, detector="ssd", progress=False, img_ids=ids,
                               detector_min_score=min_score)
         seen[min_score] = est.boxes
-    assert seen[0.1] > seen[None] > seen[1.0] == 0          # the SSD's own threshold is 0.3
+    # evaluation's default is the COCO test's low threshold, not the SSD's live 0.3
+    assert evaluate.EVAL_DETECTOR_MIN_SCORE == 0.05 and seen[None] == seen[0.05]
+    assert seen[0.05] > seen[0.1] > seen[0.3] > seen[1.0] == 0
     with pytest.raises(TransposeLiveError, match="detector_min_score"):
         evaluate.predict_coco(est, ann, images, detector="ssd", progress=False, detector_min_score=2.0)
