@@ -76,7 +76,11 @@ def eval_command(
         report = {k: (None if math.isnan(v) else v) for k, v in stats.items()}
         report.update(model=spec.model, weights=spec.weights, person_boxes=person_boxes,
                       detector=spec.detector if person_boxes == "detected" else None,
-                      detector_min_score=detector_min_score if person_boxes == "detected" else None, flip=spec.flip,
+                      # the threshold used (the eval default when none was given), so reports stay comparable
+                      detector_min_score=(evaluate.EVAL_DETECTOR_MIN_SCORE if detector_min_score is None
+                                          else detector_min_score)
+                      if person_boxes == "detected" and spec.detector != "none" else None,
+                      flip=spec.flip,
                       min_person_score=spec.min_person_score, images=len(img_ids), persons=n_persons,
                       predictions=len(results), seconds=round(seconds, 2))
         write_json(OutputTarget(json_out, "report"), report)

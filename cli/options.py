@@ -44,8 +44,9 @@ OPTIONS: dict[str, SharedOption] = {
     "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames (default 2); in "
                                  "between follow each person from their previous pose (1: detect on every frame)."),
     "detect_async": SharedOption(("--detect-async/--detect-in-series",), bool, "Run the detector on its own "
-                                 "thread beside the pose model: no frame waits for it (lower latency where "
-                                 "the model is fast, e.g. on CUDA); its boxes join a frame or two late."),
+                                 "thread beside the pose model: frames go on with the persons already followed "
+                                 "(lower latency where the model is fast, e.g. on CUDA); its boxes join a frame "
+                                 "or two late."),
     "min_person_score": SharedOption(("--min-person-score",), float, "Leave out persons scoring below this "
                                      "(box score x mean joint score, 0..1)."),
     # over time

@@ -122,6 +122,8 @@ def test_eval_with_detected_boxes(tmp_path, dataset, tiny_args, run_main):
         assert report["person_boxes"] == "detected" and report["detector"] == detector
         assert report["images"] == 3 and report["persons"] == 6
     assert reports["ssd"]["predictions"] == 0 and reports["ssd"]["AP"] == 0.0
+    # the box threshold used is written out: eval's default (the COCO test's low one), none for "none"
+    assert reports["ssd"]["detector_min_score"] == 0.05 and reports["none"]["detector_min_score"] is None
     assert reports["none"]["predictions"] == 3 and reports["none"]["AP"] < 1.0
 
 

@@ -179,3 +179,74 @@ def test_box_containment_is_the_share_of_the_inner_box_inside():
     assert got.shape == (2, 2)
     assert np.allclose(got, [[1.0, 0.5], [0.0, 1.0]])
     assert box_containment(np.array([[0, 0, 0, 0]], np.float64), outer).tolist() == [[0.0, 0.0]]
+
+
+def test_an_unconfident_pose_in_a_fresh_detection_starts_no_new_detection():
+    """A false box (a pose that comes out unconfident) is only not followed, as in series; the detector
+    keeps to every Nth frame instead of running on nearly every one."""
+    class WithFalseBox(CountingDetector):
+        def detect(self, image):
+            super().detect(image)
+            return Detections(np.array([BOX, SECOND], np.float32), np.array([0.9, 0.4], np.float32))
+
+    estimator = FakeEstimator(lost=lambda i, box: tuple(np.round(box).astype(int)) == tuple(map(int, SECOND)))
+    async_detector, series_detector = WithFalseBox(), WithFalseBox()
+    follower = PersonFollower(async_detector, estimator, detect_every=4, detect_async=True)
+    series = PersonFollower(series_detector, FakeEstimator(lost=estimator.lost), detect_every=4)
+    for i in range(40):
+        follower(tagged(i))
+        series(tagged(i))
+        if follower._beside.busy():
+            follower._beside._thread.join(5)
+    assert len(series_detector.frames) == 10
+    assert len(async_detector.frames) <= 12          # every 4th frame (+ a first wait), not 40
+
+
+def test_a_small_followed_person_inside_a_big_ones_box_does_not_take_it():
+    """Detector boxes are matched to followed persons one to one: the big person keeps their own box."""
+    big, small = (20.0, 10.0, 120.0, 105.0), (60.0, 40.0, 20.0, 40.0)
+
+    class Both(CountingDetector):
+        def detect(self, image):
+            super().detect(image)
+            return Detections(np.array([small, big], np.float32), np.array([0.8, 0.9], np.float32))
+
+    follower = PersonFollower(Both(), FakeEstimator(), detect_every=2, detect_async=True)
+    assert len(follower(tagged(0))) == 2
+    for i in range(1, 8):
+        if follower._beside.busy():
+            follower._beside._thread.join(5)
+        assert len(follower(tagged(i))) == 2, f"frame {i}"
+
+
+def test_detections_of_two_followers_on_one_detector_never_overlap():
+    """The window reuses its detector for the pipeline it builds after a seek while the old one's detection
+    may still run: calls on one detector are serialised."""
+    class Exclusive(CountingDetector):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.overlaps = 0, 0
+
+        def detect(self, image):
+            self.inside += 1
+            self.overlaps += self.inside > 1
+            time.sleep(0.05)
+            self.inside -= 1
+            return super().detect(image)
+
+    detector = Exclusive()
+    old, new = DetectorBeside(detector), DetectorBeside(detector)
+    assert old.submit(tagged(0))
+    new.detect_now(tagged(1))                  # the new pipeline's first frame, while the old one detects
+    old.wait()
+    assert detector.overlaps == 0 and sorted(detector.frames) == [0, 1]
+
+
+def test_one_picture_runs_the_detector_once_even_with_detect_async():
+    from transpose_live.run import PoseRunner
+
+    detector = CountingDetector()
+    runner = PoseRunner(RunSpec(detect_async=True, detect_every=1), FakeEstimator(), detector)
+    assert len(runner.find_poses(tagged(0))) == 1
+    time.sleep(0.2)
+    assert detector.frames == [0]

@@ -260,3 +260,14 @@ def test_similarity_of_all_detections_at_once_equals_pair_by_pair():
             assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
         tracker.update(poses)
     assert len(tracker._tracks) >= 8
+
+
+@pytest.mark.parametrize("use_oks", [True, False])
+def test_a_pose_with_a_box_and_no_keypoints_is_tracked_by_its_box(use_oks):
+    tracker = Tracker(use_oks=use_oks)
+    walker = Pose(keypoints=(np.c_[np.linspace(100, 140, 17), np.linspace(50, 200, 17)]).astype(np.float32),
+                  scores=np.full(17, 0.9, np.float32))
+    boxed = Pose(keypoints=np.zeros((0, 2), np.float32), scores=np.zeros(0, np.float32), box=(300, 40, 50, 160))
+    first = tracker.update([walker, boxed])
+    second = tracker.update([boxed, walker])
+    assert [p.track_id for p in second] == [first[1].track_id, first[0].track_id]

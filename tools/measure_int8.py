@@ -6,7 +6,7 @@
 Quantises the model's cached ONNX export with NNCF (calibration: up to 4 ground-truth persons per image of
 coco128_train, plain and mirrored; training images, never coco_mini), then in one run:
 - latency per call, fp32 vs int8 OpenVINO requests alternated (best of 3 rounds of 1.5 s) at batch 1, 4, 8;
-- coco_mini keypoint AP with ground-truth and SSD boxes (flip test), the same estimator with the
+- coco_mini keypoint AP with ground-truth and SSD boxes (>= 0.3, the live threshold; flip test), the same estimator with the
   int8 request swapped in for the fp32 one.
 The issue's bar for shipping int8: AP within 0.01 of fp32 and faster. Data: ../shared/data beside the checkout
 (or TRANSPOSE_LIVE_DATA).
@@ -123,7 +123,9 @@ def main(argv=None) -> int:
     for k, r in requests.items():
         est.backend = SwappedRequest(r)
         for boxes in ("gt", "ssd"):
-            results = predict_coco(est, ann, images, detector=boxes, flip=True, progress=False)
+            # SSD boxes at the live threshold (0.3), as the docs/benchmarks.md table was measured
+            results = predict_coco(est, ann, images, detector=boxes, flip=True, progress=False,
+                                   detector_min_score=0.3 if boxes == "ssd" else None)
             report[f"AP_{boxes}_{k}"] = round(coco_eval(ann, results)["AP"], 4)
     for boxes in ("gt", "ssd"):
         report[f"AP_{boxes}_drop"] = round(report[f"AP_{boxes}_fp32"] - report[f"AP_{boxes}_int8"], 4)

@@ -10,8 +10,24 @@ late: walkers move a few pixels, the crop's margin covers that). At most one det
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
+
+# One lock per detector object: detectors are not thread-safe (one cv2.dnn net, one ORT session), and the
+# window reuses a detector for the pipeline it builds after a seek while the old pipeline's detection
+# may still be running on it.
+_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_FALLBACK_LOCK = threading.Lock()
+
+
+def detector_lock(detector) -> threading.Lock:
+    with _LOCKS_GUARD:
+        try:
+            return _LOCKS.setdefault(detector, threading.Lock())
+        except TypeError:       # not weakly referenceable: one lock for all such detectors
+            return _FALLBACK_LOCK
 
 
 class DetectorBeside:
@@ -21,6 +37,7 @@ class DetectorBeside:
 
     def __init__(self, detector):
         self.detector = detector
+        self._detector_lock = detector_lock(detector)
         self.calls = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -39,7 +56,7 @@ class DetectorBeside:
 
         def work():
             try:
-                result = (self.detector.detect(frame), None)
+                result = (self._detect(frame), None)
             except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread by take()
                 result = (None, exc)
             with self._lock:
@@ -73,8 +90,12 @@ class DetectorBeside:
         found = self.wait()
         if found is None:
             self.calls += 1
-            found = self.detector.detect(image)
+            found = self._detect(image)
         return found
+
+    def _detect(self, image: np.ndarray):
+        with self._detector_lock:
+            return self.detector.detect(image)
 
     def forget(self) -> None:
         """Drop what is in flight or waiting (the stream jumped: a seek, a new source)."""

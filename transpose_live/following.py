@@ -123,32 +123,31 @@ class PersonFollower:
             found = self._beside.detect_now(image)
         if found is not None:
             self._since_detection = 0
+            boxes = np.asarray(found.boxes, np.float64).reshape(-1, 4)
+            scores = list(np.asarray(found.scores, np.float64).reshape(-1))
+            # as in series, the detection decides who is there; but it is a frame or more old, so a person
+            # it boxed who is followed keeps the box of their last pose (where they are now)
+            followed = np.zeros(len(boxes), bool)
+            for d, k in _followed_in_detections(np.array([b for b, _ in follow]).reshape(-1, 4), boxes):
+                boxes[d], followed[d] = follow[k][0], True
         else:
             self._since_detection += 1
-        boxes = np.asarray(found.boxes, np.float64).reshape(-1, 4) if found is not None else np.zeros((0, 4))
-        scores = np.asarray(found.scores, np.float64).reshape(-1) if found is not None else np.zeros(0)
-        if found is not None and follow:
-            # as in series, the detection decides who is there; but it is a frame or more old, so a person it
-            # boxed who is followed keeps the box of their last pose (where they are now)
-            inside = box_containment(np.stack([b for b, _ in follow]), boxes) if len(boxes) else None
-            for d in range(len(boxes)):
-                k = int(inside[:, d].argmax())
-                if inside[k, d] >= BOXED_SHARE:
-                    boxes[d] = follow[k][0]
-            follow = []
-        scores = list(scores)
-        if follow:                                # no detection landed: everyone followed
-            boxes = np.stack([b for b, _ in follow])
+            boxes = np.array([b for b, _ in follow]).reshape(-1, 4)
             scores = [s for _, s in follow]
+            followed = np.ones(len(boxes), bool)
         if self._since_detection + 1 >= self.detect_every:
             self._beside.submit(image)            # runs while this frame's poses are estimated
         poses = (self.estimator.estimate(image, boxes, box_scores=scores, attention=self.attention)
                  if len(boxes) else [])
-        poses = one_pose_per_person(poses)
-        self._followed = [p for p in poses if mean_score(p) >= self.min_score]
-        if len(self._followed) < len(poses):      # someone was lost: detect this frame beside the next ones
+        # a followed person turned unconfident is lost: detect this frame beside the next ones (an
+        # unconfident pose in a fresh detector box is only not followed, as in series)
+        if len(poses) != len(boxes):              # (a box the estimator refused: the pairing is unknown)
+            followed = np.full(len(poses), bool(followed.any()))
+        if any(f and mean_score(p) < self.min_score for p, f in zip(poses, followed)):
             if not self._beside.submit(image):
                 self._since_detection = self.detect_every    # busy: the next frame asks again
+        poses = one_pose_per_person(poses)
+        self._followed = [p for p in poses if mean_score(p) >= self.min_score]
         return confident(poses, self.min_person_score)
 
     def _detect(self, image: np.ndarray) -> list[Pose]:
@@ -168,6 +167,20 @@ class PersonFollower:
         if any(mean_score(p) < self.min_score for p in poses):
             return None
         return poses
+
+
+def _followed_in_detections(follow: np.ndarray, detected: np.ndarray) -> list[tuple[int, int]]:
+    """(detection, followed) pairs, one to one: a followed box (the joints' extent) at least `BOXED_SHARE`
+    inside a detector box is that detection's person. Assigned jointly (a small person inside a big
+    person's box must not take the big one's), ties going to the better box overlap."""
+    if not len(follow) or not len(detected):
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    inside = box_containment(follow, detected)                               # (followed, detected)
+    fit = np.where(inside >= BOXED_SHARE, inside + 0.5 * box_iou(follow, detected), 0.0)
+    rows, cols = linear_sum_assignment(-fit)
+    return [(int(d), int(k)) for k, d in zip(rows, cols) if fit[k, d] > 0]
 
 
 def one_pose_per_person(poses: list[Pose]) -> list[Pose]:

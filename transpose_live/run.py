@@ -68,7 +68,8 @@ class PoseRunner:
         finds them (nobody found: no poses). Persons below min_person_score are left out."""
         self.estimator.flip = self.spec.flip
         if boxes is None:
-            return PersonFollower.from_spec(self.detector, self.estimator, self.spec)(image)
+            # one picture: nothing to run beside (a detection started for a next frame would be wasted)
+            return PersonFollower.from_spec(self.detector, self.estimator, self.spec.replace(detect_async=False))(image)
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         poses = self.estimator.estimate(image, boxes, attention=self.spec.attention)
         return confident(poses, self.spec.min_person_score)

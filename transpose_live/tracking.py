@@ -140,8 +140,13 @@ class Tracker:
             return sim, ok
         det_boxes = np.stack(boxes)
         det_area = det_boxes[:, 2] * det_boxes[:, 3]                                  # (m,)
-        det_kp = np.stack([np.asarray(p.keypoints, np.float64) for p in poses])      # (m, K, 2)
-        det_conf = np.stack([_confident(k, np.asarray(p.scores, np.float64)) for k, p in zip(det_kp, poses)])
+        if self.use_oks:   # a pose without 17 keypoints (a box only) takes part by IoU alone
+            K = len(OKS_SIGMAS)
+            det_kp, det_conf = np.full((m, K, 2), np.nan), np.zeros((m, K), bool)
+            for j, pose in enumerate(poses):
+                kp, sc = _keypoints_of(pose)
+                if kp is not None:
+                    det_kp[j], det_conf[j] = kp, _confident(kp, sc)
         for k, t in enumerate(self._tracks):
             with_oks = self.use_oks and t.keypoints is not None
             if with_oks:
