@@ -143,4 +143,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from transpose_live.errors import TransposeLiveError
+
+    try:
+        sys.exit(main())
+    except TransposeLiveError as exc:   # a bad option or a missing pack: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
