@@ -27,22 +27,21 @@ from report import emit_report
 DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def calibration_crops(model_size, n_images: int) -> list[np.ndarray]:
+def calibration_crops(estimator, n_images: int) -> list[np.ndarray]:
+    """The model's inputs for up to 4 labelled persons per coco128_train image, plain and mirrored."""
     import cv2
 
     from transpose_live.evaluate import gt_boxes, load_coco
-    from transpose_live.preprocess import box_to_center_scale, crop_batch, to_input_tensor
 
-    h, w = model_size
     coco = load_coco(DATA / "coco128_train" / "person_keypoints.json")
     crops = []
     for img_id in sorted(coco.imgs)[:n_images]:
         image = cv2.imread(str(DATA / "coco128_train" / "images" / coco.imgs[img_id]["file_name"]))
         boxes, _ = gt_boxes(coco, img_id)
-        for box in boxes[:4]:
-            c, s = box_to_center_scale(box, aspect_ratio=w / h)
-            x = to_input_tensor(crop_batch(image, c[None], s[None], (w, h))).numpy()
-            crops += [x, np.ascontiguousarray(x[..., ::-1])]
+        if len(boxes):   # the estimator's own crop path: the same inputs it feeds the model live
+            x = estimator.crop_inputs(estimator.prepare(image, boxes[:4])).numpy()
+            for one in x:
+                crops += [one[None], np.ascontiguousarray(one[None, ..., ::-1])]
     return crops
 
 
@@ -92,7 +91,7 @@ def main(argv=None) -> int:
     est = PoseEstimator("default", device="cpu", backend="openvino")
     h, w = est.config.image_size
     path = cached_onnx(est.model, False)
-    crops = calibration_crops((h, w), args.calibration_images)
+    crops = calibration_crops(est, args.calibration_images)
     kw = {"subset_size": len(crops)}
     if args.mode == "transformer":
         kw["model_type"] = nncf.ModelType.TRANSFORMER

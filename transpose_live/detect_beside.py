@@ -10,24 +10,10 @@ late: walkers move a few pixels, the crop's margin covers that). At most one det
 from __future__ import annotations
 
 import threading
-import weakref
 
 import numpy as np
 
-# One lock per detector object: detectors are not thread-safe (one cv2.dnn net, one ORT session), and the
-# window reuses a detector for the pipeline it builds after a seek while the old pipeline's detection
-# may still be running on it.
-_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-_FALLBACK_LOCK = threading.Lock()
-
-
-def detector_lock(detector) -> threading.Lock:
-    with _LOCKS_GUARD:
-        try:
-            return _LOCKS.setdefault(detector, threading.Lock())
-        except TypeError:       # not weakly referenceable: one lock for all such detectors
-            return _FALLBACK_LOCK
+from .detect.base import detector_lock
 
 
 class DetectorBeside:

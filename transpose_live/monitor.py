@@ -28,8 +28,10 @@ class LockedDetector:
     """One detector shared by the camera threads, one call at a time."""
 
     def __init__(self, detector):
+        from .detect.base import detector_lock
+
         self.detector = detector
-        self._lock = threading.Lock()
+        self._lock = detector_lock(detector)
 
     def detect(self, frame):
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -49,6 +51,23 @@ class Detector(Protocol):
     def detect(self, frame_bgr: np.ndarray) -> Detections: ...
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]: ...
+
+
+# One lock per detector object, for every place that calls one detector from several threads (the
+# monitor's cameras; a detection beside the pose step, which the window may still run on its detector
+# while the pipeline it built after a seek starts on the same one).
+_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_FALLBACK_LOCK = threading.Lock()
+
+
+def detector_lock(detector) -> threading.Lock:
+    """The lock that serialises calls on `detector` (the same lock for the same object, wherever asked)."""
+    with _LOCKS_GUARD:
+        try:
+            return _LOCKS.setdefault(detector, threading.Lock())
+        except TypeError:       # not weakly referenceable: one lock for all such detectors
+            return _FALLBACK_LOCK
 
 
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_threshold: float, min_score: float = 0.0) -> Detections:
