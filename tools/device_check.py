@@ -6,6 +6,8 @@
 
 Sections (each one's result lands in OUT/device_check.json as soon as it is done, so a run cut short
 still reports what it finished; a section that fails records its error and the next one runs):
+  detector   the detector used there (on CUDA: the SSD as a torch module, fp16) against the SSD's boxes found
+             here before the trip: boxes found again, new ones, ms a call
   models     tp_r_a4 / tp_h_a6 crops/s at batch 64 and latency at batch 1, eager and CUDA-graphed (fp16 on
              CUDA), plus tp_r_a4 fp32 eager (the plain model) for reference; random weights (speed only)
   parity     device crops vs cv2 crops, device decode vs decode.get_final_preds, on crowd-clip frames and boxes
@@ -13,11 +15,14 @@ still reports what it finished; a section that fails records its error and the n
              the shipped model; keypoints of the shipped model on real crops, fp16 device path vs fp32 CPU path
   profile    torch.profiler table of tp_r_a4 fp16 at batch 64 and batch 1 (OUT/profile.txt)
   e2e        the crowd clip (1920x1080, 30 fps, ~20 persons) decoded by OpenCV in a thread, the SSD detector on
-             every --detect-every'th frame in a second thread (CPU, OpenCV dnn), pose-derived boxes between,
+             every --detect-every'th frame in a second thread (on CUDA as a torch module; else OpenCV dnn on
+             the CPU), pose-derived boxes between,
              the shipped model on the device path: unpaced (throughput) and paced at 30 fps (latency p50/p95)
-The detector: the SSD graph's package is absent there and the graph is 70 MB; `tools/compact_ssd.py`
-packs it to 29.5 MB (fp16 weights, xz) and it is unpacked there. Where OpenCV cannot run it, boxes the SSD
-found here for the same frames (OUT of `prepare`: crowd_boxes.json) stand in, and the JSON says so.
+The detector: the SSD graph's package is absent there and the graph is 70 MB. `prepare` writes its weights
+as a torch file (tools/export_ssd_torch.py, fp16, 32 MB), which runs it on the GPU there. Without that
+file, `tools/compact_ssd.py pack .devcarry` (29.5 MB, fp16 weights, xz) lets OpenCV run it on the CPU
+there; where neither runs, boxes the SSD found here for the same frames (crowd_boxes.json) stand in, and
+the JSON says so.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ CARRY = REPO / ".devcarry"
 CLIP = CARRY / "crowd_1080p.mp4"
 PACKED_SSD = CARRY / "ssd_fp16.pb.xz"
 SSD_TEXT = CARRY / "ssd_mobilenet_v2_coco.pbtxt"
+TORCH_SSD = CARRY / "ssd_torch_fp16.pt"
 RECORDED_BOXES = CARRY / "crowd_boxes.json"
 TARGETS = {"tp_r_a4_b64_crops_per_s": 8000, "tp_r_a4_b1_ms": 2.0, "tp_h_a6_b64_crops_per_s": 1500,
            "e2e_fps_min": 30.0, "e2e_p95_ms": 50.0}
@@ -165,12 +171,21 @@ def clip_frames(n: int, step: int = 1) -> list[np.ndarray]:
     return frames
 
 
-def make_detector():
-    """(detector or None, how): the SSD from the packed graph, if this OpenCV can run it."""
+def make_detector(device=None):
+    """(detector or None, how): on a CUDA device the SSD as a torch module there (fp16, from the carried
+    weights); else the SSD from the installed package or the packed graph, if this OpenCV can run it."""
     import importlib.util
     import tempfile
 
     sys.path.insert(0, str(REPO / "tools"))
+    if device is not None and str(device).startswith("cuda") and TORCH_SSD.is_file():
+        try:
+            from transpose_live.detect.ssd import SSDDetector
+
+            return (SSDDetector(engine="torch", device=str(device), torch_weights=TORCH_SSD),
+                    f"SSD-MobileNet-v2 as a torch module on {device}, fp16 ({TORCH_SSD.name})")
+        except Exception as exc:   # noqa: BLE001 - say why, then try OpenCV
+            log(f"torch SSD unavailable ({type(exc).__name__}: {exc}); trying OpenCV")
     try:
         import cv2
         from compact_ssd import unpack
@@ -186,10 +201,12 @@ def make_detector():
             if not graph.is_file():
                 unpack(PACKED_SSD, graph)
             ssd.find_model_files = lambda: (graph, SSD_TEXT)   # the class reads its files through this
-            how = f"SSD-MobileNet-v2 (fp16-rounded weights, unpacked), OpenCV {cv2.__version__} dnn on the CPU"
+            how = "SSD-MobileNet-v2 (fp16-rounded weights, unpacked)"
         else:
-            how = f"SSD-MobileNet-v2 from the installed package, OpenCV {cv2.__version__} dnn on the CPU"
-        return ssd.SSDDetector(), how
+            how = "SSD-MobileNet-v2 from the installed package"
+        detector = ssd.SSDDetector(device="cpu")
+        engine = f"OpenCV {cv2.__version__} dnn" if detector.engine == "opencv" else detector.engine
+        return detector, f"{how}, {engine} on the CPU"
     except Exception as exc:   # noqa: BLE001 - any failure falls back to the recorded boxes
         return None, f"SSD unavailable: {type(exc).__name__}: {exc}"
 
@@ -232,6 +249,42 @@ def some_boxes(detector, frames) -> list[np.ndarray]:
         return [detector.detect(f).boxes for f in frames]
     rec = recorded_boxes()
     return [rec[min(rec, key=lambda k: abs(k - i * 30))][0] for i in range(len(frames))]
+
+
+# ------------------------------------------------------------------------------------ detector
+
+def section_detector(args, report, detector, how):
+    """The detector used here against the boxes the SSD found before the trip (prepare, on the CPU): the
+    share of those boxes found again (IoU >= 0.9), boxes not there before, and the time of a call."""
+    from transpose_live.geometry import box_iou
+
+    if detector is None:
+        report.put("detector", {"detector": how, "skipped": "no detector runs here"})
+        return
+    rec = recorded_boxes()
+    numbers = sorted(rec)[: (3 if args.quick else 30)]
+    frames = clip_frames(max(numbers) + 1)
+    detector.detect(frames[0])                      # the first call builds / warms up
+    found = total = extra = 0
+    times = []
+    for i in numbers:
+        t = time.perf_counter()
+        d = detector.detect(frames[i])
+        times.append(1000 * (time.perf_counter() - t))
+        want = rec[i][0]
+        total += len(want)
+        if len(want) and len(d):
+            iou = box_iou(want, d.boxes)
+            found += int((iou.max(axis=1) >= 0.9).sum())
+            extra += int((iou.max(axis=0) < 0.5).sum())
+        else:
+            extra += len(d)
+    result = {"detector": how, "frames": len(numbers), "recorded_boxes": total,
+              "found_again_iou_0.9": found / max(total, 1), "boxes_not_recorded": extra,
+              "call_ms_p50": float(np.percentile(times, 50)), "call_ms_p95": float(np.percentile(times, 95))}
+    report.put("detector", result)
+    log(f"  {how}: {found}/{total} recorded boxes found again (IoU >= 0.9), {extra} new; "
+        f"{result['call_ms_p50']:.1f} ms a call (p95 {result['call_ms_p95']:.1f})")
 
 
 # ------------------------------------------------------------------------------------ parity + fp16
@@ -544,7 +597,7 @@ def summary_text(data: dict) -> str:
     for r in data.get("models", []):
         lines.append(f"{r['model']:8} {r['precision']:8} {r['mode']:10} input {r['input']} batch {r['batch']:3}: "
                      f"{r['crops_per_s']:9.1f} crops/s, p50 {r['ms_p50']:.2f} ms, p95 {r['ms_p95']:.2f} ms")
-    for key in ("parity", "fp16", "profile", "e2e"):
+    for key in ("detector", "parity", "fp16", "profile", "e2e"):
         if key in data:
             lines += ["", f"[{key}]", json.dumps(data[key], indent=1, default=float)]
     if "errors" in data:
@@ -587,7 +640,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out/device_check"))
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="tiny settings (a dry run of every section on a CPU)")
-    ap.add_argument("--sections", default="models,parity,fp16,profile,e2e")
+    ap.add_argument("--sections", default="detector,models,parity,fp16,profile,e2e")
     ap.add_argument("--detect-every", type=int, default=3)
     ap.add_argument("--record-boxes", action="store_true", help="(prepare) store the SSD's boxes for the clip")
     args = ap.parse_args(argv)
@@ -615,9 +668,9 @@ def main(argv=None) -> int:
             "cpu_threads": torch.get_num_threads(), "quick": args.quick, "batch": args.batch,
             "targets": TARGETS, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     report = Report(args.out, meta)
-    detector, how = make_detector()
+    detector, how = make_detector(device)
     log(f"detector: {how}")
-    steps = {"models": lambda: section_models(args, device, report),
+    steps = {"detector": lambda: section_detector(args, report, detector, how),"models": lambda: section_models(args, device, report),
              "parity": lambda: section_parity(args, device, report, detector),
              "fp16": lambda: section_fp16(args, device, report, detector),
              "profile": lambda: section_profile(args, device, report),

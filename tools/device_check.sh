@@ -4,8 +4,9 @@
 #   bash tools/device_check.sh prepare   # here, in the venv: writes .devcarry/ (~31 MB, git-ignored)
 #   bash tools/device_check.sh run       # on the GPU machine, from the repository root, with .devcarry carried
 #
-# `prepare` makes the 1080p crowd clip (PyAV), packs the SSD detector graph to fp16 + xz, and records the
-# SSD's boxes for the clip (the fallback where OpenCV there cannot run the graph). `run` needs only what
+# `prepare` makes the 1080p crowd clip (PyAV), writes the SSD detector's weights as a torch file (fp16; it runs
+# on the GPU there), and records the SSD's boxes for the clip (the reference for the detector there, and the
+# fallback where it cannot run). `run` needs only what
 # the GPU machine has (torch, OpenCV, numpy, scipy); it writes device_check.json, summary.txt,
 # profile.txt, log.txt, pytest.txt and nvidia-smi.txt under $OUT (or out/device_check). Extra arguments go to
 # tools/device_check.py (e.g. --sections models,e2e).
@@ -17,7 +18,8 @@ case "$what" in
   prepare)
     mkdir -p .devcarry
     python tools/make_crowd_clip.py ../shared/data/videos/vtest.avi .devcarry/crowd_1080p.mp4 --seconds 10 || exit 1
-    python tools/compact_ssd.py pack .devcarry || exit 1
+    rm -f .devcarry/ssd_fp16.pb.xz           # the packed graph (OpenCV on the CPU there) no longer fits beside it
+    python tools/export_ssd_torch.py .devcarry/ssd_torch_fp16.pt || exit 1
     python tools/device_check.py --record-boxes || exit 1
     du -sh .devcarry
     ;;

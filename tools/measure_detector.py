@@ -2,6 +2,7 @@
 
     python tools/measure_detector.py [--annotations JSON] [--images DIR] [--detector ssd]
                                      [--min-score 0.3] [--input-size 300x300|N] [--nms-iou 0.5]
+                                     [--engine auto|openvino|torch|opencv]
                                      [--no-ap] [--no-flip] [--json OUT|-]
 
 Defaults: ../shared/data/coco_mini beside the checkout (set TRANSPOSE_LIVE_DATA or pass the paths), the SSD as the live
@@ -38,11 +39,11 @@ SIZES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2,
 def build_detector(args):
     from transpose_live.detect import create_detector
 
-    if args.detector != "ssd" or args.input_size is None and args.nms_iou is None:
+    if args.detector != "ssd" or args.input_size is None and args.nms_iou is None and args.engine == "auto":
         return create_detector(args.detector, min_score=args.min_score)
     from transpose_live.detect.ssd import SSDDetector
 
-    options = {}
+    options = {"engine": args.engine}
     if args.min_score is not None:
         options["min_score"] = args.min_score
     if args.nms_iou is not None:
@@ -127,6 +128,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=float)
     ap.add_argument("--input-size", help="SSD input: WxH squashed (300x300) or N, a short side keeping the aspect")
     ap.add_argument("--nms-iou", type=float)
+    ap.add_argument("--engine", default="auto", choices=["auto", "openvino", "torch", "opencv"],
+                    help="the SSD's engine (the same network; see transpose_live/detect/ssd.py)")
     ap.add_argument("--pad", type=float, default=0.0, help="grow every box by this fraction of its size per side "
                     "(clipped to the image) before the pose model sees it")
     ap.add_argument("--min-person-score", type=float, default=0.0, help="as eval's --min-person-score")

@@ -146,7 +146,7 @@ def _flip_set(estimator, flip: bool):
 EVAL_DETECTOR_MIN_SCORE = 0.05
 
 
-def _box_source(detector: str | object, detector_min_score: float | None = None):
+def _box_source(detector: str | object, detector_min_score: float | None = None, device: object = None):
     """None for ground-truth boxes ("gt"), else an object with `.detect(frame)`: the one passed, or the
     detector a spec string names ("ssd", "none", "onnx:FILE"), at `detector_min_score` (default
     EVAL_DETECTOR_MIN_SCORE)."""
@@ -157,7 +157,7 @@ def _box_source(detector: str | object, detector_min_score: float | None = None)
 
         if detector_min_score is None:
             detector_min_score = EVAL_DETECTOR_MIN_SCORE
-        return create_detector(detector, min_score=detector_min_score)
+        return create_detector(detector, min_score=detector_min_score, device=device)
     if not callable(getattr(detector, "detect", None)):
         raise TransposeLiveError(f"detector must be 'gt', a detector spec or an object with .detect(frame), "
                                  f"got {detector!r}")
@@ -211,7 +211,7 @@ def predict_coco(
     ids = select_image_ids(coco) if img_ids is None else [int(i) for i in img_ids]
     if detector_min_score is not None and not 0.0 <= detector_min_score <= 1.0:
         raise TransposeLiveError(f"detector_min_score must be between 0 and 1, got {detector_min_score}")
-    source = _box_source(detector, detector_min_score)
+    source = _box_source(detector, detector_min_score, getattr(estimator, "device", None))
     if source is None:  # only images with a labelled person need reading
         ids = [i for i in ids if labelled_persons(coco, [i])]
 

@@ -92,9 +92,11 @@ class PoseRunner:
 def load_runner(spec: RunSpec | None = None, **options) -> PoseRunner:
     """Validate the options and load the model and the detector once."""
     from .detect import create_detector
+    from .device import resolve_device
 
     spec = RunSpec.from_options(spec, **options)
-    detector = create_detector(spec.detector)     # a bad detector fails before the (slower) model loads
+    # a bad detector fails before the (slower) model loads; on a GPU the SSD runs there too
+    detector = create_detector(spec.detector, device=resolve_device(spec.device))
     return PoseRunner(spec, load_estimator(spec), detector)
 
 

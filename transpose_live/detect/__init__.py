@@ -41,14 +41,15 @@ def parse_detector_spec(spec: str) -> tuple[str, str | None]:
     raise TransposeLiveError(f"unknown detector {spec!r}; choose one of: {', '.join(SPECS)}")
 
 
-def create_detector(spec: str = "ssd", min_score: float | None = None) -> "Detector":
-    """A detector from its spec string; `min_score` overrides the detector's default score threshold."""
+def create_detector(spec: str = "ssd", min_score: float | None = None, device: object = None) -> "Detector":
+    """A detector from its spec string; `min_score` overrides the detector's default score threshold.
+    `device`: where the pose model runs; on a CUDA device the SSD runs there too (see ssd.py's engines)."""
     kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
     if kind == "ssd":
         from .ssd import SSDDetector   # imported here: loading OpenCV's dnn model costs ~1 s
 
-        return SSDDetector(**options)
+        return SSDDetector(**options, device=device)
     if kind == "none":
         from .whole_frame import WholeFrameDetector
 

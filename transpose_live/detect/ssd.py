@@ -9,8 +9,10 @@ a lower box suppress a higher one, so thresholding before or after it gives the 
 An OpenCV net fixes its SSD prior boxes at the first input size it sees (a later size gives wrong boxes,
 OpenCV 5.0, both engines), so there is one net per network input size.
 
-Engines: "openvino" runs the same graph about twice as fast at the trained 300x300 input (ssd_openvino.py,
-same boxes); "auto" (the default) takes it when OpenVINO is installed and the input is 300x300, else OpenCV.
+Engines, at the trained 300x300 input the same boxes from the same weights: "openvino" about twice as fast
+as OpenCV on the CPU (ssd_openvino.py); "torch" the network as a PyTorch module, for a CUDA device
+(ssd_torch.py). "auto" (the default) takes torch on a CUDA device, OpenVINO on the CPU when installed,
+else OpenCV (which alone also runs other input sizes).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ PERSON_CLASS = 1     # TF object-detection label map: 1 = person (0 = background
 MAX_ASPECT = 2.0     # an int input size keeps the frame's aspect up to 2:1; wider frames are squashed to that
 SIZE_STEP = 32       # kept-aspect sizes are rounded to this, so mixed images share a few nets
 MAX_NETS = 3         # nets kept for different input sizes (each holds its own ~70 MB of weights)
-ENGINES = ("auto", "openvino", "opencv")
+ENGINES = ("auto", "openvino", "torch", "opencv")
 
 
 def find_model_files() -> tuple[Path, Path]:
@@ -97,6 +99,8 @@ class SSDDetector:
         batch_size: int = 4,
         engine: str = "auto",
         threads: int | None = None,
+        device: object = None,
+        torch_weights: str | Path | None = None,
     ) -> None:
         sides = (input_size,) if isinstance(input_size, int) else tuple(input_size)
         if len(sides) not in (1, 2) or not all(32 <= int(v) <= 2048 for v in sides):
@@ -106,36 +110,51 @@ class SSDDetector:
         self.nms_iou = check_score("nms_iou", nms_iou)
         self.min_box_size = float(min_box_size)
         self.batch_size = max(1, int(batch_size))
-        graph, text = find_model_files()
-        self.engine = self._pick_engine(engine)
+        self.device = str(device) if device is not None else "cpu"
+        # a converted torch file runs without the graph's package (the GPU check machine has none)
+        graph, text = (None, None) if engine == "torch" and torch_weights else find_model_files()
+        self.engine = self._pick_engine(engine, graph, torch_weights)
         self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
-        if self.engine == "openvino":
+        if self.engine in ("openvino", "torch"):
             import torch
 
-            from .ssd_openvino import OpenVinoSSD
+            if self.engine == "torch":
+                from .ssd_torch import TorchSSD
 
-            self._openvino = OpenVinoSSD(graph, threads or torch.get_num_threads())
+                self._network = TorchSSD(graph, self.device, file=torch_weights)
+            else:
+                from .ssd_openvino import OpenVinoSSD
+
+                self._network = OpenVinoSSD(graph, threads or torch.get_num_threads())
             return
         self._graph, self._text = graph.read_bytes(), text.read_bytes()
         if not isinstance(self.input_size, int):
             self._net(self.input_size)   # fail now, not on the first frame
 
-    def _pick_engine(self, engine: str) -> str:
+    def _pick_engine(self, engine: str, graph: Path | None, torch_weights) -> str:
+        """auto: on a CUDA device the torch engine there, when its weights are at hand (cached, a file, or
+        OpenVINO to convert them); on the CPU OpenVINO when installed; else OpenCV."""
         from . import ssd_openvino
 
         if engine not in ENGINES:
             raise TransposeLiveError(f"unknown SSD engine {engine!r}; choose one of: {', '.join(ENGINES)}")
         fits = self.input_size == ssd_openvino.NET_SIZE
-        if engine == "openvino":
-            if not fits:
-                raise TransposeLiveError(f"the OpenVINO SSD engine runs the trained 300x300 input only, not "
-                                         f"{self.input_size}")
-            if not ssd_openvino.available():
-                raise TransposeLiveError("the OpenVINO SSD engine needs the openvino package "
-                                         "(pip install 'transpose-live[openvino]')")
-        if engine == "auto":
-            return "openvino" if fits and ssd_openvino.available() else "opencv"
-        return engine
+        if engine in ("openvino", "torch") and not fits:
+            raise TransposeLiveError(f"the {engine} SSD engine runs the trained 300x300 input only, not "
+                                     f"{self.input_size}")
+        if engine == "openvino" and not ssd_openvino.available():
+            raise TransposeLiveError("the OpenVINO SSD engine needs the openvino package "
+                                     "(pip install 'transpose-live[openvino]')")
+        if engine != "auto":
+            return engine
+        if not fits:
+            return "opencv"
+        if self.device.startswith("cuda"):
+            from .ssd_torch import cache_path
+
+            if torch_weights or cache_path(graph).is_file() or ssd_openvino.available():
+                return "torch"
+        return "openvino" if ssd_openvino.available() else "opencv"
 
     def _net(self, size: tuple[int, int]) -> "cv2.dnn.Net":
         if size not in self._nets:
@@ -150,8 +169,8 @@ class SSDDetector:
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         frames = [as_bgr(f) for f in frames]
-        if self.engine == "openvino":
-            return [self._detect_openvino(f) for f in frames]
+        if self.engine in ("openvino", "torch"):
+            return [self._detect_network(f) for f in frames]
         out: list[Detections] = [Detections()] * len(frames)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
@@ -169,12 +188,12 @@ class SSDDetector:
                     out[i] = self._decode(rows[:, 3:7], rows[:, 2], frames[i].shape[1], frames[i].shape[0])
         return out
 
-    def _detect_openvino(self, frame: np.ndarray) -> Detections:
+    def _detect_network(self, frame: np.ndarray) -> Detections:
         from .ssd_openvino import person_detections
 
         # the blob OpenCV makes: a plain bilinear resize to the network size, RGB 0..255 (the graph scales it)
         rgb = cv2.cvtColor(cv2.resize(frame, self.input_size), cv2.COLOR_BGR2RGB)
-        boxes, scores = person_detections(*self._openvino(rgb), self.min_score)
+        boxes, scores = person_detections(*self._network(rgb), self.min_score)
         return self._decode(boxes, scores, frame.shape[1], frame.shape[0])
 
     def _decode(self, boxes01: np.ndarray, scores: np.ndarray, width: int, height: int) -> Detections:
