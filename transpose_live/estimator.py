@@ -126,7 +126,9 @@ class PoseEstimator:
         self._dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self.flip = bool(flip)
         self.batch_size = batch_size
-        self.backend = create_backend(backend, net, self._device, precision=precision)   # .name: the resolved one
+        # a model built here is fixed: torch may fold its batch norms (a module passed in may still be training)
+        self.backend = create_backend(backend, net, self._device, precision=precision,
+                                      fold=isinstance(model, str))   # .name: the resolved one
         # On CUDA a model built here takes the device path for plain frames (crops cut by grid_sample, CUDA-graph
         # batch buckets, DARK decoded on the GPU: transpose_live.gpu_estimate); a module passed in stays eager, as
         # a training loop may still change it. Attention maps and the flip test keep the path below.

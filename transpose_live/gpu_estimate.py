@@ -21,6 +21,7 @@ import torch
 from .gpu_crops import FrameUploader, crop_frame
 from .gpu_decode import get_final_preds
 from .gpu_graphs import DEFAULT_BUCKETS, GraphedModel
+from .models.folding import fold_batchnorm
 from .types import Pose
 
 
@@ -36,7 +37,8 @@ class DeviceEstimator:
         self.device = torch.device(estimator.device)
         self.dtype = estimator.dtype
         with self._on_device():
-            self.model = GraphedModel(estimator.model, buckets, use_graphs=graphs)
+            # batch norms folded into the convolutions: 20 % of tp_r_a4's fp16 GPU time were BN kernels
+            self.model = GraphedModel(fold_batchnorm(estimator.model)[0], buckets, use_graphs=graphs)
             self.uploader = FrameUploader(self.device)
         now = [b for b in warm_up if b in self.model.buckets]   # the buckets to capture now, the rest on first use
         if now:

@@ -76,14 +76,21 @@ def resolve_backend(name: str, device) -> str:
 
 
 class TorchBackend:
-    """The module itself, eagerly (its fused attention path unless maps are asked for)."""
+    """The module itself, eagerly (its fused attention path unless maps are asked for). fold: the calls
+    without maps run a copy with the batch norms folded into the convolutions (models/folding.py: the same
+    numbers up to rounding, fewer kernels); only for a model that no longer changes (not one in training)."""
 
     name = "torch"
 
-    def __init__(self, model):
+    def __init__(self, model, fold: bool = False):
         import torch
 
         self._model = model
+        self._fast = model
+        if fold:
+            from ..models.folding import fold_batchnorm
+
+            self._fast = fold_batchnorm(model)[0]
         first = next(iter(model.parameters()), None)
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
             first.dtype if first is not None else torch.float32, "fp32")
@@ -92,12 +99,14 @@ class TorchBackend:
     def __call__(self, x, attention: bool = False):
         if attention:
             return self._model(x, return_attention=True)
-        return self._model(x), None
+        return self._fast(x), None
 
 
-def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto"):
+def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto",
+                   fold: bool = False):
     """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here).
-    precision bf16 needs OpenVINO (auto then picks it); the module's own dtype is torch's precision."""
+    precision bf16 needs OpenVINO (auto then picks it); the module's own dtype is torch's precision.
+    fold: torch folds the batch norms (the graph runtimes do by themselves); for a model that stays as it is."""
     precision = check_precision_name(precision)
     if precision == "bf16":
         if check_backend_name(name) == "auto":
@@ -106,7 +115,7 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
             raise TransposeLiveError(f"precision bf16 runs on the openvino backend, not {name}")
     resolved = resolve_backend(name, device)
     if resolved == "torch":
-        return TorchBackend(model)
+        return TorchBackend(model, fold)
     try:
         if resolved == "onnxruntime":
             from .onnxruntime_backend import OnnxRuntimeBackend
@@ -121,7 +130,7 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
         # auto only picks a graph runtime for speed: when its export cannot be made (a cache folder that
         # cannot be written, an exporter that fails), the same model runs on torch, as it did before
         log.warning("%s unavailable (%s); the model runs on torch", resolved, exc)
-        return TorchBackend(model)
+        return TorchBackend(model, fold)
 
 
 __all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "check_backend_name", "check_precision_name", "available_backends", "resolve_backend", "create_backend",
