@@ -17,7 +17,6 @@ other sizes stay with the OpenCV engine.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import tempfile
@@ -52,11 +51,9 @@ def available() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _file_hash(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ..hub import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def graph_hash(graph: Path) -> str:
