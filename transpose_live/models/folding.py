@@ -39,10 +39,6 @@ def _fold_into(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
         conv.bias.copy_(new_bias)
 
 
-def _out_channels(conv: nn.Module) -> int:
-    return conv.out_channels
-
-
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     """(a copy of `model` in eval mode with every foldable BN folded, the number folded)."""
     model = copy.deepcopy(model).eval()
@@ -52,7 +48,7 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
             children = list(module._modules.items())
             for (_, conv), (bn_name, bn) in zip(children, children[1:]):
                 if isinstance(conv, _CONVS) and isinstance(bn, nn.BatchNorm2d) and \
-                        bn.num_features == _out_channels(conv) and bn.track_running_stats:
+                        bn.num_features == conv.out_channels and bn.track_running_stats:
                     _fold_into(conv, bn)
                     module._modules[bn_name] = nn.Identity()
                     folded += 1
@@ -60,7 +56,7 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
             match = re.fullmatch(r"bn(\d+)", name)
             conv = module._modules.get(f"conv{match.group(1)}") if match else None
             if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, _CONVS) and \
-                    bn.num_features == _out_channels(conv) and bn.track_running_stats:
+                    bn.num_features == conv.out_channels and bn.track_running_stats:
                 _fold_into(conv, bn)
                 module._modules[name] = nn.Identity()
                 folded += 1
