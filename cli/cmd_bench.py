@@ -23,15 +23,16 @@ def _backends(asked: list[str], device) -> list[str]:
 
 
 def _combos(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
-    """(backend, precision) pairs that exist: bf16 only on openvino."""
-    from transpose_live.backends import check_precision_name
+    """(backend, precision) pairs that exist: bf16 and mixed only on openvino."""
+    from transpose_live.backends import OPENVINO_PRECISIONS, check_precision_name
 
     from transpose_live.errors import TransposeLiveError
 
     wanted = [check_precision_name(p) for p in precisions]
-    pairs = [(b, p) for b in backends for p in dict.fromkeys(wanted) if p != "bf16" or b == "openvino"]
+    pairs = [(b, p) for b in backends for p in dict.fromkeys(wanted) if p not in OPENVINO_PRECISIONS or b == "openvino"]
     if not pairs:
-        raise TransposeLiveError("precision bf16 runs on the openvino backend only; add --backend openvino")
+        raise TransposeLiveError(f"precision {'/'.join(dict.fromkeys(wanted))} runs on the openvino backend only; "
+                                 "add --backend openvino")
     return pairs
 
 
@@ -98,8 +99,9 @@ def bench_command(
     backend: list[str] = typer.Option(["auto"], "--backend", help="Backend(s) of the forward pass: auto (what a "
                                       "run picks), torch, onnxruntime, openvino, or all (every one available "
                                       "here). Every row also times the eager fp32 torch model in the same run."),
-    precision: list[str] = typer.Option(["auto"], "--precision", help="Precision(s): auto (fp16 on CUDA, fp32 "
-                                        "on the CPU), fp32, bf16 (openvino rows only)."),
+    precision: list[str] = typer.Option(["auto"], "--precision", help="Precision(s): auto (what a run picks: "
+                                        "fp16 on CUDA; on the CPU mixed on openvino rows where the CPU has bf16, "
+                                        "else fp32), fp32, mixed, bf16 (mixed and bf16: openvino rows only)."),
     path: str = typer.Option("fast", "--path", help="fast (no maps), attention (maps as outputs) or both."),
     image_size: str = typer.Option(None, "--image-size", help="Input HEIGHTxWIDTH (default: the preset's)."),
     seconds: float = typer.Option(2.0, "--seconds", help="Minimum timed seconds per row."),

@@ -81,8 +81,8 @@ class PoseEstimator:
 
     backend: auto | torch | onnxruntime | openvino (see transpose_live.backends). "auto" is torch for a
     module passed in (a training loop may still change its weights, which an export would freeze) and
-    the fastest available backend for a model built here. precision: auto (fp16 on CUDA, else fp32),
-    fp32, or bf16 (OpenVINO on the CPU).
+    the fastest available backend for a model built here. precision: auto (fp16 on CUDA; on the CPU
+    mixed where OpenVINO runs it, else fp32), fp32, mixed or bf16 (OpenVINO on the CPU; see backends).
     """
 
     def __init__(

@@ -31,7 +31,7 @@ class RunSpec:
     weights: str | None = None                  # a checkpoint file for `model`'s preset
     device: str = "auto"                        # auto | cpu | cuda | cuda:N
     backend: str = "auto"                       # auto | torch | onnxruntime | openvino (the forward pass)
-    precision: str = "auto"                     # auto (fp16 on CUDA, fp32 on the CPU) | fp32 | bf16 (openvino)
+    precision: str = "auto"                     # auto (fp16 on CUDA; CPU: mixed on bf16 CPUs, else fp32) | fp32 | mixed | bf16
     image_size: tuple[int, int] | None = None   # (h, w) model input; None: the weights' own
     flip: bool = False                          # flip test: twice the crops, a little more accurate
     # finding persons
@@ -78,7 +78,7 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Check every option once (cheap: no model is loaded); returns self, normalised."""
-        from .backends import check_backend_name, check_precision_name
+        from .backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
         from .detect import parse_detector_spec
         from .device import resolve_device
         from .skeleton import KEYPOINT_NAMES
@@ -91,8 +91,8 @@ class RunSpec:
         self.device = str(resolve_device(self.device)) if self.device != "auto" else "auto"
         self.backend = check_backend_name(self.backend)
         self.precision = check_precision_name(self.precision)
-        if self.precision == "bf16" and self.backend not in ("auto", "openvino"):
-            raise TransposeLiveError(f"precision bf16 runs on the openvino backend, not {self.backend}")
+        if self.precision in OPENVINO_PRECISIONS and self.backend not in ("auto", "openvino"):
+            raise TransposeLiveError(f"precision {self.precision} runs on the openvino backend, not {self.backend}")
         parse_detector_spec(self.detector)
         _whole("detect_every", self.detect_every, 1)
         if self.max_frames is not None:

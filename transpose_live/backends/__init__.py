@@ -20,9 +20,12 @@ from ..errors import TransposeLiveError
 log = logging.getLogger(__name__)
 
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
-# auto: fp16 on CUDA, fp32 on the CPU; bf16: OpenVINO's bf16 inference on CPUs that have it (opt-in:
-# coco_mini AP 0.3241 vs 0.3239 at fp32, heatmaps up to ~0.02 apart; see docs/benchmarks.md)
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
+# auto: fp16 on CUDA; on the CPU mixed where OpenVINO runs it (a CPU with bf16), else fp32.
+# mixed: OpenVINO, the CNN stem at fp32 and the encoder + head at bf16 (openvino_split.py: heatmaps within
+# fp16 noise of fp32). bf16: OpenVINO, all of it at bf16 (opt-in: coco_mini AP as fp32's, but it moves
+# keypoints by more than 0.5 px; see docs/benchmarks.md)
+PRECISION_CHOICES = ("auto", "fp32", "mixed", "bf16")
+OPENVINO_PRECISIONS = ("mixed", "bf16")
 _CPU_ONLY = ("onnxruntime", "openvino")
 # torch is imported inside the functions: option checks (check_backend_name) must stay cheap
 
@@ -105,14 +108,14 @@ class TorchBackend:
 def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto",
                    fold: bool = False):
     """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here).
-    precision bf16 needs OpenVINO (auto then picks it); the module's own dtype is torch's precision.
+    precision bf16 / mixed need OpenVINO (auto then picks it); the module's own dtype is torch's precision.
     fold: torch folds the batch norms (the graph runtimes do by themselves); for a model that stays as it is."""
     precision = check_precision_name(precision)
-    if precision == "bf16":
+    if precision in OPENVINO_PRECISIONS:
         if check_backend_name(name) == "auto":
             name = "openvino"
         if check_backend_name(name) != "openvino":
-            raise TransposeLiveError(f"precision bf16 runs on the openvino backend, not {name}")
+            raise TransposeLiveError(f"precision {precision} runs on the openvino backend, not {name}")
     resolved = resolve_backend(name, device)
     if resolved == "torch":
         return TorchBackend(model, fold)
@@ -123,9 +126,9 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
             return OnnxRuntimeBackend(model, threads)
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(model, threads, precision="bf16" if precision == "bf16" else "fp32")
+        return OpenVinoBackend(model, threads, precision=precision)
     except TransposeLiveError as exc:
-        if check_backend_name(name) != "auto" or precision == "bf16":
+        if check_backend_name(name) != "auto" or precision in OPENVINO_PRECISIONS:
             raise                      # asked for by name: say why it cannot run
         # auto only picks a graph runtime for speed: when its export cannot be made (a cache folder that
         # cannot be written, an exporter that fails), the same model runs on torch, as it did before
@@ -133,5 +136,5 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
         return TorchBackend(model, fold)
 
 
-__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "check_backend_name", "check_precision_name", "available_backends", "resolve_backend", "create_backend",
+__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "OPENVINO_PRECISIONS", "check_backend_name", "check_precision_name", "available_backends", "resolve_backend", "create_backend",
            "installed", "TorchBackend"]
