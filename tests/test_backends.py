@@ -40,7 +40,7 @@ def _inputs(batch: int, size=(64, 48)) -> torch.Tensor:
 
 @pytest.mark.parametrize("backend", ONNX_BACKENDS)
 def test_heatmaps_and_every_attention_map_match_torch_at_any_batch(backend, tiny_model):
-    runner = create_backend(backend, tiny_model, "cpu")
+    runner = create_backend(backend, tiny_model, "cpu", precision="fp32")   # mixed: test_openvino_mixed.py
     for batch in (1, 5, 2):          # one graph, a free batch axis
         x = _inputs(batch)
         with torch.inference_mode():
@@ -75,7 +75,7 @@ def test_estimator_keypoints_within_half_a_pixel(backend, pedestrians):
 
     frame, boxes = pedestrians
     ref_est = PoseEstimator("default", device="cpu", backend="torch", flip=True)
-    est = PoseEstimator("default", device="cpu", backend=backend, flip=True)
+    est = PoseEstimator("default", device="cpu", backend=backend, flip=True, precision="fp32")
     assert est.backend.name == backend and isinstance(est.model, torch.nn.Module)   # .model stays torch
     for attention in (False, True):
         want = ref_est.estimate(frame, boxes, attention=attention)
@@ -227,7 +227,7 @@ def test_backends_reproduce_the_authors_outputs(backend):
         ref = torch.load(shared_path("reference", name), weights_only=True)
         state = {k: v.float() if v.is_floating_point() else v for k, v in ref["state_dict"].items()}
         model = create_model(_preset_of(ref), weights=state).eval()
-        runner = create_backend(backend, model, "cpu")
+        runner = create_backend(backend, model, "cpu", precision="fp32")
         heatmaps, maps = runner(ref["input"], attention=with_maps)
         assert (heatmaps - ref["heatmaps"]).abs().max() <= 1e-4
         if with_maps:

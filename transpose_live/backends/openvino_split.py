@@ -7,6 +7,9 @@ the stem (torch autocast on the stem alone: 28 %; on everything after it: 0.8 %,
 model: 0.7 %). The encoder and head are where bf16 pays (about 60 % of the fp32 time), so the stem keeps
 f32 and the rest runs on the CPU's bf16 units. OpenVINO has one precision per compiled model (per-node
 rt_info hints were tried and are ignored by its CPU plugin), hence two models cut out of the one ONNX export.
+Measured on the sample's four walkers (max heatmap change against fp32; torch fp16: 0.0027): encoder + head
+at bf16 0.0064 at 1.58x fp32's speed (batch 4), the encoder alone 0.0040 at 1.41x, the head alone 0.0036
+at 1.09x. The first is what ships; its keypoints stay within 0.5 px there.
 """
 
 from __future__ import annotations
