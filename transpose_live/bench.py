@@ -134,7 +134,9 @@ def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: i
                                     min_seconds=min_seconds, warmup=warmup)
     times = np.array(times)
     p50, p95 = np.percentile(times, (50, 95)) * 1000
-    return ModelBench(name, (h, w), runner.name, runner.precision, batch, attention,
+    # mixed runs the maps' graph at fp32 (backends/openvino_backend.py): the row says what ran
+    ran = "fp32" if attention and runner.precision == "mixed" else runner.precision
+    return ModelBench(name, (h, w), runner.name, ran, batch, attention,
                       batch * len(times) / times.sum(), float(p50), float(p95),
                       batch * len(eager_times) / sum(eager_times), dev.type,
                       getattr(runner, "threads", torch.get_num_threads()))
