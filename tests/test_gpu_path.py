@@ -181,7 +181,7 @@ def test_device_path_equals_the_estimator_on_a_real_image():
 
     frame = cv2.imread(str(shared_path("data", "images", "messi5.jpg")))
     torch.manual_seed(0)
-    est = PoseEstimator("default", device="cpu")
+    est = PoseEstimator("default", device="cpu", precision="fp32")   # the fp32 model, whatever the backend
     box = np.array([[150.0, 20.0, 260.0, 320.0]])
     poses = est.estimate(frame, box)
     persons = est.prepare(frame, box)
@@ -307,7 +307,7 @@ def test_device_estimator_gives_the_estimators_poses(tiny_weights):
 
     rng = np.random.default_rng(9)
     frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu")
+    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", precision="fp32")
     dev = DeviceEstimator(est)
     boxes = np.array([[10.0, 5.0, 40.0, 90.0], [70.0, 20.0, 60.0, 80.0], [-10.0, -10.0, 50.0, 60.0]])
     want = est.estimate(frame, boxes, box_scores=[0.9, 0.8, 0.7])

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import TransposeLiveError
 from .onnxruntime_backend import _open_cached
-from .openvino_split import TwoStageRequest, split_graph
+from .openvino_split import PRECISIONS, ChainedRequest, split_graph
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,14 @@ class OpenVinoBackend:
 
     def _make_mixed(self, path):
         try:
-            stem, rest = split_graph(self._core, path)
+            parts = split_graph(self._core, path)
         except TransposeLiveError as exc:
             if not self._auto:
                 raise
             log.warning("mixed precision unavailable for this graph (%s); the model runs at fp32", exc)
             self.precision = "fp32"
             return self._make(path)
-        return TwoStageRequest(self._compile(stem, "f32"), self._compile(rest, "bf16"))
+        return ChainedRequest([self._compile(part, hint) for part, hint in zip(parts, PRECISIONS, strict=True)])
 
     def __call__(self, x: torch.Tensor, attention: bool = False):
         data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)

@@ -18,53 +18,92 @@ import numpy as np
 
 from ..errors import TransposeLiveError
 
-# node names of the export: export._Graph holds the TransPose as `.model`, whose 1x1 conv is `.reduce`
-CUT_PREFIX = "/model/reduce"
+# node names of the export: export._Graph holds the TransPose as `.model`, whose 1x1 conv is `.reduce`; the
+# head is `.deconv_layers` + `.final_layer` (or `.final_layer` alone after a bilinear upsampling)
+STEM_END = "/model/reduce"
+HEAD_STARTS = ("/model/deconv_layers", "/model/final_layer")
+PRECISIONS = ("f32", "bf16", "f32")     # stem | encoder | head
 
 
-def _cut_output(model):
-    """The one tensor leaving the reduce conv for the rest of the graph."""
+def _leaving(model, prefix: str):
+    """The one tensor leaving the ops named `prefix...` for the rest of the graph."""
     found = []
     for op in model.get_ordered_ops():
-        if not op.get_friendly_name().startswith(CUT_PREFIX):
+        if not op.get_friendly_name().startswith(prefix):
             continue
         for out in op.outputs():
-            if any(not t.get_node().get_friendly_name().startswith(CUT_PREFIX) for t in out.get_target_inputs()):
+            if any(not t.get_node().get_friendly_name().startswith(prefix) for t in out.get_target_inputs()):
                 found.append(out)
+    return _one(found, f"after {prefix}")
+
+
+def _entering(model, prefix: str):
+    """The one computed (not constant) tensor that the ops named `prefix...` read from outside them."""
+    found = {}
+    for op in model.get_ordered_ops():
+        if not op.get_friendly_name().startswith(prefix):
+            continue
+        for inp in op.inputs():
+            src = inp.get_source_output()
+            node = src.get_node()
+            if not node.get_friendly_name().startswith(prefix) and node.get_type_name() != "Constant":
+                found[(node.get_friendly_name(), src.get_index())] = src
+    return _one(list(found.values()), f"before {prefix}")
+
+
+def _one(found: list, where: str):
     if len(found) != 1:
-        raise TransposeLiveError(f"cannot cut the pose graph after its reduce layer ({len(found)} candidate tensors)")
+        raise TransposeLiveError(f"cannot cut the pose graph {where} ({len(found)} candidate tensors)")
     return found[0]
 
 
-def split_graph(core, path):
-    """(stem model: input -> features, rest model: features -> the graph's outputs), both ov.Model, read from
-    the ONNX file at `path` (read twice: cutting rewires the graph it works on)."""
+def _from(model, tensor, name: str):
+    """The part of `model` downstream of `tensor`, which becomes its input (rewires `model`)."""
     import openvino as ov
 
-    full = core.read_model(str(path))
-    stem = ov.Model([_cut_output(full)], [full.get_parameters()[0]], "transpose_stem")
-    other = core.read_model(str(path))
-    cut = _cut_output(other)
-    features = ov.opset13.parameter(cut.get_partial_shape(), cut.get_element_type(), name="features")
-    for target in list(cut.get_target_inputs()):
-        target.replace_source_output(features.output(0))
-    rest = ov.Model(other.get_results(), [features], "transpose_rest")
-    if len(rest.get_parameters()) != 1:
-        raise TransposeLiveError("the pose graph's rest still reads the input after the cut")
-    return stem, rest
+    param = ov.opset13.parameter(tensor.get_partial_shape(), tensor.get_element_type(), name=name)
+    for target in list(tensor.get_target_inputs()):
+        target.replace_source_output(param.output(0))
+    return param
 
 
-class TwoStageRequest:
-    """Two infer requests run one after the other; `run(x)` -> the rest's outputs (copies), like one request."""
+def split_graph(core, path) -> list:
+    """[stem: input -> features, middle: features -> head input, head: -> the graph's outputs], ov.Models read
+    from the ONNX file at `path` (read once per part: cutting rewires the graph it works on). The head stays
+    f32: at bf16 it rounds the heatmaps themselves (steps of ~0.004 near a peak), which DARK's sub-pixel
+    refinement reads."""
+    import openvino as ov
 
-    def __init__(self, stem_request, rest_request):
-        self.stem, self.rest = stem_request, rest_request
+    whole = core.read_model(str(path))
+    names = {op.get_friendly_name() for op in whole.get_ops()}
+    head_start = next((p for p in HEAD_STARTS if any(n.startswith(p) for n in names)), HEAD_STARTS[-1])
+    stem = ov.Model([_leaving(whole, STEM_END)], [whole.get_parameters()[0]], "transpose_stem")
+    second = core.read_model(str(path))
+    features = _from(second, _leaving(second, STEM_END), "features")
+    middle = ov.Model([_entering(second, head_start)], [features], "transpose_middle")
+    third = core.read_model(str(path))
+    head_in = _from(third, _entering(third, head_start), "head_input")
+    head = ov.Model(third.get_results(), [head_in], "transpose_head")
+    for part in (middle, head):
+        if len(part.get_parameters()) != 1:
+            raise TransposeLiveError("a part of the cut pose graph still reads the input")
+    return [stem, middle, head]
+
+
+class ChainedRequest:
+    """Infer requests run one after the other, each fed the previous one's first output; `run(x)` -> the
+    last one's outputs (copies), like a single request."""
+
+    def __init__(self, requests: list):
+        self.requests = requests
 
     def run(self, data: np.ndarray) -> list[np.ndarray]:
-        self.stem.infer({0: data})
-        self.rest.infer({0: self.stem.get_output_tensor(0).data})
+        for request in self.requests:
+            request.infer({0: data})
+            data = request.get_output_tensor(0).data
+        last = self.requests[-1]
         # copies: the request's output buffers are reused by its next call
-        return [np.array(self.rest.get_output_tensor(i).data) for i in range(len(self.rest.model_outputs))]
+        return [np.array(last.get_output_tensor(i).data) for i in range(len(last.model_outputs))]
 
 
-__all__ = ["split_graph", "TwoStageRequest", "CUT_PREFIX"]
+__all__ = ["split_graph", "ChainedRequest", "PRECISIONS"]
