@@ -1,8 +1,8 @@
 """The pose model's forward pass on OpenVINO (CPU; the optional `openvino` extra), from the cached ONNX export.
 
 OpenVINO picks bf16 by itself on CPUs that have it; we ask for a precision explicitly. fp32: the plain fp32
-model's outputs (heatmaps ~1e-6 apart). mixed (what auto picks on CPUs with bf16): the stem at f32, the
-encoder and head at bf16 (openvino_split.py; heatmaps within fp16 noise of fp32, ~1.5x its speed); the
+model's outputs (heatmaps ~1e-6 apart). mixed (what auto picks on CPUs with bf16): the stem and the head at f32,
+the encoder at bf16 (openvino_split.py; heatmaps within fp16 noise of fp32, ~1.3-1.4x its speed); the
 attention graph stays f32 there, so the maps keep their 1e-3. bf16: everything at bf16 (opt-in: fastest,
 keypoints move). Latency hint, one stream: one frame's crops at a time.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import TransposeLiveError
+from . import OPENVINO_PRECISIONS
 from .onnxruntime_backend import _open_cached
 from .openvino_split import PRECISIONS, ChainedRequest, split_graph
 
@@ -38,16 +39,6 @@ def has_bf16() -> bool:
     return "BF16" in _shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-class _OneRequest:
-    def __init__(self, request):
-        self.request = request
-
-    def run(self, data: np.ndarray) -> list[np.ndarray]:
-        self.request.infer({0: data})
-        # copies: the request's output buffers are reused by its next call
-        return [np.array(self.request.get_output_tensor(i).data) for i in range(len(self.request.model_outputs))]
-
-
 class OpenVinoBackend:
     """Same call as OnnxRuntimeBackend; threads = the CPU's cores by default."""
 
@@ -60,7 +51,7 @@ class OpenVinoBackend:
         self._auto = precision == "auto"
         if precision == "auto":
             precision = "mixed" if has_bf16() else "fp32"
-        elif precision in ("bf16", "mixed") and not has_bf16():
+        elif precision in OPENVINO_PRECISIONS and not has_bf16():
             # OpenVINO would quietly run f32 instead; the row / the run would then say bf16 wrongly
             raise TransposeLiveError(f"precision {precision} needs a CPU with bf16 instructions; this one has none "
                                      "(use --precision fp32)")
@@ -84,7 +75,7 @@ class OpenVinoBackend:
         }).create_infer_request()
 
     def _make(self, path):
-        return _OneRequest(self._compile(str(path), "bf16" if self.precision == "bf16" else "f32"))
+        return ChainedRequest([self._compile(str(path), "bf16" if self.precision == "bf16" else "f32")])
 
     def _make_mixed(self, path):
         try:

@@ -92,7 +92,7 @@ def split_graph(core, path) -> list:
 
 class ChainedRequest:
     """Infer requests run one after the other, each fed the previous one's first output; `run(x)` -> the
-    last one's outputs (copies), like a single request."""
+    last one's outputs (copies). One request is the plain case."""
 
     def __init__(self, requests: list):
         self.requests = requests
