@@ -147,3 +147,65 @@ def test_a_damaged_cached_ir_is_converted_again(tmp_path, monkeypatch):
     assert xml.stat().st_size > 1000 and xml.with_suffix(".bin").stat().st_size > 10_000_000
     assert len(detector.detect(sample_frames(1)[0])) >= 1
     assert [p.name for p in xml.parent.iterdir() if p.name.startswith(".")] == []   # no temporary files left
+
+
+# ---------------------------------------------------------------- the class predictors pruned to persons
+
+def tiny_class_predictor_graph(rng):
+    """Two feature maps through SSD-style class predictors (conv + bias, NHWC, reshape to (1, anchors, 91)),
+    concatenated and put through one sigmoid named as the SSD's scores node; weights at random."""
+    import openvino as ov
+
+    ops = ov.opset13
+    params, branches = [], []
+    for size, anchors, transpose in ((4, 3, True), (1, 6, False)):      # the SSD's 1x1 map has no transpose
+        x = ops.parameter([1, 8, size, size], np.float32)
+        conv = ops.convolution(x, ops.constant(rng.normal(size=(anchors * 91, 8, 3, 3)).astype(np.float32)),
+                               [1, 1], [1, 1], [1, 1], [1, 1])
+        out = ops.add(conv, ops.constant(rng.normal(size=(1, anchors * 91, 1, 1)).astype(np.float32)))
+        if transpose:
+            out = ops.transpose(out, ops.constant(np.array([0, 2, 3, 1], np.int64)))
+        branches.append(ops.reshape(out, ops.constant(np.array([0, size * size * anchors, 91], np.int64)), True))
+        params.append(x)
+    scores = ops.sigmoid(ops.concat(branches, 1))
+    scores.set_friendly_name(ssd_openvino.SCORES_NODE)
+    return ov.Model([scores], params, "tiny")
+
+
+@needs_openvino
+def test_keep_classes_keeps_those_columns_exactly():
+    import openvino as ov
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(1, 8, 4, 4)).astype(np.float32), rng.normal(size=(1, 8, 1, 1)).astype(np.float32)]
+    core = ov.Core()
+    full = core.compile_model(tiny_class_predictor_graph(np.random.default_rng(1)), "CPU")(inputs)[0]
+    pruned_model = ssd_openvino.keep_classes(tiny_class_predictor_graph(np.random.default_rng(1)), (0, 1, 17))
+    pruned = core.compile_model(pruned_model, "CPU")(inputs)[0]
+    assert full.shape == (1, 4 * 4 * 3 + 6, 91) and pruned.shape == (1, 4 * 4 * 3 + 6, 3)
+    np.testing.assert_allclose(pruned, full[:, :, [0, 1, 17]], atol=1e-6)
+    assert np.abs(full[:, :, 1] - full[:, :, 2]).max() > 0.1     # the columns differ: a wrong pick would show
+
+
+@needs_openvino
+def test_keep_classes_refuses_a_graph_it_does_not_know():
+    import openvino as ov
+
+    ops = ov.opset13
+    x = ops.parameter([1, 10, 91], np.float32)
+    scores = ops.sigmoid(ops.concat([ops.relu(x), ops.relu(x)], 1))
+    scores.set_friendly_name(ssd_openvino.SCORES_NODE)
+    with pytest.raises(TransposeLiveError, match="class predictor"):
+        ssd_openvino.keep_classes(ov.Model([scores], [x], "other"))
+
+
+@needs_models
+@needs_openvino
+def test_the_pruned_network_scores_background_and_person(tmp_path, monkeypatch):
+    from transpose_live.detect.ssd import find_model_files
+
+    monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(tmp_path))
+    network = ssd_openvino.OpenVinoSSD(find_model_files()[0], 2)
+    boxes, scores = network(cv2.resize(sample_frames(1)[0], (300, 300))[:, :, ::-1])
+    assert boxes.shape == (1917, 4) and scores.shape == (1917, len(ssd_openvino.KEPT_CLASSES))
+    assert "persons" in ssd_openvino.ir_cache_path(find_model_files()[0]).name

@@ -60,7 +60,7 @@ def test_network_outputs_equal_openvinos(graph):
         (b1, s1), (b2, s2) = ov(rgb), pt(rgb)
         assert b2.shape == (1917, 4) and s2.shape == (1917, 91)
         np.testing.assert_allclose(b2, b1, atol=1e-5)
-        np.testing.assert_allclose(s2, s1, atol=1e-5)
+        np.testing.assert_allclose(s2[:, ssd_openvino.KEPT_CLASSES], s1, atol=1e-5)   # OpenVINO's: pruned
         assert s1[:, 1].max() > 0.5          # a confident person: the outputs compared are not all noise
 
 

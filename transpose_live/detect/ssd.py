@@ -9,7 +9,7 @@ a lower box suppress a higher one, so thresholding before or after it gives the 
 An OpenCV net fixes its SSD prior boxes at the first input size it sees (a later size gives wrong boxes,
 OpenCV 5.0, both engines), so there is one net per network input size.
 
-Engines, at the trained 300x300 input the same boxes from the same weights: "openvino" about twice as fast
+Engines, at the trained 300x300 input the same boxes from the same weights: "openvino" about four times as fast
 as OpenCV on the CPU (ssd_openvino.py); "torch" the network as a PyTorch module, for a CUDA device
 (ssd_torch.py). "auto" (the default) takes torch on a CUDA device, OpenVINO on the CPU when installed,
 else OpenCV (which alone also runs other input sizes).
