@@ -4,8 +4,9 @@
 #   .traindata/pack_b   LSPET images [SPLIT, end) + the full-resolution COCO train sets + the pseudo labels
 #   .traindata/val      coco_mini (the held-out evaluation set, original JPEGs)
 # each under what one device call carries beside the repo. Needs ../shared/data (or SHARED=...), the
-# merged LSPET labels .traindata/pseudo/lspet_filled.json, the teacher labels data/pseudo/tta/*.json and
-# their video frames under .traindata/frames (tools/pseudo_label.py; commands in docs/TRAINING.md).
+# merged LSPET labels .traindata/pseudo/lspet_filled.json (made from data/pseudo/lspet_face.json.gz when
+# absent), the teacher labels data/pseudo/tta/*.json and their video frames under .traindata/frames
+# (tools/pseudo_label.py; commands in docs/TRAINING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${SHARED:-../shared}/data
@@ -21,6 +22,11 @@ coco=(--exclude-ids "$ID")   # LSPET's image ids are its own numbers (1..10000),
 crop=(--crop-margin 1.6)
 pack() { nice -n 10 "$py" tools/pack_training_set.py --overwrite "$@"; }
 
+# the LSPET labels with the teacher's face joints: rebuilt from the repository's delta (tools/fill_delta.py)
+# unless a fill of this checkout is there
+if [ ! -f "$P/lspet_filled.json" ] && [ -f data/pseudo/lspet_face.json.gz ]; then
+    "$py" tools/fill_delta.py apply $S/lspet/person_keypoints.json data/pseudo/lspet_face.json.gz "$P/lspet_filled.json"
+fi
 [ -f "$P/lspet_filled.json" ] || { echo "no $P/lspet_filled.json: run the LSPET fill first" >&2; exit 2; }
 # the val set is coco_mini untouched: its json whole (COCOeval ignores a pose that matches only an
 # unlabelled or crowd person; without them such a pose counts as a false positive: AP 0.299 instead of
