@@ -24,7 +24,7 @@ def format_table(stats: dict, n_images: int, n_persons: int, n_results: int) -> 
     return f"{head}\n{row}\n({n_images} images, {n_persons} labelled persons, {n_results} predicted poses; AP in %)"
 
 
-@with_spec("model", "detector", "min_person_score")
+@with_spec("model", "detector", "detect_tiles", "min_person_score")
 def eval_command(
     annotations: Path = typer.Argument(..., metavar="ANNOTATIONS.json", help="COCO person_keypoints json."),
     images_dir: Path = typer.Argument(..., metavar="IMAGES_DIR", help="Folder holding the json's images (file_name)."),
@@ -56,6 +56,8 @@ def eval_command(
     if detector_min_score is not None and (person_boxes != "detected" or spec.detector == "none"):
         # it would be ignored: say so rather than report figures the user thinks it shaped
         raise TransposeLiveError("--detector-min-score needs --person-boxes detected and a detector (not none)")
+    if spec.detect_tiles and person_boxes != "detected":
+        raise TransposeLiveError("--detect-tiles needs --person-boxes detected")
     if json_out is not None and json_out != "-":
         check_output(json_out, "report")
 
@@ -65,7 +67,8 @@ def eval_command(
     t0 = time.perf_counter()
     results = evaluate.predict_coco(estimator, coco, images_dir, detector="gt" if person_boxes == "gt" else spec.detector,
                                     flip=spec.flip, img_ids=img_ids, min_person_score=spec.min_person_score,
-                                    detector_min_score=detector_min_score if person_boxes == "detected" else None)
+                                    detector_min_score=detector_min_score if person_boxes == "detected" else None,
+                                    detect_tiles=spec.detect_tiles)
     seconds = time.perf_counter() - t0
     stats = evaluate.coco_eval(coco, results, img_ids=img_ids)
     n_persons = len(evaluate.labelled_persons(coco, img_ids))
@@ -80,6 +83,7 @@ def eval_command(
                       detector_min_score=(evaluate.EVAL_DETECTOR_MIN_SCORE if detector_min_score is None
                                           else detector_min_score)
                       if person_boxes == "detected" and spec.detector != "none" else None,
+                      detect_tiles=spec.detect_tiles if person_boxes == "detected" else None,
                       flip=spec.flip,
                       min_person_score=spec.min_person_score, images=len(img_ids), persons=n_persons,
                       predictions=len(results), seconds=round(seconds, 2))

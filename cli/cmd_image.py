@@ -71,7 +71,7 @@ def summary_line(n: int, pose, min_joint_score: float) -> str:
             f"{seen}/{len(pose.scores)} joints >= {min_joint_score:g}")
 
 
-@with_spec("model", "detector", "min_person_score", "attention", "joint", "min_joint_score", "boxes")
+@with_spec("model", "detector", "detect_tiles", "min_person_score", "attention", "joint", "min_joint_score", "boxes")
 def image_command(
     photos: list[Path] = typer.Argument(..., metavar="PHOTO...", help="Image files (jpg, png, ...)."),
     out: Path = typer.Option(None, "--out", "-o", help="Annotated image (one photo only)."),

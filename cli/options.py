@@ -45,6 +45,9 @@ OPTIONS: dict[str, SharedOption] = {
                              "person) or onnx:FILE (a YOLOv8/YOLOX export)."),
     "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames (default 2); in "
                                  "between follow each person from their previous pose (1: detect on every frame)."),
+    "detect_tiles": SharedOption(("--detect-tiles",), int, "Also run the detector on N square windows along a "
+                                 "wide frame's long side (finds persons far from the camera; N+1 detector calls "
+                                 "per detection; 0: the whole frame only)."),
     "detect_async": SharedOption(("--detect-async/--detect-in-series",), bool, "Run the detector on its own "
                                  "thread beside the pose model: frames go on with the persons already followed "
                                  "(lower latency where the model is fast, e.g. on CUDA); its boxes join a frame "
@@ -74,7 +77,7 @@ OPTIONS: dict[str, SharedOption] = {
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model", "weights", "device", "backend", "precision", "flip"),
-    "detect": ("detector", "detect_every", "detect_async", "min_person_score"),
+    "detect": ("detector", "detect_every", "detect_tiles", "detect_async", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),
     "frames": ("start", "end", "max_frames", "duration"),

@@ -2,7 +2,7 @@
 
     python tools/measure_detector.py [--annotations JSON] [--images DIR] [--detector ssd]
                                      [--min-score 0.3] [--input-size 300x300|N] [--nms-iou 0.5]
-                                     [--engine auto|openvino|torch|opencv]
+                                     [--engine auto|openvino|torch|opencv] [--tiles N]
                                      [--no-ap] [--no-flip] [--json OUT|-]
 
 Defaults: ../shared/data/coco_mini beside the checkout (set TRANSPOSE_LIVE_DATA or pass the paths), the SSD as the live
@@ -40,7 +40,7 @@ def build_detector(args):
     from transpose_live.detect import create_detector
 
     if args.detector != "ssd" or args.input_size is None and args.nms_iou is None and args.engine == "auto":
-        return create_detector(args.detector, min_score=args.min_score)
+        return create_detector(args.detector, min_score=args.min_score, tiles=args.tiles)
     from transpose_live.detect.ssd import SSDDetector
 
     options = {"engine": args.engine}
@@ -51,7 +51,12 @@ def build_detector(args):
     if args.input_size is not None:
         size = args.input_size.lower()
         options["input_size"] = int(size) if "x" not in size else tuple(int(v) for v in size.split("x"))
-    return SSDDetector(**options)
+    detector = SSDDetector(**options)
+    if args.tiles:
+        from transpose_live.detect.tiles import TiledDetector
+
+        return TiledDetector(detector, args.tiles)
+    return detector
 
 
 class TimedDetector:
@@ -128,6 +133,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=float)
     ap.add_argument("--input-size", help="SSD input: WxH squashed (300x300) or N, a short side keeping the aspect")
     ap.add_argument("--nms-iou", type=float)
+    ap.add_argument("--tiles", type=int, default=0,
+                    help="also detect on N square windows along a wide image's long side (--detect-tiles)")
     ap.add_argument("--engine", default="auto", choices=["auto", "openvino", "torch", "opencv"],
                     help="the SSD's engine (the same network; see transpose_live/detect/ssd.py)")
     ap.add_argument("--pad", type=float, default=0.0, help="grow every box by this fraction of its size per side "
@@ -143,9 +150,11 @@ def main() -> None:
     img_ids = evaluate.select_image_ids(coco, args.max_images)
     timed = TimedDetector(build_detector(args))
     timed.pad = args.pad
-    report = dict(detector=args.detector, min_score=getattr(timed.detector, "min_score", None),
-                  input_size=str(getattr(timed.detector, "input_size", None)),
-                  nms_iou=getattr(timed.detector, "nms_iou", None), pad=args.pad, images=len(img_ids))
+    base = getattr(timed.detector, "detector", timed.detector)      # the tiled detector's own detector
+    report = dict(detector=args.detector, min_score=getattr(base, "min_score", None),
+                  input_size=str(getattr(base, "input_size", None)),
+                  nms_iou=getattr(base, "nms_iou", None), pad=args.pad, images=len(img_ids),
+                  tiles=args.tiles)
     if args.no_ap:
         for img_id in img_ids:
             timed.image = img_id

@@ -146,10 +146,11 @@ def _flip_set(estimator, flip: bool):
 EVAL_DETECTOR_MIN_SCORE = 0.05
 
 
-def _box_source(detector: str | object, detector_min_score: float | None = None, device: object = None):
+def _box_source(detector: str | object, detector_min_score: float | None = None, device: object = None,
+                detect_tiles: int = 0):
     """None for ground-truth boxes ("gt"), else an object with `.detect(frame)`: the one passed, or the
     detector a spec string names ("ssd", "none", "onnx:FILE"), at `detector_min_score` (default
-    EVAL_DETECTOR_MIN_SCORE)."""
+    EVAL_DETECTOR_MIN_SCORE), on `detect_tiles` windows too (detect/tiles.py)."""
     if isinstance(detector, str):
         if detector == GT_BOXES:
             return None
@@ -157,7 +158,7 @@ def _box_source(detector: str | object, detector_min_score: float | None = None,
 
         if detector_min_score is None:
             detector_min_score = EVAL_DETECTOR_MIN_SCORE
-        return create_detector(detector, min_score=detector_min_score, device=device)
+        return create_detector(detector, min_score=detector_min_score, device=device, tiles=detect_tiles)
     if not callable(getattr(detector, "detect", None)):
         raise TransposeLiveError(f"detector must be 'gt', a detector spec or an object with .detect(frame), "
                                  f"got {detector!r}")
@@ -193,6 +194,7 @@ def predict_coco(
     img_ids: Sequence[int] | None = None,
     min_person_score: float = 0.0,
     detector_min_score: float | None = None,
+    detect_tiles: int = 0,
 ) -> list[dict]:
     """COCO keypoint results (dicts with image_id, category_id, keypoints, score, area) for the json's images.
 
@@ -201,7 +203,8 @@ def predict_coco(
     "onnx:FILE"), or an object with `.detect(frame)`. Poses whose `Pose.score` is below `min_person_score`
     are dropped before OKS-NMS, like `--min-person-score` of the live commands. `detector_min_score`: a
     named detector's box score threshold (default EVAL_DETECTOR_MIN_SCORE, the COCO test protocol's
-    low threshold; the live commands keep the detector's own, 0.3 for the SSD).
+    low threshold; the live commands keep the detector's own, 0.3 for the SSD). `detect_tiles`: a named
+    detector also runs on that many square windows of wide images (`--detect-tiles`).
     """
     if not Path(images_dir).is_dir():
         raise TransposeLiveError(f"image folder not found: {images_dir}")
@@ -211,7 +214,7 @@ def predict_coco(
     ids = select_image_ids(coco) if img_ids is None else [int(i) for i in img_ids]
     if detector_min_score is not None and not 0.0 <= detector_min_score <= 1.0:
         raise TransposeLiveError(f"detector_min_score must be between 0 and 1, got {detector_min_score}")
-    source = _box_source(detector, detector_min_score, getattr(estimator, "device", None))
+    source = _box_source(detector, detector_min_score, getattr(estimator, "device", None), detect_tiles)
     if source is None:  # only images with a labelled person need reading
         ids = [i for i in ids if labelled_persons(coco, [i])]
 

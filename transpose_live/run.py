@@ -30,7 +30,7 @@ from .spec import RunSpec
 from .types import FrameResult, Pose
 
 # options that decide what is loaded: a runner serves only specs that agree on them
-_LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "detector")
+_LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "detector", "detect_tiles")
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -96,7 +96,7 @@ def load_runner(spec: RunSpec | None = None, **options) -> PoseRunner:
 
     spec = RunSpec.from_options(spec, **options)
     # a bad detector fails before the (slower) model loads; on a GPU the SSD runs there too
-    detector = create_detector(spec.detector, device=resolve_device(spec.device))
+    detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
     return PoseRunner(spec, load_estimator(spec), detector)
 
 

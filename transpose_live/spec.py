@@ -39,6 +39,9 @@ class RunSpec:
     # detector every N frames; poses carry the boxes between. 2: on vtest.avi 95.8 % of the every-frame persons
     # kept (OKS >= 0.5, mean OKS 0.93), fewer ids, the pipeline ~1.2x faster (docs/MODEL_CARD.md, Tracking)
     detect_every: int = 2
+    # also detect on N square windows along a wide frame's long side (finds persons far away; N+1 detector
+    # calls; detect/tiles.py). 0: the whole frame only
+    detect_tiles: int = 0
     # the detector on its own thread beside the pose step; its boxes join a frame or two late (detect_beside.py)
     detect_async: bool = False
     min_person_score: float = DEFAULT_MIN_PERSON_SCORE
@@ -95,6 +98,9 @@ class RunSpec:
             raise TransposeLiveError(f"precision {self.precision} runs on the openvino backend, not {self.backend}")
         parse_detector_spec(self.detector)
         _whole("detect_every", self.detect_every, 1)
+        _whole("detect_tiles", self.detect_tiles, 0)
+        if self.detect_tiles and parse_detector_spec(self.detector)[0] == "none":
+            raise TransposeLiveError("detect_tiles needs a detector (not none)")
         if self.max_frames is not None:
             _whole("max_frames", self.max_frames, 1)
         _whole("queue_size", self.queue_size, 1)

@@ -41,9 +41,22 @@ def parse_detector_spec(spec: str) -> tuple[str, str | None]:
     raise TransposeLiveError(f"unknown detector {spec!r}; choose one of: {', '.join(SPECS)}")
 
 
-def create_detector(spec: str = "ssd", min_score: float | None = None, device: object = None) -> "Detector":
+def create_detector(spec: str = "ssd", min_score: float | None = None, device: object = None,
+                    tiles: int = 0) -> "Detector":
     """A detector from its spec string; `min_score` overrides the detector's default score threshold.
-    `device`: where the pose model runs; on a CUDA device the SSD runs there too (see ssd.py's engines)."""
+    `device`: where the pose model runs; on a CUDA device the SSD runs there too (see ssd.py's engines).
+    `tiles` > 0: also on that many square windows along a wide frame's long side (tiles.py)."""
+    detector = _create(spec, min_score, device)
+    if tiles:
+        if parse_detector_spec(spec)[0] == "none":
+            raise TransposeLiveError("detect tiles need a detector (not none)")
+        from .tiles import TiledDetector
+
+        return TiledDetector(detector, tiles)
+    return detector
+
+
+def _create(spec: str, min_score: float | None, device: object) -> "Detector":
     kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
     if kind == "ssd":
