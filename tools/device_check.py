@@ -19,7 +19,7 @@ still reports what it finished; a section that fails records its error and the n
              the CPU), pose-derived boxes between,
              the shipped model on the device path: unpaced (throughput) and paced at 30 fps (latency p50/p95)
 The detector: the SSD graph's package is absent there and the graph is 70 MB. `prepare` writes its weights
-as a torch file (tools/export_ssd_torch.py, fp16, 32 MB), which runs it on the GPU there. Without that
+as a torch file (tools/export_ssd_torch.py, fp16, person + background heads, 7 MB), which runs it on the GPU there. Without that
 file, `tools/compact_ssd.py pack .devcarry` (29.5 MB, fp16 weights, xz) lets OpenCV run it on the CPU
 there; where neither runs, boxes the SSD found here for the same frames (crowd_boxes.json) stand in, and
 the JSON says so.

