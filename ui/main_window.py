@@ -11,6 +11,8 @@ still take the keys they type).
 
 from __future__ import annotations
 
+import gc
+
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -730,6 +732,12 @@ def _preload(config: Any = None) -> None:
     import transpose_live.smoothing  # noqa: F401  (filterpy, scipy)
     import transpose_live.sources  # noqa: F401
     import transpose_live.tracking  # noqa: F401
+
+    # A full garbage collection walks every object the process holds (torch, Qt, OpenVINO: ~10^6) with the
+    # interpreter held: 130-200 ms, and when a worker's allocations set one off the window froze that long
+    # (measured at a model reload). What exists by now lives as long as the window; frozen, the collector
+    # leaves it out of every later pass.
+    gc.freeze()
 
 
 def _preload_backend(backend: Any, device: Any) -> None:
