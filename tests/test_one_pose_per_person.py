@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from transpose_live.detect import Detections
-from transpose_live.following import PersonFollower, drop_duplicates, drop_mixtures, one_pose_per_person
+from transpose_live.following import (PersonFollower, drop_duplicates, drop_group_boxes, drop_mixtures,
+                                      one_pose_per_person)
 from transpose_live.geometry import pose_pair_oks
 from transpose_live.types import Pose
 
@@ -75,6 +76,29 @@ def test_people_close_in_a_row_all_stay():
     # a skeleton stretched between two of them is still caught
     a, b, c = standing(100), standing(150), standing(300)
     assert drop_mixtures([a, stretched(a, b), b, c]) == [a, b, c]
+
+
+def lying(box, box_score: float, joint_score: float) -> Pose:
+    """A skeleton strewn along the middle of a wide box (as the model guesses in a box with nobody in it)."""
+    x, y, w, h = box
+    kp = np.stack([np.linspace(x + 0.1 * w, x + 0.9 * w, 17), np.full(17, y + h / 2)], 1).astype(np.float32)
+    return Pose(kp, np.full(17, joint_score, np.float32), box=tuple(box), box_score=box_score)
+
+
+def test_a_weak_wide_box_around_walkers_is_left_out_a_person_lying_is_not():
+    row = [standing(100 + 120 * k) for k in range(4)]                  # boxes 118..280 high, centres at y 199
+    group = lying((60, 150, 500, 120), box_score=0.35, joint_score=0.35)     # vtest's kind: person score 0.12
+    assert drop_group_boxes([row[0], group, *row[1:]]) == row
+    assert one_pose_per_person([*row, group]) == row
+    # a person lying on the ground stays: alone in their wide box, however weak ...
+    fallen = lying((600, 250, 200, 60), box_score=0.35, joint_score=0.35)
+    assert drop_group_boxes([*row, fallen]) == [*row, fallen]
+    # ... or with someone kneeling beside them inside it, when the model is sure of them (0.9 x 0.5 = 0.45)
+    helper = standing(160)
+    sure = lying((60, 150, 300, 120), box_score=0.9, joint_score=0.5)
+    assert drop_group_boxes([helper, sure]) == [helper, sure]
+    # a tall box (aspect below 2) is never taken for a group, however weak and full
+    assert len(drop_group_boxes([*row, lying((60, 100, 220, 200), 0.2, 0.2)])) == 5
 
 
 def test_the_follower_leaves_out_duplicates_on_detected_frames():

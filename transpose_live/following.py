@@ -17,6 +17,9 @@ OWNED_OKS = 0.5            # a joint this close (its OKS term) to one of another
 OWNED_JOINTS = 3           # ... and a pose with this many joints owned by each of two others,
 MIXTURE_SHARE = 0.75       # ... together this share of its confident joints, is a mixture
 BOXED_SHARE = 0.5          # a followed box this much inside a detector box is that detection's person
+GROUP_ASPECT = 2.0         # a box this many times wider than tall, scoring below GROUP_SCORE, around another
+GROUP_SCORE = 0.25         # ... person's centre, boxes a group or a stretch of street (vtest: 0.08-0.23), not a
+                           # person lying there (COCO persons lying, in their own boxes: 0.30-0.78)
 
 
 def follow_box(pose: Pose, width: int, height: int, pad: float) -> np.ndarray | None:
@@ -184,8 +187,8 @@ def _followed_in_detections(follow: np.ndarray, detected: np.ndarray) -> list[tu
 
 
 def one_pose_per_person(poses: list[Pose]) -> list[Pose]:
-    """The poses with duplicates and mixtures left out (order kept)."""
-    return drop_mixtures(drop_duplicates(poses))
+    """The poses with duplicates, mixtures and group boxes left out (order kept)."""
+    return drop_group_boxes(drop_mixtures(drop_duplicates(poses)))
 
 
 def drop_duplicates(poses: list[Pose], iou: float = DUPLICATE_IOU, min_oks: float = DUPLICATE_OKS) -> list[Pose]:
@@ -221,6 +224,25 @@ def drop_mixtures(poses: list[Pose]) -> list[Pose]:
         if int(owners.sum()) < 2 or share < MIXTURE_SHARE:
             kept.append(pose)
     return kept
+
+
+def drop_group_boxes(poses: list[Pose]) -> list[Pose]:
+    """Leave out a weak pose in a box lying across others: the detector's odd wide box over a row of walkers
+    and the road between them (vtest.avi: 41 such poses, skeletons strewn along the kerb, each box around
+    1-8 walkers) gets a "person" the model can only guess at. Wider than `GROUP_ASPECT` x its height, its
+    person score below `GROUP_SCORE` and another person's box centre inside: all three, so that a person
+    lying on the ground, scored with any confidence or alone in their box, stays."""
+    if len(poses) < 2:
+        return poses
+    boxes = np.array([p.box if p.box is not None else (0, 0, 0, 0) for p in poses], np.float64)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    lo, hi = boxes[:, None, :2], boxes[:, None, :2] + boxes[:, None, 2:]              # (N, 1, 2) outer
+    inside = ((centres[None] >= lo) & (centres[None] <= hi)).all(-1)                 # (N outer, N inner)
+    np.fill_diagonal(inside, False)
+    wide = boxes[:, 2] > GROUP_ASPECT * boxes[:, 3]
+    weak = np.array([p.score < GROUP_SCORE for p in poses])
+    group = wide & weak & inside.any(1)
+    return [p for p, g in zip(poses, group) if not g]
 
 
 def joints_on_others(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray]:
@@ -262,4 +284,4 @@ class TrackSmoother:
 
 
 __all__ = ["PersonFollower", "TrackSmoother", "follow_box", "mean_score", "confident", "one_pose_per_person",
-           "drop_duplicates", "drop_mixtures", "FOLLOW_JOINT_SCORE"]
+           "drop_duplicates", "drop_mixtures", "drop_group_boxes", "FOLLOW_JOINT_SCORE"]
