@@ -15,7 +15,7 @@ and on `reset(track_id)` (call it for `Tracker.lost_ids`). Poses without a track
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
@@ -36,15 +36,6 @@ def accel_sigma(strength: float) -> float:
     return ACCEL_SIGMA_MAX * 10.0 ** (-ACCEL_DECADES * strength)
 
 
-def make_joint_filter(x: float, y: float, pos_var: float, vel_var: float) -> KalmanFilter:
-    """A constant-velocity filter for one joint, started at (x, y) at rest with the given variances."""
-    kf = KalmanFilter(dim_x=4, dim_z=2)
-    kf.x = np.array([x, y, 0.0, 0.0])
-    kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
-    kf.P = np.diag([pos_var, pos_var, vel_var, vel_var])
-    return kf
-
-
 def transition(dt: float) -> np.ndarray:
     """State transition of the constant-velocity model over dt seconds (state [x, y, vx, vy])."""
     f = np.eye(4)
@@ -52,11 +43,54 @@ def transition(dt: float) -> np.ndarray:
     return f
 
 
-@dataclass
 class _TrackState:
-    last_time: float
-    filters: list[KalmanFilter | None]
-    predicted_for: np.ndarray = field(default_factory=lambda: np.zeros(0))   # seconds each joint went unmeasured
+    """One track's joints in one filterpy KalmanFilter: state [x, y, vx, vy] per joint, stacked. F, Q, H and
+    R are block-diagonal, so the joints stay independent filters (the covariance's blocks between joints
+    stay exactly zero) while the work is a handful of matrix products per frame instead of two filter
+    steps per joint: 17 per-joint filters cost ~1.2 ms a person in Python, and the smoothing stage's
+    interpreter time slowed the model stage beside it (vtest.avi: 10.7 fps smoothed vs 11.8 without)."""
+
+    def __init__(self, t: float, n: int):
+        self.last_time = t
+        self.n = n
+        self.kf = KalmanFilter(dim_x=4 * n, dim_z=2 * n)
+        self.kf.x = np.zeros(4 * n)
+        self.kf.P = np.eye(4 * n)
+        self.active = np.zeros(n, bool)                 # joint j has a running filter
+        self.predicted_for = np.zeros(n)                # seconds each joint went unmeasured
+
+    def start(self, j: int, x: float, y: float, pos_var: float, vel_var: float) -> None:
+        """Joint j's filter (re)started at (x, y) at rest with the given variances."""
+        b = slice(4 * j, 4 * j + 4)
+        self.kf.x[b] = (x, y, 0.0, 0.0)
+        self.kf.P[b, b] = np.diag([pos_var, pos_var, vel_var, vel_var])
+        self.active[j] = True
+        self.predicted_for[j] = 0.0
+
+    def stop(self, j: int) -> None:
+        """Joint j's filter dropped; its block is kept finite and at rest until the next start."""
+        b = slice(4 * j, 4 * j + 4)
+        self.kf.x[b] = 0.0
+        self.kf.P[b, b] = np.eye(4)
+        self.active[j] = False
+
+    def predict(self, dt: float, q_joint: np.ndarray) -> None:
+        n = self.n
+        f = np.eye(4 * n)
+        f[4 * np.arange(n)[:, None] + [0, 1], 4 * np.arange(n)[:, None] + [2, 3]] = dt     # x += vx dt, y += vy dt
+        q = np.zeros((n, 4, n, 4))
+        q[np.arange(n), :, np.arange(n), :] = q_joint                                     # Q per joint, block-diagonal
+        self.kf.predict(F=f, Q=q.reshape(4 * n, 4 * n))
+        for j in np.flatnonzero(~self.active):          # idle blocks do not grow between starts
+            self.stop(int(j))
+
+    def update(self, joints: np.ndarray, z: np.ndarray, r: np.ndarray) -> None:
+        """Measure the listed joints at z (m, 2) with variances r (m,); the other joints are left as
+        predicted (no rows for them in H: exactly the per-joint filters' skipped updates)."""
+        rows = (4 * joints[:, None] + np.arange(2)).reshape(-1)        # the x, y of each measured joint
+        h = np.zeros((2 * len(joints), 4 * self.n))
+        h[np.arange(len(rows)), rows] = 1.0
+        self.kf.update(z.reshape(-1), R=np.diag(np.repeat(r, 2)), H=h)
 
 
 class PoseSmoother:
@@ -99,41 +133,36 @@ class PoseSmoother:
         state = self._tracks.get(pose.track_id)
         if state is not None:
             dt = t - state.last_time
-            if dt <= 0 or dt > self.max_gap or len(state.filters) != n:
+            if dt <= 0 or dt > self.max_gap or state.n != n:
                 state = None
         if state is None:
-            state = _TrackState(t, [None] * n, np.zeros(n))
+            state = _TrackState(t, n)
             self._tracks[pose.track_id] = state
             dt = 0.0
         state.last_time = t
 
         size = _person_size(pose, kp)
         r_unit = (MEAS_SIGMA * size) ** 2
-        f_mat = transition(dt)
-        q_mat = Q_discrete_white_noise(dim=2, dt=dt, var=(accel_sigma(self.strength) * size) ** 2,
-                                       block_size=2, order_by_dim=False)
+        if dt > 0 and state.active.any():
+            state.predict(dt, Q_discrete_white_noise(dim=2, dt=dt, var=(accel_sigma(self.strength) * size) ** 2,
+                                                     block_size=2, order_by_dim=False))
+        with np.errstate(invalid="ignore"):
+            measured = np.isfinite(kp).all(1) & np.isfinite(scores) & (scores >= self.min_score)
+        score = np.maximum(np.nan_to_num(scores, nan=0.0), 1e-3)
+        update = measured & state.active
+        for j in np.flatnonzero(measured & ~state.active):       # a filter starts at its first confident measurement
+            state.start(int(j), kp[j, 0], kp[j, 1], r_unit / score[j] ** 2, (VEL_SIGMA0 * size) ** 2)
+        unmeasured = np.flatnonzero(state.active & ~measured)
+        state.predicted_for[unmeasured] += dt
+        for j in unmeasured[state.predicted_for[unmeasured] > self.max_predict]:
+            state.stop(int(j))                  # unmeasured too long: pass the raw value on, restart later
+        joints = np.flatnonzero(update)
+        if joints.size:
+            state.update(joints, kp[joints], r_unit / score[joints] ** 2)
+            state.predicted_for[joints] = 0.0
         result = kp.copy()
-        for j in range(n):
-            measured = bool(np.all(np.isfinite(kp[j])) and np.isfinite(scores[j]) and scores[j] >= self.min_score)
-            kf = state.filters[j]
-            if kf is None:
-                if measured:   # a filter starts at its first confident measurement
-                    score = max(scores[j], 1e-3)
-                    state.filters[j] = make_joint_filter(kp[j, 0], kp[j, 1], r_unit / score**2,
-                                                         (VEL_SIGMA0 * size) ** 2)
-                    state.predicted_for[j] = 0.0
-                continue
-            if dt > 0:
-                kf.predict(F=f_mat, Q=q_mat)
-            if measured:
-                kf.update(kp[j], R=np.eye(2) * r_unit / max(scores[j], 1e-3) ** 2)
-                state.predicted_for[j] = 0.0
-            else:
-                state.predicted_for[j] += dt
-                if state.predicted_for[j] > self.max_predict:
-                    state.filters[j] = None   # unmeasured too long: pass the raw value on, restart later
-                    continue
-            result[j] = kf.x[:2]
+        shown = update | (state.active & ~measured)             # filtered, or predicted while unmeasured
+        result[shown] = state.kf.x.reshape(n, 4)[shown, :2]
         return replace(pose, keypoints=result.astype(np.float32))
 
 
