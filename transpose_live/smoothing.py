@@ -1,4 +1,5 @@
-"""Temporal smoothing of keypoints: one filterpy Kalman filter per (track, joint), confidence-gated.
+"""Temporal smoothing of keypoints: a Kalman filter per (track, joint), confidence-gated (a track's joints
+stacked in one block-diagonal filterpy filter, which computes the same as one filter each).
 
 Model: constant velocity in (x, y), state [x, y, vx, vy], dt from the frame timestamps. Noise is in units
 of the person's size s = sqrt(box w × h), so one setting fits near and far people:
