@@ -12,7 +12,6 @@ still take the keys they type).
 from __future__ import annotations
 
 import gc
-
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -733,10 +732,11 @@ def _preload(config: Any = None) -> None:
     import transpose_live.sources  # noqa: F401
     import transpose_live.tracking  # noqa: F401
 
-    # A full garbage collection walks every object the process holds (torch, Qt, OpenVINO: ~10^6) with the
+    # A full garbage collection walks every object the process holds (torch, Qt, OpenVINO) with the
     # interpreter held: 130-200 ms, and when a worker's allocations set one off the window froze that long
-    # (measured at a model reload). What exists by now lives as long as the window; frozen, the collector
-    # leaves it out of every later pass.
+    # (measured at a model reload). What exists by now lives as long as the window: collected once here,
+    # before the window shows, then frozen, the collector leaves it out of every later pass.
+    gc.collect()
     gc.freeze()
 
 
