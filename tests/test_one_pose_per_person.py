@@ -97,6 +97,10 @@ def test_a_weak_wide_box_around_walkers_is_left_out_a_person_lying_is_not():
     helper = standing(160)
     sure = lying((60, 150, 300, 120), box_score=0.9, joint_score=0.5)
     assert drop_group_boxes([helper, sure]) == [helper, sure]
+    # a pose without a box has no centre to be around (not one at the frame's corner)
+    corner = lying((0, 0, 300, 100), box_score=0.3, joint_score=0.3)
+    boxless = Pose(standing(50).keypoints, np.full(17, 0.8, np.float32), box=None)
+    assert drop_group_boxes([corner, boxless]) == [corner, boxless]
     # a tall box (aspect below 2) is never taken for a group, however weak and full
     assert len(drop_group_boxes([*row, lying((60, 100, 220, 200), 0.2, 0.2)])) == 5
 

@@ -179,7 +179,7 @@ class PerJointSmoother:
         kp, sc = np.asarray(p.keypoints, np.float64), np.asarray(p.scores, np.float64)
         last = self.tracks.get(p.track_id)
         dt = t - last[0] if last else 0.0
-        if last is None or dt <= 0 or dt > self.max_gap:
+        if last is None or dt <= 0 or dt > self.max_gap or len(last[1]) != len(kp):
             last, dt = [t, [None] * len(kp), np.zeros(len(kp))], 0.0
         last[0] = t
         self.tracks[p.track_id] = last
@@ -216,14 +216,18 @@ class PerJointSmoother:
 
 def test_the_stacked_filter_equals_one_filter_per_joint():
     """Two tracks over 150 frames with noise, low scores, missing joints, joints unseen for longer than
-    max_predict, an uneven frame clock and a gap that restarts one track: the same output as per-joint
-    filters to float32 rounding."""
+    max_predict, an uneven frame clock, a gap, a step back in time, a reset, a pose with no joints and one
+    with fewer joints (each restarts the track): the same output as per-joint filters to float32 rounding."""
     rng = np.random.default_rng(3)
     truth = {1: walk(150, seed=1), 2: walk(150, velocity=(-60.0, 90.0), seed=2)}
     ours, ref = PoseSmoother(strength=0.6), PerJointSmoother(strength=0.6)
     t, worst, predicted = 0.0, 0.0, 0
     for i in range(150):
         t += rng.uniform(0.6, 1.4) / FPS
+        when = t - 0.5 / FPS if i == 100 else t              # frame 100: a step back in time
+        if i == 40:
+            ours.reset(1)
+            ref.tracks.pop(1)
         for tid, series in truth.items():
             if tid == 2 and 60 <= i < 80:                    # 20 frames away: the track restarts after
                 continue
@@ -232,12 +236,34 @@ def test_the_stacked_filter_equals_one_filter_per_joint():
             scores[(i // 15) % J] = 0.05                     # one joint unsure for 15 frames (> max_predict)
             if i % 7 == 0:
                 kp[rng.integers(J)] = np.nan
+            if tid == 1 and i == 120:                        # no joints at all, then ...
+                kp, scores = kp[:0], scores[:0]
+            if tid == 1 and 121 <= i < 125:                  # ... a model with fewer joints for a while
+                kp, scores = kp[:13], scores[:13]
             p = pose(kp, scores, track_id=tid, x=100.0 + 10 * tid)
-            got = ours.smooth([p], t)[0].keypoints.astype(np.float64)
-            want = ref.smooth(p, t)
+            got = ours.smooth([p], when)[0].keypoints.astype(np.float64)
+            want = ref.smooth(p, when)
             both = np.isfinite(want)
             assert (np.isfinite(got) == both).all()
-            worst = max(worst, float(np.abs(got[both] - want[both]).max()))
-            predicted += int(((scores < 0.2) & np.isfinite(kp).all(1) & (np.abs(got - kp).max(1) > 0)).sum())
+            worst = max(worst, float(np.abs(got[both] - want[both]).max(initial=0.0)))
+            predicted += int(((scores < 0.2) & np.isfinite(kp).all(1) & (np.abs(got - kp).max(1) > 0)).sum()
+                             if len(kp) else 0)
     assert worst < 1e-3, worst                               # float32 output: ~3e-5 at these coordinates
     assert predicted > 50                                    # unsure joints were really predicted, not passed on
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")     # the input's own overflow, on purpose
+def test_an_overflowing_keypoint_restarts_its_track_instead_of_spreading_nan():
+    """In one stacked filter 0 x inf would turn every joint NaN; the track restarts instead."""
+    smoother = PoseSmoother()
+    truth = walk(6)
+    for i in range(3):
+        smoother.smooth([pose(truth[i])], i / FPS)
+    huge = Pose(truth[3].astype(np.float64), np.full(J, 0.9), box=(100.0, 100.0, SIZE, SIZE), track_id=1)
+    for big in (1e307, 1.7e308):                      # huge, and huge enough to overflow in the next predict
+        huge.keypoints[0] = (big, big)
+        smoother.smooth([huge], 3 / FPS)
+        after = np.array([smoother.smooth([pose(truth[i])], i / FPS)[0].keypoints for i in (4, 5)])
+        assert np.isfinite(after[:, 1:]).all(), big       # the other joints: as they were, not NaN
+        assert np.abs(after[:, 1:] - truth[[4, 5], 1:]).max() < 5 * NOISE
+        smoother.reset()

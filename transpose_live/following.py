@@ -239,6 +239,7 @@ def drop_group_boxes(poses: list[Pose]) -> list[Pose]:
     lo, hi = boxes[:, None, :2], boxes[:, None, :2] + boxes[:, None, 2:]              # (N, 1, 2) outer
     inside = ((centres[None] >= lo) & (centres[None] <= hi)).all(-1)                 # (N outer, N inner)
     np.fill_diagonal(inside, False)
+    inside[:, [p.box is None for p in poses]] = False                              # no box, no centre
     wide = boxes[:, 2] > GROUP_ASPECT * boxes[:, 3]
     weak = np.array([p.score < GROUP_SCORE for p in poses])
     group = wide & weak & inside.any(1)

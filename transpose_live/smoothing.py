@@ -47,7 +47,7 @@ def transition(dt: float) -> np.ndarray:
 class _TrackState:
     """One track's joints in one filterpy KalmanFilter: state [x, y, vx, vy] per joint, stacked. F, Q, H and
     R are block-diagonal, so the joints stay independent filters (the covariance's blocks between joints
-    stay exactly zero) while the work is a handful of matrix products per frame instead of two filter
+    stay exactly zero while every value is finite; a track whose filter overflows restarts) while the work is a handful of matrix products per frame instead of two filter
     steps per joint: 17 per-joint filters cost ~0.5 ms a person in Python, and the smoothing stage's
     interpreter time slowed the model stage beside it (vtest.avi: 10.7 fps smoothed vs 11.8 without)."""
 
@@ -131,8 +131,10 @@ class PoseSmoother:
         kp = np.asarray(pose.keypoints, np.float64)
         scores = np.asarray(pose.scores, np.float64)
         n = len(kp)
-        if n == 0:
-            return replace(pose)
+        size = _person_size(pose, kp) if n else 0.0
+        if n == 0 or not np.isfinite(size):
+            self._tracks.pop(pose.track_id, None)       # no joints (a changed joint count) or no scale: restart
+            return replace(pose, keypoints=kp.astype(np.float32))
         state = self._tracks.get(pose.track_id)
         if state is not None:
             dt = t - state.last_time
@@ -144,7 +146,6 @@ class PoseSmoother:
             dt = 0.0
         state.last_time = t
 
-        size = _person_size(pose, kp)
         r_unit = (MEAS_SIGMA * size) ** 2
         if dt > 0 and state.active.any():
             state.predict(dt, Q_discrete_white_noise(dim=2, dt=dt, var=(accel_sigma(self.strength) * size) ** 2,
@@ -163,6 +164,11 @@ class PoseSmoother:
         if joints.size:
             state.update(joints, kp[joints], r_unit / score[joints] ** 2)
             state.predicted_for[joints] = 0.0
+        if not (np.isfinite(state.kf.x).all() and np.isfinite(state.kf.P).all()):
+            # a keypoint near the float64 limit overflowed: in one stacked filter 0 x inf would spread NaN to
+            # every joint of the track, so the track restarts and this frame passes raw
+            self._tracks.pop(pose.track_id, None)
+            return replace(pose, keypoints=kp.astype(np.float32))
         result = kp.copy()
         shown = update | (state.active & ~measured)             # filtered, or predicted while unmeasured
         result[shown] = state.kf.x.reshape(n, 4)[shown, :2]
