@@ -82,8 +82,10 @@ class _TrackState:
         q = np.zeros((n, 4, n, 4))
         q[np.arange(n), :, np.arange(n), :] = q_joint                                     # Q per joint, block-diagonal
         self.kf.predict(F=f, Q=q.reshape(4 * n, 4 * n))
-        for j in np.flatnonzero(~self.active):          # idle blocks do not grow between starts
-            self.stop(int(j))
+        idle = np.flatnonzero(~self.active)              # idle blocks do not grow between starts
+        rows = 4 * idle[:, None] + np.arange(4)          # (k, 4) state indices of each idle joint
+        self.kf.x[rows] = 0.0
+        self.kf.P[rows[:, :, None], rows[:, None, :]] = np.eye(4)
 
     def update(self, joints: np.ndarray, z: np.ndarray, r: np.ndarray) -> None:
         """Measure the listed joints at z (m, 2) with variances r (m,); the other joints are left as
