@@ -28,7 +28,7 @@ SQUARE_ENOUGH = 1.1      # long / short side at or below this: no windows
 
 def window_origins(width: int, height: int, tiles: int) -> list[tuple[int, int, int]]:
     """(x, y, side) of each square window: `tiles` of them along the long side, evenly spread, the first at
-    one end and the last at the other. None (an empty list) for a frame that is nearly square."""
+    one end and the last at the other. An empty list for a frame that is nearly square."""
     short, long = min(width, height), max(width, height)
     if tiles < 1 or long <= short * SQUARE_ENOUGH:
         return []
