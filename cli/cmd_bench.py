@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import option, say, with_spec
+from transpose_live.cli.options import option, say, with_spec
 
 
 def _backends(asked: list[str], device) -> list[str]:

@@ -10,7 +10,7 @@ import typer
 
 from transpose_live.errors import TransposeLiveError
 
-from .options import with_spec
+from transpose_live.cli.options import with_spec
 
 
 def _fmt(value: float) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import option, say
+from transpose_live.cli.options import option, say
 
 
 def export_command(

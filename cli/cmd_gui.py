@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .options import say, with_spec
+from transpose_live.cli.options import say, with_spec
 
 
 @with_spec("model", "detect", "smooth", "draw")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from .options import say, with_spec
+from transpose_live.cli.options import say, with_spec
 
 OUT_SUFFIX = "_pose"          # --out-dir DIR: DIR/<photo stem>_pose.jpg (never the photo's own name)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from .live import sigterm_as_interrupt
-from .options import say, with_spec, with_stream_options
+from transpose_live.cli.live import sigterm_as_interrupt
+from transpose_live.cli.options import say, with_spec, with_stream_options
 
 PLAIN_STATUS_S = 30.0      # off a terminal: the status as plain lines this often
 

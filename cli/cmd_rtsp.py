@@ -14,8 +14,8 @@ from pathlib import Path
 
 import typer
 
-from .live import run_live
-from .options import with_spec, with_stream_options
+from transpose_live.cli.live import run_live
+from transpose_live.cli.options import with_spec, with_stream_options
 
 
 @with_stream_options

@@ -9,7 +9,7 @@ import typer
 from transpose_live.errors import TransposeLiveError
 from transpose_live.spec import parse_image_size
 
-from .options import option
+from transpose_live.cli.options import option
 
 
 def register(app: typer.Typer) -> None:

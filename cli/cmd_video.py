@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .options import say, with_spec
+from transpose_live.cli.options import say, with_spec
 
 
 @with_spec("model", "detect", "smooth", "draw", "frames")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from .live import run_live
-from .options import with_spec
+from transpose_live.cli.live import run_live
+from transpose_live.cli.options import with_spec
 
 
 def _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out) -> None:

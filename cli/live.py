@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from .options import say
+from transpose_live.cli.options import say
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 
 def keypoint_tokens(

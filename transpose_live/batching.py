@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .config import ModelConfig
-from .errors import TransposeLiveError
-from .estimator import BoxesLike, PoseEstimator, ScoresLike
-from .types import Pose
+from transpose_live.config import ModelConfig
+from transpose_live.errors import TransposeLiveError
+from transpose_live.estimator import BoxesLike, PoseEstimator, ScoresLike
+from transpose_live.types import Pose
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .models.encoder import EncoderLayer
+from transpose_live.models.encoder import EncoderLayer
 
 
 @dataclass
@@ -117,7 +117,7 @@ def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: i
                 backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
                 precision: str = "auto") -> ModelBench:
     """Time `model` (a TransPose, any weights) on `backend`, in turns with the eager fp32 baseline."""
-    from .backends import create_backend
+    from transpose_live.backends import create_backend
 
     dev = torch.device(device)
     net = model.eval().to(dev)

@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bench import on_worker_thread
-from .following import PersonFollower, TrackSmoother
-from .spec import RunSpec
-from .types import FrameResult
+from transpose_live.bench import on_worker_thread
+from transpose_live.following import PersonFollower, TrackSmoother
+from transpose_live.spec import RunSpec
+from transpose_live.types import FrameResult
 
 STAGE_LABELS = {
     "capture": "capture (decode)",
@@ -88,9 +88,9 @@ def _timed(fn, items) -> tuple[list, float]:
 def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> PipelineBench:
     """Per-stage ms/frame (each stage alone, on the same frames) and the threaded pipeline's fps.
     spec.max_frames frames (100 when unset) of the video are used."""
-    from .run import load_runner
-    from .sinks import VideoWriter
-    from .sources import FileSource
+    from transpose_live.run import load_runner
+    from transpose_live.sinks import VideoWriter
+    from transpose_live.sources import FileSource
 
     spec = (spec or RunSpec()).replace(max_frames=(spec.max_frames if spec else None) or 100).validate()
     runner = runner.with_options(**vars(spec)) if runner is not None else load_runner(spec)
@@ -149,8 +149,8 @@ def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> Pipe
 def bench_stream(url: str, spec: RunSpec, runner=None, **source_options) -> dict:
     """A live stream through the whole pipeline for spec.duration seconds (20 when unset): frames/s and the
     capture -> rendered latency each frame really had (percentiles), drops and reconnects."""
-    from .run import process_video
-    from .sources import open_source
+    from transpose_live.run import process_video
+    from transpose_live.sources import open_source
 
     spec = spec.replace(duration=spec.duration or 20.0).validate()
     with open_source(url, **source_options) as source:

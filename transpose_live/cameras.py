@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -127,7 +127,7 @@ class MaskedDetector:
         self.polygons = polygons
 
     def detect(self, frame):
-        from .detect import Detections
+        from transpose_live.detect import Detections
 
         found = self.detector.detect(frame)
         if not self.polygons or len(found) == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 
 @dataclass(frozen=True)

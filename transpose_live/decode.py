@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import TransposeLiveError
-from .preprocess import get_affine_transform
-from .skeleton import FLIP_INDEX
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import get_affine_transform
+from transpose_live.skeleton import FLIP_INDEX
 
 BLUR_KERNEL = 11   # TEST.BLUR_KERNEL of every TransPose config
 

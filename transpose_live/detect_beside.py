@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from .detect.base import detector_lock
+from transpose_live.detect.base import detector_lock
 
 
 class DetectorBeside:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attention import dependency_areas
-from .config import ModelConfig
-from .decode import flip_back, get_final_preds, transform_preds
-from .device import resolve_device
-from .errors import TransposeLiveError
-from .preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
-from .types import Pose
+from transpose_live.attention import dependency_areas
+from transpose_live.config import ModelConfig
+from transpose_live.decode import flip_back, get_final_preds, transform_preds
+from transpose_live.device import resolve_device
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import as_bgr, box_to_center_scale, crop_batch, to_input_tensor
+from transpose_live.types import Pose
 
 BoxesLike = np.ndarray | Sequence[Sequence[float]] | None   # (K, 4) x, y, w, h; None = the whole frame
 ScoresLike = np.ndarray | Sequence[float] | None           # (K,) detector scores; None = all 1
@@ -96,7 +96,7 @@ class PoseEstimator:
         backend: str = "auto",
         precision: str = "auto",
     ):
-        from .backends import check_backend_name, check_precision_name, create_backend
+        from transpose_live.backends import check_backend_name, check_precision_name, create_backend
 
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TransposeLiveError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -114,7 +114,7 @@ class PoseEstimator:
             net = model.to(self._device)
             backend = "torch" if check_backend_name(backend) == "auto" else backend
         elif isinstance(model, str):
-            from .models.loading import load_model   # lazily: checkpoints are only read for names
+            from transpose_live.models.loading import load_model   # lazily: checkpoints are only read for names
 
             net = load_model(model, weights, image_size).to(self._device)
             if self._device.type == "cuda" and check_precision_name(precision) == "auto":
@@ -240,7 +240,7 @@ class PoseEstimator:
         """
         if self._device_path_allowed and not attention and not self.flip:
             if self._device_path is None:
-                from .gpu_estimate import DeviceEstimator
+                from transpose_live.gpu_estimate import DeviceEstimator
 
                 # a proxy, not self: no reference cycle keeping the model and its graphs' GPU memory alive
                 # after the estimator is dropped (the window loads a new one per source); the small batch

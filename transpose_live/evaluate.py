@@ -16,12 +16,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .geometry import box_area_for_nms, box_iou
-from .oks import oks_nms
-from .progress import Progress
-from .records import PERSON_CATEGORY, coco_result
-from .types import Pose
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import box_area_for_nms, box_iou
+from transpose_live.oks import oks_nms
+from transpose_live.progress import Progress
+from transpose_live.records import PERSON_CATEGORY, coco_result
+from transpose_live.types import Pose
 
 IN_VIS_THRE = 0.2       # joints scoring above this count in the person score (official in_vis_thre)
 OKS_NMS_THRE = 0.9      # official oks_thre
@@ -154,7 +154,7 @@ def _box_source(detector: str | object, detector_min_score: float | None = None,
     if isinstance(detector, str):
         if detector == GT_BOXES:
             return None
-        from .detect import create_detector
+        from transpose_live.detect import create_detector
 
         if detector_min_score is None:
             detector_min_score = EVAL_DETECTOR_MIN_SCORE

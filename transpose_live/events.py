@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import json_number
-from .types import FrameResult, Pose
+from transpose_live.records import json_number
+from transpose_live.types import FrameResult, Pose
 
 MIN_JOINT_SCORE = 0.3
 SHOULDERS, HIPS, ANKLES = (5, 6), (11, 12), (15, 16)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import box_containment, box_iou, pose_arrays, pose_oks_matrix
-from .skeleton import OKS_SIGMAS
-from .types import Pose
+from transpose_live.geometry import box_containment, box_iou, pose_arrays, pose_oks_matrix
+from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.types import Pose
 
 FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
 DUPLICATE_IOU = 0.6        # two boxes overlapping this much hold one person
@@ -72,7 +72,7 @@ class PersonFollower:
 
     def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
                  attention: bool = False, min_person_score: float = 0.0, detect_async: bool = False):
-        from .detect_beside import DetectorBeside
+        from transpose_live.detect_beside import DetectorBeside
 
         self.detector = detector
         self.estimator = estimator
@@ -266,8 +266,8 @@ class TrackSmoother:
     frames (the window's S key); filters from before a switch are dropped, they would be stale."""
 
     def __init__(self, smooth: bool = True, strength: float = 0.5):
-        from .smoothing import PoseSmoother
-        from .tracking import Tracker
+        from transpose_live.smoothing import PoseSmoother
+        from transpose_live.tracking import Tracker
 
         self.tracker = Tracker()
         self.smoother = PoseSmoother(strength)

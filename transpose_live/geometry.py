@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .skeleton import OKS_SIGMAS
-from .types import Pose
+from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.types import Pose
 
 
 # ---------------------------------------------------------------- boxes

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import TransposeLiveError
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD, as_bgr
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD, as_bgr
 
 
 def crop_grids(centers, scales, out_size_wh, frame_size_wh, device=None) -> torch.Tensor:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .decode import log_derivatives
-from .errors import TransposeLiveError
-from .preprocess import PIXEL_STD
+from transpose_live.decode import log_derivatives
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import PIXEL_STD
 
 BLUR_KERNEL = 11   # TEST.BLUR_KERNEL of every TransPose config
 

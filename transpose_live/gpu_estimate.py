@@ -18,11 +18,11 @@ import contextlib
 import numpy as np
 import torch
 
-from .gpu_crops import FrameUploader, crop_frame
-from .gpu_decode import get_final_preds
-from .gpu_graphs import DEFAULT_BUCKETS, GraphedModel
-from .models.folding import fold_batchnorm
-from .types import Pose
+from transpose_live.gpu_crops import FrameUploader, crop_frame
+from transpose_live.gpu_decode import get_final_preds
+from transpose_live.gpu_graphs import DEFAULT_BUCKETS, GraphedModel
+from transpose_live.models.folding import fold_batchnorm
+from transpose_live.types import Pose
 
 
 class DeviceEstimator:

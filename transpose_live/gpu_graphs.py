@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 

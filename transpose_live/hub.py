@@ -21,9 +21,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError, TransposeLiveError
-from .progress import Progress
-from .spec import parse_image_size
+from transpose_live.errors import CheckpointError, TransposeLiveError
+from transpose_live.progress import Progress
+from transpose_live.spec import parse_image_size
 
 DEFAULT_NAME = "default"
 HUB_URL_ENV = "TRANSPOSE_LIVE_HUB_URL"      # replaces the release URL's base: <base>/<filename>
@@ -211,8 +211,8 @@ def _check_strict(path: Path, preset: str, label: str) -> None:
 
     `label` names the file in the message (a download's URL rather than its temp file).
     """
-    from .models.transpose import create_model
-    from .models.weights import load_strict, read_checkpoint
+    from transpose_live.models.transpose import create_model
+    from transpose_live.models.weights import load_strict, read_checkpoint
 
     try:
         load_strict(create_model(preset), read_checkpoint(path), source=label)

@@ -16,10 +16,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .attention import layer_areas
-from .decode import get_final_preds, transform_preds
-from .errors import TransposeLiveError
-from .skeleton import KEYPOINT_NAMES
+from transpose_live.attention import layer_areas
+from transpose_live.decode import get_final_preds, transform_preds
+from transpose_live.errors import TransposeLiveError
+from transpose_live.skeleton import KEYPOINT_NAMES
 
 
 def joint_index(joint: int | str) -> int:

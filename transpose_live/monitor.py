@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cameras import CameraConfig, MaskedDetector
-from .errors import TransposeLiveError
-from .spec import RunSpec
+from transpose_live.cameras import CameraConfig, MaskedDetector
+from transpose_live.errors import TransposeLiveError
+from transpose_live.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class LockedDetector:
     """One detector shared by the camera threads, one call at a time."""
 
     def __init__(self, detector):
-        from .detect.base import detector_lock
+        from transpose_live.detect.base import detector_lock
 
         self.detector = detector
         self._lock = detector_lock(detector)
@@ -83,9 +83,9 @@ class CameraRun:
             log.warning("camera %s: %s", self.camera.name, self.error)
 
     def _open_and_run(self) -> None:
-        from .events import PoseEvents
-        from .pipeline import Pipeline
-        from .sources import open_source
+        from transpose_live.events import PoseEvents
+        from transpose_live.pipeline import Pipeline
+        from transpose_live.sources import open_source
 
         source = open_source(self.camera.url, **self.source_options)
         self.source = source
@@ -101,17 +101,17 @@ class CameraRun:
                 self.pipeline.run()
 
     def _sinks(self, source) -> list:
-        from .sinks import JsonlWriter
+        from transpose_live.sinks import JsonlWriter
 
         out = self.outputs
         sinks: list = [JsonlWriter(out.log_dir / f"{self.camera.name}.jsonl", live=True)]
         if out.record_dir is not None and self.camera.record:
-            from .segments import SegmentedVideoWriter
+            from transpose_live.segments import SegmentedVideoWriter
 
             sinks.append(SegmentedVideoWriter(out.record_dir, self.camera.name, out.segment_minutes,
                                               fps=getattr(source, "fps", None)))
         if out.mqtt:
-            from .mqtt import MqttPublisher
+            from transpose_live.mqtt import MqttPublisher
 
             sinks.append(MqttPublisher(out.mqtt, camera=self.camera.name))
         return sinks
@@ -165,8 +165,8 @@ class Monitor:
 
     def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict,
                  runner=None):
-        from .batching import SharedEstimator
-        from .run import load_runner
+        from transpose_live.batching import SharedEstimator
+        from transpose_live.run import load_runner
 
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
@@ -175,7 +175,7 @@ class Monitor:
         detector = LockedDetector(runner.detector)
         outputs.log_dir.mkdir(parents=True, exist_ok=True)
         if outputs.record_dir is not None:
-            from .segments import cleanup_partial
+            from transpose_live.segments import cleanup_partial
 
             outputs.record_dir.mkdir(parents=True, exist_ok=True)
             cleanup_partial(outputs.record_dir)

@@ -25,10 +25,10 @@ from urllib.parse import unquote
 
 import paho.mqtt.client as mqtt
 
-from .errors import TransposeLiveError
-from .records import frame_record
-from .sinks import wall_clock
-from .types import FrameResult
+from transpose_live.errors import TransposeLiveError
+from transpose_live.records import frame_record
+from transpose_live.sinks import wall_clock
+from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
 

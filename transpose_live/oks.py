@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .geometry import oks
+from transpose_live.geometry import oks
 
 
 def _as_kpts(kpts: Any) -> np.ndarray:

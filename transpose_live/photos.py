@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .sinks import OutputTarget
+from transpose_live.errors import TransposeLiveError
+from transpose_live.sinks import OutputTarget
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:

@@ -26,11 +26,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import OutputClosed, TransposeLiveError
-from .following import PersonFollower, TrackSmoother
-from .sinks import abort_sink
-from .spec import RunSpec
-from .types import FrameResult, Pose
+from transpose_live.errors import OutputClosed, TransposeLiveError
+from transpose_live.following import PersonFollower, TrackSmoother
+from transpose_live.sinks import abort_sink
+from transpose_live.spec import RunSpec
+from transpose_live.types import FrameResult, Pose
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class Pipeline:
         self._put(q_out, _END)
 
     def _render(self, q_in: queue.Queue) -> None:
-        from .render import draw_frame
+        from transpose_live.render import draw_frame
 
         clock, spec = self._clocks["render"], self.spec
         need_image = self.on_frame is not None or any(getattr(s, "needs_image", True) for s in self.sinks)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 PIXEL_STD = 200.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB order

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .types import FrameResult, Pose
+from transpose_live.types import FrameResult, Pose
 
 PERSON_CATEGORY = 1
 

@@ -14,10 +14,10 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .errors import TransposeLiveError
-from .preprocess import as_bgr, box_to_center_scale, get_affine_transform
-from .skeleton import KEYPOINT_NAMES, LIMBS, NUM_JOINTS, limb_color, side_color
-from .types import FrameResult, Pose
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import as_bgr, box_to_center_scale, get_affine_transform
+from transpose_live.skeleton import KEYPOINT_NAMES, LIMBS, NUM_JOINTS, limb_color, side_color
+from transpose_live.types import FrameResult, Pose
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 _SHIFT = 4                       # sub-pixel drawing: coordinates in 1/16 px
@@ -456,7 +456,7 @@ def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_
     """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's crop region,
     or (L, J, h, w) maps drawn as draw_joint_areas (these `joints`, each in its own colour),
     side by side, `height` pixels tall, labelled "1".."L" (or `labels`). (height, L * width, 3) uint8."""
-    from .preprocess import PIXEL_STD
+    from transpose_live.preprocess import PIXEL_STD
 
     frame = as_bgr(image)
     H, W = frame.shape[:2]

@@ -23,11 +23,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .following import PersonFollower, confident
-from .pipeline import Pipeline, PipelineStats
-from .spec import RunSpec
-from .types import FrameResult, Pose
+from transpose_live.errors import TransposeLiveError
+from transpose_live.following import PersonFollower, confident
+from transpose_live.pipeline import Pipeline, PipelineStats
+from transpose_live.spec import RunSpec
+from transpose_live.types import FrameResult, Pose
 
 # options that decide what is loaded: a runner serves only specs that agree on them
 _LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "detector", "detect_tiles")
@@ -37,7 +37,7 @@ _LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "
 
 def load_estimator(spec: RunSpec):
     """The PoseEstimator a spec names (the shipped default for model "default")."""
-    from .estimator import PoseEstimator
+    from transpose_live.estimator import PoseEstimator
 
     return PoseEstimator(model=spec.model, weights=spec.weights, device=spec.device,
                          image_size=spec.image_size, flip=spec.flip, backend=spec.backend,
@@ -76,7 +76,7 @@ class PoseRunner:
 
     def draw(self, image: np.ndarray, poses: Sequence[Pose], ids: bool | None = None) -> np.ndarray:
         """A copy of `image` with the poses drawn as the spec says (boxes, ids, attention, joint)."""
-        from .render import annotate
+        from transpose_live.render import annotate
 
         spec = self.spec
         return annotate(image, poses, draw_boxes=spec.boxes, draw_ids=spec.ids if ids is None else ids,
@@ -91,8 +91,8 @@ class PoseRunner:
 
 def load_runner(spec: RunSpec | None = None, **options) -> PoseRunner:
     """Validate the options and load the model and the detector once."""
-    from .detect import create_detector
-    from .device import resolve_device
+    from transpose_live.detect import create_detector
+    from transpose_live.device import resolve_device
 
     spec = RunSpec.from_options(spec, **options)
     # a bad detector fails before the (slower) model loads; on a GPU the SSD runs there too
@@ -108,7 +108,7 @@ def _runner_for(runner: PoseRunner | None, options: dict) -> PoseRunner:
 
 def _open(source, spec: RunSpec):
     """(opened source, whether we opened it). Opened Sources are used as they are."""
-    from .sources import open_source
+    from transpose_live.sources import open_source
 
     if isinstance(source, (str, int)) or hasattr(source, "__fspath__"):
         return open_source(source, start=spec.start, end=spec.end), True
@@ -119,7 +119,7 @@ def _open(source, spec: RunSpec):
 
 def source_label(source) -> str:
     """How messages name a source: a file's name, "camera 0", a stream's URL without its password."""
-    from .sources import _redact
+    from transpose_live.sources import _redact
 
     if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()):
         return f"camera {int(source)}"
@@ -180,8 +180,8 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
     stream's own (stream_lost / stream_back), go into the JSON Lines, extra `sinks` and on_event.
     `duration` (an option) ends the run after that many seconds; stats_every adds {"event": "stats"} lines
     (fps, latency percentiles) that often. Ctrl-C finishes the outputs and raises Interrupted."""
-    from .progress import Progress, WarningsToProgress
-    from .sinks import abort_sink, check_outputs, open_outputs
+    from transpose_live.progress import Progress, WarningsToProgress
+    from transpose_live.sinks import abort_sink, check_outputs, open_outputs
 
     spec = RunSpec.from_options(runner.spec if runner is not None else None, **options)
     named_input = source if isinstance(source, (str, os.PathLike)) else None
@@ -228,7 +228,7 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
 def has_content(path) -> bool:
     """An output that got something: a stream (stdout, a FIFO, a device) was written as the run went; a
     file must hold bytes (a live JSON file exists from the start, empty until a frame)."""
-    from .sinks import is_stream_path
+    from transpose_live.sinks import is_stream_path
 
     if is_stream_path(path):
         return True
@@ -251,7 +251,7 @@ def annotate_image(image_or_path, *, out: str | os.PathLike | None = None, boxes
                    runner: PoseRunner | None = None, **options) -> list[Pose]:
     """The poses of the persons in one picture (a path or a BGR array); `out` also writes it annotated.
     boxes: person boxes (K, 4) x, y, w, h to use instead of the detector. Nobody found: []."""
-    from .photos import check_photo_output, read_photo, write_photo
+    from transpose_live.photos import check_photo_output, read_photo, write_photo
 
     if out is not None:
         check_photo_output(out)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TransposeLiveError
-from .sinks import VideoWriter, check_output
-from .types import FrameResult
+from transpose_live.errors import TransposeLiveError
+from transpose_live.sinks import VideoWriter, check_output
+from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .errors import OutputClosed, TransposeLiveError
-from .records import coco_results, frame_record
-from .types import FrameResult
+from transpose_live.errors import OutputClosed, TransposeLiveError
+from transpose_live.records import coco_results, frame_record
+from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import numpy as np
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
-from .errors import TransposeLiveError
-from .types import Pose
+from transpose_live.errors import TransposeLiveError
+from transpose_live.types import Pose
 
 MEAS_SIGMA = 0.05        # keypoint error of a score-1 joint, as a fraction of the person size (measured:
                          # on vtest.avi 0.05 gives a 45 % jitter cut at 0.1 frame lag, strength 0.5)

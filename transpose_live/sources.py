@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 # A person's score is its box score x its mean joint score (as in the COCO evaluation). Below this no
 # pose is output by any command: it drops the background crops the detector boxed with low confidence
@@ -81,10 +81,10 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Check every option once (cheap: no model is loaded); returns self, normalised."""
-        from .backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
-        from .detect import parse_detector_spec
-        from .device import resolve_device
-        from .skeleton import KEYPOINT_NAMES
+        from transpose_live.backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
+        from transpose_live.detect import parse_detector_spec
+        from transpose_live.device import resolve_device
+        from transpose_live.skeleton import KEYPOINT_NAMES
 
         self.model = (self.model or "default").strip()
         if self.weights is not None:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .errors import TransposeLiveError
-from .geometry import box_iou, oks, pose_box
-from .skeleton import OKS_SIGMAS
-from .types import Pose
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import box_iou, oks, pose_box
+from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.types import Pose
 
 OKS_MIN_SCORE = 0.2   # joints below this (or NaN) take no part in OKS
 OKS_MIN_JOINTS = 3    # pairs with fewer joints confident in both are compared by box IoU alone

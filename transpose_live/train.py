@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import get_config
-from .device import resolve_device
-from .errors import TransposeLiveError
-from .models import create_model
-from .progress import Progress
+from transpose_live.config import get_config
+from transpose_live.device import resolve_device
+from transpose_live.errors import TransposeLiveError
+from transpose_live.models import create_model
+from transpose_live.progress import Progress
 
 
 @dataclass
@@ -84,7 +84,7 @@ def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 def build_datasets(cfg: TrainConfig):
     from torch.utils.data import ConcatDataset
 
-    from .train_data import KeypointDataset, load_id_list
+    from transpose_live.train_data import KeypointDataset, load_id_list
 
     if not cfg.data:
         raise TransposeLiveError("no training data: pass --data JSON[:IMAGES_DIR][@WEIGHT] at least once")
@@ -103,12 +103,12 @@ def make_model(cfg: TrainConfig) -> nn.Module:
     model = create_model(preset)
     if cfg.init == "imagenet":
         if preset.backbone == "mobilenet_s":
-            from .models.pretrained import init_mobilenet_from_imagenet
+            from transpose_live.models.pretrained import init_mobilenet_from_imagenet
 
             init_mobilenet_from_imagenet(model, cfg.imagenet_weights)
         # ResNet-S / HRNet-S: no ImageNet weights reachable offline → from scratch
     elif cfg.init not in ("none", ""):
-        from .models.weights import load_strict, read_checkpoint
+        from transpose_live.models.weights import load_strict, read_checkpoint
 
         load_strict(model, read_checkpoint(cfg.init), source=cfg.init)
     return model
@@ -163,8 +163,8 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, target:
 
 def evaluate_model(model: nn.Module, val: DataSpec, device: torch.device) -> dict:
     """COCO keypoint AP on `val` with ground-truth boxes and flip test; the model's train/eval mode is kept."""
-    from .estimator import PoseEstimator
-    from .evaluate import coco_eval, predict_coco
+    from transpose_live.estimator import PoseEstimator
+    from transpose_live.evaluate import coco_eval, predict_coco
 
     was_training = model.training
     est = PoseEstimator(model=model, device=str(device), flip=True)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import TransposeLiveError
-from .preprocess import PIXEL_STD, box_to_center_scale, get_affine_transform, to_input_tensor
-from .skeleton import FLIP_INDEX, NUM_JOINTS
+from transpose_live.errors import TransposeLiveError
+from transpose_live.preprocess import PIXEL_STD, box_to_center_scale, get_affine_transform, to_input_tensor
+from transpose_live.skeleton import FLIP_INDEX, NUM_JOINTS
 
 UPPER_BODY = frozenset(range(11))   # nose .. wrists; the rest (hips, knees, ankles) is the lower body
 

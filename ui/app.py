@@ -174,7 +174,7 @@ def run_app(source=None, config=None, *, sinks=(), autostart: bool = True, view=
     """Show the window (optionally playing `source`: a file, camera index, URL or opened Source) and run Qt's
     event loop until it is closed. sinks: outputs the first run writes (and finishes). Returns the exit code.
     Raises TransposeLiveError without a display."""
-    from .main_window import MainWindow
+    from transpose_live.ui.main_window import MainWindow
 
     app = application()
     window = MainWindow(config=config, sinks=sinks, view=view)
@@ -198,7 +198,7 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
     TransposeLiveError when the source fails or nothing could be shown."""
     from PyQt6.QtCore import QTimer
 
-    from .main_window import MainWindow
+    from transpose_live.ui.main_window import MainWindow
 
     if frames < 1:
         raise TransposeLiveError(f"--frames must be at least 1, got {frames}")
@@ -242,7 +242,7 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
 
 
 def _with_max_frames(config, frames: int):
-    from .worker import default_config, with_settings
+    from transpose_live.ui.worker import default_config, with_settings
 
     return with_settings(default_config() if config is None else config, max_frames=frames)
 

@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import (QComboBox, QFormLayout, QLabel, QListWidget, QListW
 from transpose_live.render import COLORMAPS, JOINT_COLORS
 from transpose_live.skeleton import KEYPOINT_NAMES
 
-from .view import DEFAULT_OPACITY, View
+from transpose_live.ui.view import DEFAULT_OPACITY, View
 
 ALL_JOINTS = "all joints"
 MAX_STRIP_WIDTH = 640      # pixels: the widest the panel grows for the strip

@@ -23,12 +23,12 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QLineE
 
 from transpose_live.errors import TransposeLiveError
 
-from .inspector_panel import InspectorPanel
-from .keep import PoseLog, Recorder
-from .playback_bar import PlaybackBar
-from .video_widget import VideoWidget
-from .view import View, person_key, selected_pose
-from .worker import PipelineWorker, default_config, launch, shutdown, source_label, source_spec, with_settings
+from transpose_live.ui.inspector_panel import InspectorPanel
+from transpose_live.ui.keep import PoseLog, Recorder
+from transpose_live.ui.playback_bar import PlaybackBar
+from transpose_live.ui.video_widget import VideoWidget
+from transpose_live.ui.view import View, person_key, selected_pose
+from transpose_live.ui.worker import PipelineWorker, default_config, launch, shutdown, source_label, source_spec, with_settings
 
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
 WEIGHTS_FILTER = "Checkpoints (*.pth *.pt *.ckpt);;All files (*)"

@@ -35,8 +35,8 @@ from PyQt6.QtGui import QImage
 
 from transpose_live.errors import TransposeLiveError
 
-from .protocol import PipelineFactory, PosePipeline
-from .view import View
+from transpose_live.ui.protocol import PipelineFactory, PosePipeline
+from transpose_live.ui.view import View
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +575,7 @@ class PipelineWorker(QObject):
 
     def _inspect(self, image: np.ndarray, result: Any, view: View) -> np.ndarray:
         """The inspector's drawing over the raw frame (the pipeline's drawing is replaced)."""
-        from .view import render_inspection
+        from transpose_live.ui.view import render_inspection
 
         raw = self._source.raw(result.index)
         if raw is None:

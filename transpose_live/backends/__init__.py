@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class TorchBackend:
         self._model = model
         self._fast = model
         if fold:
-            from ..models.folding import fold_batchnorm
+            from transpose_live.models.folding import fold_batchnorm
 
             self._fast = fold_batchnorm(model)[0]
         first = next(iter(model.parameters()), None)
@@ -121,10 +121,10 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
         return TorchBackend(model, fold)
     try:
         if resolved == "onnxruntime":
-            from .onnxruntime_backend import OnnxRuntimeBackend
+            from transpose_live.backends.onnxruntime_backend import OnnxRuntimeBackend
 
             return OnnxRuntimeBackend(model, threads)
-        from .openvino_backend import OpenVinoBackend
+        from transpose_live.backends.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(model, threads, precision=precision)
     except TransposeLiveError as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 OPSET = 17
 INPUT_NAME = "input"          # (B, 3, H, W) float32, normalised RGB crops
@@ -108,7 +108,7 @@ def model_code_hash() -> str:
 
 
 def onnx_cache_dir() -> Path:
-    from ..hub import cache_dir
+    from transpose_live.hub import cache_dir
 
     return cache_dir() / "onnx"
 

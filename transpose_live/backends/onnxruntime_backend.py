@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import TransposeLiveError
-from .export import HEATMAPS_NAME, INPUT_NAME, cached_onnx
+from transpose_live.errors import TransposeLiveError
+from transpose_live.backends.export import HEATMAPS_NAME, INPUT_NAME, cached_onnx
 
 
 class OnnxRuntimeBackend:

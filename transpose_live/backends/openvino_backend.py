@@ -16,10 +16,10 @@ import threading
 import numpy as np
 import torch
 
-from ..errors import TransposeLiveError
-from . import OPENVINO_PRECISIONS
-from .onnxruntime_backend import _open_cached
-from .openvino_split import PRECISIONS, ChainedRequest, split_graph
+from transpose_live.errors import TransposeLiveError
+from transpose_live.backends import OPENVINO_PRECISIONS
+from transpose_live.backends.onnxruntime_backend import _open_cached
+from transpose_live.backends.openvino_split import PRECISIONS, ChainedRequest, split_graph
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 # node names of the export: export._Graph holds the TransPose as `.model`, whose 1x1 conv is `.reduce`; the
 # head is `.deconv_layers` + `.final_layer` (or `.final_layer` alone after a bilinear upsampling)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 _FROM_BASE = ("Detections", "Detector", "as_bgr", "nms")
 
 
 def __getattr__(name):  # lazy: parsing a spec (every command's option check) must not import torch
     if name in _FROM_BASE:
-        from . import base
+        from transpose_live.detect import base
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -50,7 +50,7 @@ def create_detector(spec: str = "ssd", min_score: float | None = None, device: o
     if tiles:
         if parse_detector_spec(spec)[0] == "none":
             raise TransposeLiveError("detect tiles need a detector (not none)")
-        from .tiles import TiledDetector
+        from transpose_live.detect.tiles import TiledDetector
 
         return TiledDetector(detector, tiles)
     return detector
@@ -60,14 +60,14 @@ def _create(spec: str, min_score: float | None, device: object) -> "Detector":
     kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
     if kind == "ssd":
-        from .ssd import SSDDetector   # imported here: loading OpenCV's dnn model costs ~1 s
+        from transpose_live.detect.ssd import SSDDetector   # imported here: loading OpenCV's dnn model costs ~1 s
 
         return SSDDetector(**options, device=device)
     if kind == "none":
-        from .whole_frame import WholeFrameDetector
+        from transpose_live.detect.whole_frame import WholeFrameDetector
 
         return WholeFrameDetector()
-    from .onnx import OnnxDetector
+    from transpose_live.detect.onnx import OnnxDetector
 
     return OnnxDetector(path, layout="auto" if kind == "onnx" else kind, **options)
 

@@ -9,9 +9,9 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..errors import TransposeLiveError
-from ..geometry import box_iou
-from ..preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import box_iou
+from transpose_live.preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
 
 
 def _empty_boxes() -> np.ndarray:

@@ -28,9 +28,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..errors import TransposeLiveError
-from ..geometry import clip_boxes
-from .base import Detections, as_bgr, check_score, nms
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import clip_boxes
+from transpose_live.detect.base import Detections, as_bgr, check_score, nms
 
 LAYOUTS = ("auto", "yolov8", "yolox")
 YOLOX_STRIDES = (8, 16, 32)

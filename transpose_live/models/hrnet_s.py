@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .resnet_s import Bottleneck, make_layer
+from transpose_live.models.resnet_s import Bottleneck, make_layer
 
 
 class BasicBlock(nn.Module):

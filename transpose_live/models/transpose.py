@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig, get_config
-from .encoder import TransformerEncoder, sine_position_embedding
-from .hrnet_s import HRNetS
-from .mobilenet_s import MobileNetS
-from .resnet_s import ResNetS
+from transpose_live.config import ModelConfig, get_config
+from transpose_live.models.encoder import TransformerEncoder, sine_position_embedding
+from transpose_live.models.hrnet_s import HRNetS
+from transpose_live.models.mobilenet_s import MobileNetS
+from transpose_live.models.resnet_s import ResNetS
 
 _STEMS = {"resnet_s": ResNetS, "hrnet_s": HRNetS, "mobilenet_s": MobileNetS}
 
@@ -98,13 +98,13 @@ def create_model(
     wanted = config.with_image_size(*image_size) if image_size is not None else config
     state = None
     if weights is not None:
-        from .weights import read_checkpoint
+        from transpose_live.models.weights import read_checkpoint
 
         state = weights if isinstance(weights, dict) else read_checkpoint(weights)
     built = wanted if state is None else config.with_image_size(*_trained_size(state, config, wanted))
     model = TransPose(built)
     if state is not None:
-        from .weights import load_strict
+        from transpose_live.models.weights import load_strict
 
         load_strict(model, state, source=str(weights) if not isinstance(weights, dict) else "checkpoint")
     model.config = wanted if image_size is not None else built   # default: the size it was trained at

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from transpose_live.errors import CheckpointError
 
 _MAX_LISTED = 8
 
