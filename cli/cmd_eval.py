@@ -8,9 +8,8 @@ from pathlib import Path
 
 import typer
 
-from transpose_live.errors import TransposeLiveError
-
 from transpose_live.cli.options import with_spec
+from transpose_live.errors import TransposeLiveError
 
 
 def _fmt(value: float) -> str:
@@ -41,9 +40,9 @@ def eval_command(
 ) -> None:
     """COCO keypoint AP/AR (pycocotools, OKS) with the paper's protocol: rescoring, OKS-NMS (add --flip for
     the flip test the paper's numbers use)."""
-    from transpose_live import evaluate
-    from transpose_live.run import load_estimator
-    from transpose_live.sinks import OutputTarget, check_output, write_json
+    from transpose_live.live.run import load_estimator
+    from transpose_live.media.sinks import OutputTarget, check_output, write_json
+    from transpose_live.train import evaluate
 
     if not annotations.is_file():
         raise TransposeLiveError(f"annotation file not found: {annotations}")
@@ -65,7 +64,8 @@ def eval_command(
     img_ids = evaluate.select_image_ids(coco, max_images)
     estimator = load_estimator(spec)
     t0 = time.perf_counter()
-    results = evaluate.predict_coco(estimator, coco, images_dir, detector="gt" if person_boxes == "gt" else spec.detector,
+    results = evaluate.predict_coco(estimator, coco, images_dir,
+                                    detector="gt" if person_boxes == "gt" else spec.detector,
                                     flip=spec.flip, img_ids=img_ids, min_person_score=spec.min_person_score,
                                     detector_min_score=detector_min_score if person_boxes == "detected" else None,
                                     detect_tiles=spec.detect_tiles)

@@ -24,11 +24,11 @@ def export_command(
 ) -> None:
     """Write the model as ONNX: input 'input' (B, 3, H, W) float32 normalised RGB crops, output 'heatmaps'
     (B, 17, H/4, W/4); checked against the torch model with ONNX Runtime before it returns."""
-    from transpose_live.backends.export import export_onnx
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.models import load_model
-    from transpose_live.sinks import check_output
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.media.sinks import check_output
+    from transpose_live.model import load_model
+    from transpose_live.model.backends.export import export_onnx
 
     if str(onnx) == "-":
         raise TransposeLiveError("--onnx needs a file name (an ONNX graph is not streamed to stdout)")

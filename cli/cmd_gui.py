@@ -31,7 +31,7 @@ def gui_command(
         raise typer.BadParameter("--frames and --screenshot go together (the headless check)")
     if frames is not None and source is None:
         raise typer.BadParameter("the headless check needs a SOURCE to play")
-    from transpose_live.sources import STREAM_SCHEMES, open_source
+    from transpose_live.media.sources import STREAM_SCHEMES, open_source
     from transpose_live.ui.app import check_display, check_platform, has_display
 
     if frames is not None and not os.environ.get("QT_QPA_PLATFORM") and not has_display():
@@ -45,7 +45,7 @@ def gui_command(
 
     view = None
     if layer is not None or spec.joint is not None or spec.attention:
-        from transpose_live.inspector import joint_index
+        from transpose_live.pose.inspector import joint_index
 
         view = View(overlay=True, joint=None if spec.joint is None else joint_index(spec.joint), layer=layer,
                     strip=layer is not None or spec.joint is not None)

@@ -35,7 +35,7 @@ def image_id_for(path: Path, index: int) -> int:
 def output_paths(photos: list[Path], out: Path | None, out_dir: Path | None) -> list[Path | None]:
     """Where each annotated photo goes (None: not written); checked before any model work."""
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.photos import check_photo_output
+    from transpose_live.media.photos import check_photo_output
 
     if out is not None and out_dir is not None:
         raise TransposeLiveError("use either --out or --out-dir, not both")
@@ -86,10 +86,10 @@ def image_command(
 
     A photo with nobody in it gives no pose (said on stderr; --json gets [])."""
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.photos import read_photo, write_photo
-    from transpose_live.records import coco_results
-    from transpose_live.run import load_runner
-    from transpose_live.sinks import OutputTarget, check_output, write_json
+    from transpose_live.live.run import load_runner
+    from transpose_live.media.photos import read_photo, write_photo
+    from transpose_live.media.records import coco_results
+    from transpose_live.media.sinks import OutputTarget, check_output, write_json
 
     boxes = [parse_box(b) for b in box or []]
     for p in photos:   # all inputs checked before the model loads

@@ -21,7 +21,7 @@ def _watch(monitor, duration: float | None) -> None:
     """Show the status until the duration is over, every camera has ended, or Ctrl-C / SIGTERM."""
     import sys
 
-    from transpose_live.monitor import status_line, status_table
+    from transpose_live.monitor.runner import status_line, status_table
 
     deadline = time.monotonic() + duration if duration else None
     live = None
@@ -62,9 +62,9 @@ def monitor_command(
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
     recording in segments and MQTT events. Runs until Ctrl-C / SIGTERM or --duration."""
-    from transpose_live.cameras import from_urls, load_config
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.monitor import Monitor, Outputs, status_line
+    from transpose_live.monitor.cameras import from_urls, load_config
+    from transpose_live.monitor.runner import Monitor, Outputs, status_line
 
     if bool(urls) == (config is not None):
         raise TransposeLiveError("give either camera URLs or --config cameras.yaml")

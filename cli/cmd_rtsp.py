@@ -32,9 +32,9 @@ def rtsp_command(
 ) -> None:
     """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.events import PoseEvents
-    from transpose_live.sinks import check_outputs
-    from transpose_live.sources import STREAM_SCHEMES, open_source
+    from transpose_live.media.sinks import check_outputs
+    from transpose_live.media.sources import STREAM_SCHEMES, open_source
+    from transpose_live.monitor.events import PoseEvents
 
     if not url.lower().startswith(STREAM_SCHEMES):
         raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
@@ -48,7 +48,7 @@ def rtsp_command(
     check_outputs(out, json_out)
     publisher = None
     if stream.mqtt is not None:
-        from transpose_live.mqtt import MqttPublisher
+        from transpose_live.monitor.mqtt import MqttPublisher
 
         publisher = MqttPublisher(stream.mqtt, camera=camera)     # a bad broker spec fails here; a dead one never does
     try:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 
-from transpose_live.errors import TransposeLiveError
-from transpose_live.spec import parse_image_size
-
 from transpose_live.cli.options import option
+from transpose_live.errors import TransposeLiveError
+from transpose_live.model.config import parse_image_size
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +34,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt (weights + optimiser)."),
         resume_from: Path = typer.Option(None, "--resume-from", help="Continue from this resumable checkpoint "
                                          "(e.g. checkpoints/tp_m_a4_192x144.resume.pt)."),
-        max_minutes: float = typer.Option(None, "--max-minutes", min=1e-6, help="Stop cleanly after this many minutes."),
+        max_minutes: float = typer.Option(None, "--max-minutes", min=1e-6,
+                                          help="Stop cleanly after this many minutes."),
         schedule_minutes: float = typer.Option(None, "--schedule-minutes", min=1e-6,
                                                help="Run the cosine LR over this much training time in total "
                                                     "(summed over --resume chunks) instead of over --epochs."),
@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
                                               "cosine schedule (epochs, time and best AP from zero)."),
     ) -> None:
         """Train a TransPose model (resumable; --max-minutes stops cleanly and saves)."""
-        from transpose_live.train import DataSpec, TrainConfig, train
-        from transpose_live.train_data import pack_sources
+        from transpose_live.train.data import pack_sources
+        from transpose_live.train.loop import DataSpec, TrainConfig, train
 
         specs = [DataSpec.parse(d) for d in data or []]
         for folder in pack or []:
@@ -61,9 +61,11 @@ def register(app: typer.Typer) -> None:
             raise TransposeLiveError("--restart-schedule needs --resume or --resume-from")
         cfg = TrainConfig(
             model=model, image_size=parse_image_size(image_size), data=specs,
-            val=DataSpec.parse(val) if val else None, init=init, imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
+            val=DataSpec.parse(val) if val else None, init=init,
+            imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
             out_dir=str(out), epochs=epochs,
-            batch_size=batch_size, lr=lr, warmup_steps=warmup, workers=workers, device=device, amp=amp, max_minutes=max_minutes,
+            batch_size=batch_size, lr=lr, warmup_steps=warmup, workers=workers, device=device, amp=amp,
+            max_minutes=max_minutes,
             schedule_minutes=schedule_minutes, eval_every=eval_every,
             exclude_ids=str(exclude_ids) if exclude_ids else None, seed=seed, restart_schedule=restart_schedule,
         )

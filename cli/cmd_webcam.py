@@ -48,8 +48,8 @@ def webcam_command(
     *, spec,
 ) -> None:
     """Live poses from a camera (or an RTSP camera with --rtsp): a preview window, or headless with --no-show."""
-    from transpose_live.sinks import check_outputs
-    from transpose_live.sources import open_source
+    from transpose_live.media.sinks import check_outputs
+    from transpose_live.media.sources import open_source
 
     _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out)
     if show:

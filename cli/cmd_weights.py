@@ -1,4 +1,4 @@
-"""`transpose-live weights list|download|import`: manage the checkpoint cache (see transpose_live.hub)."""
+"""`transpose-live weights list|download|import`: manage the checkpoint cache (see transpose_live.model.hub)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 def _list() -> None:
     """Show known weights: name, preset, whether cached, and the file (or the URL to fetch it from)."""
-    from transpose_live import hub
+    from transpose_live.model import hub
 
     rows = hub.list_entries()
     header = ("name", "preset", "cached", "sha256", "path / url")
@@ -30,7 +30,7 @@ def _download(
     force: bool = typer.Option(False, "--force", help="Download again even when already cached."),
 ) -> None:
     """Download released weights into the cache (checked to load strictly before they are kept)."""
-    from transpose_live import hub
+    from transpose_live.model import hub
 
     entry = hub.get_entry(name)
     was_cached = hub.cached_path(entry).is_file()
@@ -44,7 +44,7 @@ def _import(
     name: str = typer.Option(..., "--name", help="Registry name the file is for, e.g. tp_r_a4."),
 ) -> None:
     """Import a checkpoint you downloaded elsewhere (checked to load strictly, then copied into the cache)."""
-    from transpose_live import hub
+    from transpose_live.model import hub
 
     path = hub.import_checkpoint(file, name)
     typer.echo(f"{name}: imported {file} -> {path}")

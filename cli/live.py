@@ -39,8 +39,8 @@ STATS_EVERY_S = 10.0     # live JSON logs get a {"event": "stats"} line (fps, la
 def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), sinks=()) -> None:
     """Run `spec` over an opened live `source` into the outputs (and extra `sinks`: MQTT), in the window
     or headless."""
-    from transpose_live.run import Interrupted, has_content, process_video
-    from transpose_live.sinks import open_outputs
+    from transpose_live.live.run import Interrupted, has_content, process_video
+    from transpose_live.media.sinks import open_outputs
 
     with source:
         if not show:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from transpose_live.spec import RunSpec
+from transpose_live.live.spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ OPTIONS: dict[str, SharedOption] = {
     "backend": SharedOption(("--backend",), str, "Where the pose model runs: auto (the fastest here: "
                             "OpenVINO or ONNX Runtime on the CPU, torch on CUDA), torch, onnxruntime or openvino."),
     "precision": SharedOption(("--precision",), str, "auto (fp16 on CUDA; on the CPU mixed where "
-                              "OpenVINO runs and the CPU has bf16, else fp32), fp32, mixed (OpenVINO: the CNN stem and head "
+                              "OpenVINO runs and the CPU has bf16, else fp32), fp32, mixed "
+                              "(OpenVINO: the CNN stem and head "
                               "at fp32, the encoder at bf16; within fp16 noise of fp32, ~1.3-1.4x its speed) or bf16 "
                               "(OpenVINO, all bf16: faster again, keypoints move more)."),
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "

@@ -35,7 +35,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     fraction of the shipped model's cost. Use as `--model tp_m_a4 --weights FILE` (or model=, weights=)."""
     import torch
 
-    from transpose_live.models import create_model
+    from transpose_live.model import create_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny_tp_m_a4.pth"

@@ -8,12 +8,12 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from conftest import main_runner, shared_path
-from transpose_live.backends import available_backends, create_backend, resolve_backend
-from transpose_live.backends.export import cached_onnx, onnx_cache_dir
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.models import create_model
+from transpose_live.model import create_model
+from transpose_live.model.backends import available_backends, create_backend, resolve_backend
+from transpose_live.model.backends.export import cached_onnx, onnx_cache_dir
 
 ONNX_BACKENDS = [b for b in available_backends("cpu") if b != "torch"]
 
@@ -60,7 +60,8 @@ def test_heatmaps_and_every_attention_map_match_torch_at_any_batch(backend, tiny
 def pedestrians():
     """The README's sample clip's first frame and four of its walkers (the SSD's boxes, written down)."""
     from conftest import REPO
-    from transpose_live.sources import FileSource
+
+    from transpose_live.media.sources import FileSource
 
     with FileSource(REPO / "samples" / "pedestrians.mp4") as source:
         frame = next(iter(source)).image
@@ -71,7 +72,7 @@ def pedestrians():
 @pytest.mark.parametrize("backend", ONNX_BACKENDS)
 def test_estimator_keypoints_within_half_a_pixel(backend, pedestrians):
     """The shipped model on real walkers (a random model's flat heatmaps would make argmax ties)."""
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     frame, boxes = pedestrians
     ref_est = PoseEstimator("default", device="cpu", backend="torch", flip=True)
@@ -101,7 +102,7 @@ def test_auto_is_the_first_available_and_cpu_backends_refuse_cuda():
 
 
 def test_a_module_passed_in_stays_on_torch_under_auto(tiny_model):
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     assert PoseEstimator(tiny_model, device="cpu").backend.name == "torch"
 
@@ -132,7 +133,7 @@ def test_an_interrupted_export_leaves_no_temporary_file(tiny_model, tmp_path, mo
 
 @pytest.mark.skipif(not ONNX_BACKENDS, reason="no ONNX backend installed")
 def test_the_cache_key_names_the_model_code(tiny_model, monkeypatch):
-    from transpose_live.backends import export
+    from transpose_live.model.backends import export
 
     path = cached_onnx(tiny_model)
     monkeypatch.setattr(export, "model_code_hash", lambda: "f" * 64)
@@ -165,7 +166,7 @@ def test_the_export_is_cached_per_weights_and_a_corrupt_file_is_rebuilt(tiny_mod
 def test_export_command_writes_a_graph_equal_to_torch(tmp_path, tiny_weights, monkeypatch, capsys):
     import onnxruntime as ort
 
-    from transpose_live.models import load_model
+    from transpose_live.model import load_model
 
     run = main_runner(monkeypatch, capsys, "export")
     out = tmp_path / "tiny.onnx"
@@ -196,8 +197,8 @@ def test_export_command_refuses_stdout_in_one_line(monkeypatch, capsys):
 
 
 def test_eager_baseline_is_nn_multihead_attention_with_the_same_outputs(tiny_model):
-    from transpose_live.bench import eager_baseline
-    from transpose_live.models.encoder import EncoderLayer
+    from transpose_live.bench.models import eager_baseline
+    from transpose_live.model.encoder import EncoderLayer
 
     eager = eager_baseline(tiny_model, torch.device("cpu"))
     layers = [m for m in eager.modules() if isinstance(m, EncoderLayer)]
@@ -239,13 +240,13 @@ def test_backends_reproduce_the_authors_outputs(backend):
 def _has_bf16() -> bool:
     if "openvino" not in ONNX_BACKENDS:
         return False
-    from transpose_live.backends.openvino_backend import _shared_core
+    from transpose_live.model.backends.openvino_core import shared_core
 
-    return "BF16" in _shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def test_bf16_is_openvinos_only_and_refused_elsewhere_in_one_clear_error():
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
 
     with pytest.raises(TransposeLiveError, match="bf16 runs on the openvino backend"):
         RunSpec(backend="onnxruntime", precision="bf16").validate()
@@ -256,7 +257,7 @@ def test_bf16_is_openvinos_only_and_refused_elsewhere_in_one_clear_error():
 
 @pytest.mark.skipif(not _has_bf16(), reason="needs openvino and a CPU with bf16 instructions")
 def test_openvino_bf16_stays_near_the_fp32_model_on_real_walkers(pedestrians):
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     frame, boxes = pedestrians
     want = PoseEstimator("default", device="cpu", backend="torch").estimate(frame, boxes)
@@ -280,8 +281,8 @@ def test_openvino_backends_dropped_out_of_order_leave_signals_working(tmp_path):
 
     script = """
 import gc, os, signal, time, torch
-from transpose_live.backends.openvino_backend import OpenVinoBackend
-from transpose_live.models import create_model
+from transpose_live.model.backends.openvino_backend import OpenVinoBackend
+from transpose_live.model import create_model
 model = create_model("tp_m_a4", image_size=(64, 48)).eval()
 first = OpenVinoBackend(model, threads=1)
 second = OpenVinoBackend(model, threads=1)

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from transpose_live.batching import SharedEstimator
 from transpose_live.errors import TransposeLiveError
-from transpose_live.estimator import PoseEstimator
-from transpose_live.models import create_model
+from transpose_live.model import create_model
+from transpose_live.pose.batching import SharedEstimator
+from transpose_live.pose.estimator import PoseEstimator
 
 IMAGE_SIZE = (64, 48)   # (h, w)
 CALLERS = 4

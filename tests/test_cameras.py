@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transpose_live.cameras import MaskedDetector, camera_name, from_urls, inside, load_config
 from transpose_live.detect import Detections
 from transpose_live.errors import TransposeLiveError
+from transpose_live.monitor.cameras import MaskedDetector, camera_name, from_urls, inside, load_config
 
 CONFIG = """
 cameras:

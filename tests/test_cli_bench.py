@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import main_runner
 
 
@@ -38,13 +37,13 @@ def test_unknown_model_is_one_line(run_main):
 
 
 def _bf16() -> bool:
-    from transpose_live.backends.openvino_backend import has_bf16
+    from transpose_live.model.backends.openvino_backend import has_bf16
 
     return has_bf16()
 
 
 def test_every_backend_gets_a_row_with_its_eager_baseline_timed_in_turns(tmp_path, run_main):
-    from transpose_live.backends import available_backends
+    from transpose_live.model.backends import available_backends
 
     out = tmp_path / "rows.json"
     code, stdout, err = run_main(["--model", "tp_m_a4", "--image-size", "64x48", "--batch", "2", "--backend", "all",
@@ -91,7 +90,7 @@ def test_calls_are_timed_in_turns_on_a_worker_thread():
 
     import torch
 
-    from transpose_live.bench import time_calls
+    from transpose_live.bench.models import time_calls
 
     order, threads = [], set()
 

@@ -16,11 +16,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import main_runner, shared_path
 
-from conftest import shared_path, main_runner
 from transpose_live.errors import TransposeLiveError
+from transpose_live.live.spec import DEFAULT_MIN_PERSON_SCORE
 from transpose_live.skeleton import KEYPOINT_NAMES
-from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE
 
 try:  # installed: the cli/ folder is the package transpose_live.cli
     from transpose_live.cli import app as app_module
@@ -329,7 +329,7 @@ def test_real_photos_color_and_grayscale(tmp_path, tiny_args, run_main):
 @pytest.mark.shared
 def test_shipped_model_puts_the_skeleton_on_messi(tmp_path, run_main):
     """With the shipped checkpoint (skips when absent) and a hand box: a plausible upright kick."""
-    from transpose_live.hub import entries
+    from transpose_live.model.hub import entries
 
     if "default" not in entries():
         pytest.skip("the shipped default checkpoint is not installed")

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import typer
-
 from conftest import REPO
+
 from transpose_live import __version__
 from transpose_live.cli import options
 from transpose_live.cli.app import app
@@ -18,7 +18,8 @@ from transpose_live.cli.app import app
 # --model names the model everywhere; two commands take it in their own form: bench times several presets
 # in one run, train names the preset to build and train (there are no weights to load yet). bench also takes
 # several --backend / --precision values; export's --attention adds the maps to the graph's outputs.
-SEVERAL = {("bench", "model"), ("bench", "backend"), ("bench", "precision"), ("train", "model"), ("export", "attention")}
+SEVERAL = {("bench", "model"), ("bench", "backend"), ("bench", "precision"), ("train", "model"),
+           ("export", "attention")}
 
 
 def all_commands() -> dict:
@@ -58,7 +59,7 @@ def test_every_flag_means_one_thing():
     output/input flags whose meaning is the command's own: --out, --json, ...)."""
     own_meaning = {"--out", "-o", "--json", "--progress", "--no-progress"}
     by_flag: dict[str, set] = {}
-    for cmd, param in option_rows():
+    for _cmd, param in option_rows():
         for flag in param.opts:
             by_flag.setdefault(flag, set()).add(param.name)
     clashes = {flag: names for flag, names in by_flag.items() if len(names) > 1 and flag not in own_meaning}

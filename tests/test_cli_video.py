@@ -20,12 +20,13 @@ from pathlib import Path
 
 import av
 import pytest
-
-from conftest import synthetic_clip, main_runner
+from conftest import main_runner, synthetic_clip
 from test_sources import make_video
-from transpose_live import hub
-from transpose_live.sources import FileSource
-from transpose_live.spec import DEFAULT_MIN_PERSON_SCORE
+
+from transpose_live.live.spec import DEFAULT_MIN_PERSON_SCORE
+from transpose_live.media.sources import FileSource
+from transpose_live.model import hub
+
 
 @pytest.fixture
 def tiny_args(tiny_options):

@@ -1,7 +1,7 @@
 """`transpose-live webcam` and `transpose-live gui` through the real CLI entry point (`main()`, in process:
 exit codes, stdout and stderr as a terminal sees them).
 
-There is no camera here: `transpose_live.sources.open_source` (what the commands call to open a camera or a
+There is no camera here: `transpose_live.media.sources.open_source` (what the commands call to open a camera or a
 stream, the hardware boundary) is replaced by a synthetic clip played like a camera (live, one frame every
 few milliseconds). Everything behind it is the real code: RunSpec, process_video, the pipeline, the writers
 and the window (offscreen), with a tiny random model (conftest's tiny_weights).
@@ -21,10 +21,10 @@ from types import SimpleNamespace
 
 import av
 import pytest
-
 from conftest import REPO, synthetic_clip
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.sources import FileSource
+from transpose_live.media.sources import FileSource
 
 W, H = 96, 80
 CLIP_FRAMES = 8
@@ -109,7 +109,7 @@ class ClipCamera(FileSource):
 def camera(tmp_path, monkeypatch):
     """`open_source` (what the commands call) gives a ClipCamera over an 8-frame clip "camera.mp4".
     camera.asked: the calls (spec, options); camera.opened: the sources; delay/on_read: how the next plays."""
-    import transpose_live.sources as sources
+    import transpose_live.media.sources as sources
 
     state = SimpleNamespace(clip=synthetic_clip(tmp_path / "camera.mp4", CLIP_FRAMES, (W, H), fps=10),
                             asked=[], opened=[], delay=0.02, on_read=None)
@@ -422,7 +422,7 @@ def test_window_mode_camera_failing_at_once_leaves_no_video(tmp_path, camera, ti
 @pytest.fixture
 def opened_by_gui(monkeypatch):
     """The sources opened through open_source (the real one), to see that they are closed after."""
-    import transpose_live.sources as sources
+    import transpose_live.media.sources as sources
 
     real, opened = sources.open_source, []
 

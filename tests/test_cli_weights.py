@@ -11,8 +11,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from transpose_live import hub
-from transpose_live.models.transpose import create_model
+from transpose_live.model import hub
+from transpose_live.model.transpose import create_model
 
 try:  # installed layout first, then the source tree's bare `cli`
     from transpose_live.cli.app import main

@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import shared_path
 
-from transpose_live.decode import (
+from transpose_live.errors import TransposeLiveError
+from transpose_live.pose.decode import (
     dark_refine,
     flip_back,
     gaussian_blur,
@@ -15,8 +16,7 @@ from transpose_live.decode import (
     get_max_preds,
     transform_preds,
 )
-from transpose_live.errors import TransposeLiveError
-from transpose_live.preprocess import box_to_center_scale, get_affine_transform
+from transpose_live.pose.preprocess import box_to_center_scale, get_affine_transform
 from transpose_live.skeleton import FLIP_PAIRS
 
 

@@ -8,15 +8,14 @@ import importlib.util
 import cv2
 import numpy as np
 import pytest
-
 from conftest import shared_path
+
 from transpose_live.detect import Detections, Detector, create_detector, nms
 from transpose_live.detect.base import as_bgr
 from transpose_live.detect.onnx import OnnxDetector, letterbox, yolox_grid
 from transpose_live.detect.whole_frame import WholeFrameDetector
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import box_iou
-
 
 # ---------------------------------------------------------------- helpers shared by all detectors
 
@@ -162,7 +161,8 @@ def write_model(path, base: np.ndarray, mask: np.ndarray | None = None, size=(64
 
 
 def yolov8_rows(n: int = 128, classes: int = 80) -> np.ndarray:
-    """(n, 4 + classes) rows (n > 4 + classes, as in real exports) in input pixels: a person, a weaker duplicate, a car, a weak person."""
+    """(n, 4 + classes) rows (n > 4 + classes, as in real exports) in input pixels: a person, a weaker
+    duplicate, a car, a weak person."""
     rows = np.zeros((n, 4 + classes), np.float32)
     rows[0, :4], rows[0, 4] = [100, 140, 40, 80], 0.9          # person → kept
     rows[1, :4], rows[1, 4] = [102, 141, 40, 80], 0.6          # same person, lower → suppressed by NMS
@@ -237,7 +237,8 @@ def test_dynamic_batch_and_ambiguous_layout(tmp_path):
     np.testing.assert_allclose(results[1].boxes[0], [160, 200, 80, 160], atol=1e-3)   # a frame twice the input
     with pytest.raises(TransposeLiveError, match="yolov8:FILE or yolox:FILE"):
         OnnxDetector(write_model(tmp_path / "odd.onnx", np.zeros((10, 7), np.float32)))
-    assert create_detector(f"yolox:{write_model(tmp_path / 'odd.onnx', np.zeros((10, 7), np.float32))}").layout == "yolox"
+    odd = write_model(tmp_path / "odd.onnx", np.zeros((10, 7), np.float32))
+    assert create_detector(f"yolox:{odd}").layout == "yolox"
 
 
 def test_corrupt_onnx_file_raises(tmp_path):

@@ -12,11 +12,11 @@ import pytest
 from test_pipeline import BOX, CountingDetector, FakeEstimator, ListSource, tag, tagged
 
 from transpose_live.detect.base import Detections
-from transpose_live.detect_beside import DetectorBeside
-from transpose_live.following import PersonFollower
+from transpose_live.detect.beside import DetectorBeside
 from transpose_live.geometry import box_containment
-from transpose_live.pipeline import Pipeline
-from transpose_live.spec import RunSpec
+from transpose_live.live.following import PersonFollower
+from transpose_live.live.pipeline import Pipeline
+from transpose_live.live.spec import RunSpec
 
 SECOND = (120.0, 20.0, 50.0, 90.0)     # a second person the gated detector also finds
 
@@ -160,7 +160,7 @@ def test_a_detection_in_flight_at_exit_does_not_abort_the_process():
     script = (
         "import numpy as np\n"
         "from transpose_live.detect import create_detector\n"
-        "from transpose_live.detect_beside import DetectorBeside\n"
+        "from transpose_live.detect.beside import DetectorBeside\n"
         "beside = DetectorBeside(create_detector('ssd'))\n"
         "frame = np.random.default_rng(0).integers(0, 255, (576, 768, 3), dtype=np.uint8)\n"
         "beside.detect_now(frame)\n"
@@ -243,7 +243,7 @@ def test_detections_of_two_followers_on_one_detector_never_overlap():
 
 
 def test_one_picture_runs_the_detector_once_even_with_detect_async():
-    from transpose_live.run import PoseRunner
+    from transpose_live.live.run import PoseRunner
 
     detector = CountingDetector()
     runner = PoseRunner(RunSpec(detect_async=True, detect_every=1), FakeEstimator(), detector)

@@ -14,7 +14,7 @@ import pytest
 from transpose_live.detect import Detections, create_detector
 from transpose_live.detect.tiles import EDGE_PX, TiledDetector, window_origins
 from transpose_live.errors import TransposeLiveError
-from transpose_live.spec import RunSpec
+from transpose_live.live.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 

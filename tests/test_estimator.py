@@ -8,11 +8,11 @@ import torch
 from conftest import shared_path
 from torch import nn
 
-from transpose_live.attention import affected_areas, dependency_areas, keypoint_tokens
-from transpose_live.config import get_config
 from transpose_live.errors import TransposeLiveError
-from transpose_live.estimator import PoseEstimator, resolve_device
-from transpose_live.models import create_model
+from transpose_live.model import create_model
+from transpose_live.model.config import get_config
+from transpose_live.pose.attention import affected_areas, dependency_areas, keypoint_tokens
+from transpose_live.pose.estimator import PoseEstimator, resolve_device
 from transpose_live.skeleton import LEFT_JOINTS, RIGHT_JOINTS
 
 IMAGE_SIZE = (128, 96)   # (h, w): small crops keep the tests fast

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from transpose_live import evaluate
 from transpose_live.errors import TransposeLiveError
-from transpose_live.oks import compute_oks, oks_nms
 from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.train import evaluate
+from transpose_live.train.oks import compute_oks, oks_nms
 from transpose_live.types import Pose
 
 
@@ -295,7 +295,7 @@ def test_coco_mini_ground_truth_scores_ap_one():
 
 
 def test_match_boxes_is_one_to_one_best_score_first():
-    from transpose_live.evaluate import match_boxes
+    from transpose_live.train.evaluate import match_boxes
 
     gt = np.array([[0, 0, 10, 20], [100, 0, 10, 20]], float)
     boxes = np.array([[1, 0, 10, 20], [0, 1, 10, 20], [300, 0, 10, 20]], float)

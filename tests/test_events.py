@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from transpose_live.events import FallEvents, PoseEvents, PresenceEvents, torso_geometry
+from transpose_live.monitor.events import FallEvents, PoseEvents, PresenceEvents, torso_geometry
 from transpose_live.types import FrameResult, Pose
 
 T = 60.0          # torso length in pixels

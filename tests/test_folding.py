@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch
 
-from transpose_live.models import create_model
-from transpose_live.models.folding import count_batchnorms, fold_batchnorm
+from transpose_live.model import create_model
+from transpose_live.model.folding import count_batchnorms, fold_batchnorm
 
 
 def _model_with_real_statistics(name, size):
@@ -55,7 +55,7 @@ def test_every_batch_norm_is_folded_and_the_heatmaps_stay(name, size):
 
 
 def test_the_estimator_folds_only_models_it_built(tiny_weights):
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     built = PoseEstimator(model="tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
     assert count_batchnorms(built.backend._fast) == 0 and count_batchnorms(built.model) > 0

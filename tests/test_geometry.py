@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from transpose_live.geometry import box_area_for_nms, box_iou, clip_boxes, oks, pose_box
-from transpose_live.oks import compute_oks
 from transpose_live.skeleton import OKS_SIGMAS
+from transpose_live.train.oks import compute_oks
 from transpose_live.types import Pose
-
 
 # ---------------------------------------------------------------- boxes
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_path
-from transpose_live import decode, gpu_decode
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.gpu_crops import FrameUploader, crop_frame, crop_inputs
-from transpose_live.gpu_graphs import GraphedModel, bucket_for, check_buckets, plan_chunks
-from transpose_live.preprocess import box_to_center_scale, crop_batch, to_input_tensor
+from transpose_live.pose import decode
+from transpose_live.pose.cuda import decode as gpu_decode
+from transpose_live.pose.cuda.crops import FrameUploader, crop_frame, crop_inputs
+from transpose_live.pose.cuda.graphs import GraphedModel, bucket_for, check_buckets, plan_chunks
+from transpose_live.pose.preprocess import box_to_center_scale, crop_batch, to_input_tensor
 
 GREY = 1 / (255 * 0.225)   # one grey level in normalised units (about; std differs per channel)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
@@ -177,7 +178,7 @@ def test_device_path_equals_the_estimator_on_a_real_image():
     """Device crops -> the shipped model -> device decode gives the CPU estimator's keypoints (0.5 px)."""
     import cv2
 
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     frame = cv2.imread(str(shared_path("data", "images", "messi5.jpg")))
     torch.manual_seed(0)
@@ -229,7 +230,7 @@ class _CountingModel(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_weights):
-    from transpose_live.models import load_model
+    from transpose_live.model import load_model
 
     return load_model("tp_m_a4", tiny_weights).eval()
 
@@ -302,8 +303,8 @@ def test_cuda_graphs_equal_eager(tiny_model):
 def test_device_estimator_gives_the_estimators_poses(tiny_weights):
     """The whole device path (eager on CPU) against PoseEstimator.estimate: same persons, keypoints
     within 0.5 px, same scores; no persons -> no poses."""
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.gpu_estimate import DeviceEstimator
+    from transpose_live.pose.cuda.estimate import DeviceEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     rng = np.random.default_rng(9)
     frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
@@ -326,8 +327,8 @@ def test_estimator_sends_plain_frames_down_the_device_path_on_cuda(tiny_weights,
     """PoseEstimator.estimate takes the device path where it is allowed (CUDA, a model built by name) for plain
     frames, and its own path for attention maps and the flip test. On the CPU the permission is forced on
     (the device path runs eagerly there), so the dispatch itself is what is tested."""
-    from transpose_live import gpu_estimate
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.cuda import estimate as gpu_estimate
+    from transpose_live.pose.estimator import PoseEstimator
 
     est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
     assert est._device_path_allowed is False                     # CPU: never the device path by itself
@@ -354,7 +355,7 @@ def test_a_dropped_estimator_frees_its_model_without_waiting_for_the_garbage_col
     import gc
     import weakref
 
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
     est._device_path_allowed = True

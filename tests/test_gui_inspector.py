@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from transpose_live.attention import affected_areas, dependency_areas, layer_areas
 from transpose_live.errors import TransposeLiveError
-from transpose_live.inspector import inspect_person, joint_index
+from transpose_live.pose.attention import affected_areas, dependency_areas, layer_areas
+from transpose_live.pose.inspector import inspect_person, joint_index
 
 
 @pytest.fixture(scope="module")
 def estimator(tiny_weights):
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     # torch: the module the inspector runs (an ONNX Runtime / OpenVINO backend differs in the last float bits)
     return PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
@@ -76,7 +76,7 @@ def test_bad_layer_and_joint_say_so(estimator, frame):
 
 
 def test_draw_area_and_the_strip_draw_where_the_crop_is(estimator, frame):
-    from transpose_live.render import area_strip, colormap_code, draw_area
+    from transpose_live.live.render import area_strip, colormap_code, draw_area
 
     seen = inspect_person(estimator, frame, BOX)
     drawn = draw_area(frame, seen.area("left_wrist"), BOX, seen.input_size, 0.8, "inferno")
@@ -97,7 +97,7 @@ def test_draw_area_and_the_strip_draw_where_the_crop_is(estimator, frame):
 def test_inspection_agrees_with_the_default_cpu_backend(tiny_weights, frame):
     """The pipeline's estimator may run an ONNX Runtime / OpenVINO export; the inspector runs its torch
     module: the same keypoints and last-layer areas up to float noise."""
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     auto = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu")
     seen = inspect_person(auto, frame, BOX)
@@ -107,7 +107,7 @@ def test_inspection_agrees_with_the_default_cpu_backend(tiny_weights, frame):
 
 
 def test_all_joints_each_in_its_own_colour(estimator, frame):
-    from transpose_live.render import JOINT_COLORS, draw_joint_areas
+    from transpose_live.live.render import JOINT_COLORS, draw_joint_areas
 
     seen = inspect_person(estimator, frame, BOX)
     assert len(set(JOINT_COLORS)) == 17

@@ -34,7 +34,7 @@ def qapp(monkeypatch):
 
 @pytest.fixture
 def tiny_spec(tiny_options):
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
 
     return RunSpec.from_options(**tiny_options, min_person_score=0.0)   # its random joint scores are low
 

@@ -15,10 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from transpose_live import hub
 from transpose_live.errors import CheckpointError, TransposeLiveError
-from transpose_live.models import load_model
-from transpose_live.models.transpose import create_model
+from transpose_live.model import hub, load_model
+from transpose_live.model.transpose import create_model
 
 PRESET = "tp_r_a3"  # the smallest preset with released-format keys: ~21 MB, fast to build
 

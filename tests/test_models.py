@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import SHARED, shared_path
-from transpose_live.config import PRESETS
+
 from transpose_live.errors import CheckpointError
-from transpose_live.models import create_model
-from transpose_live.models.encoder import sine_position_embedding
-from transpose_live.models.weights import load_strict, read_checkpoint
+from transpose_live.model import create_model
+from transpose_live.model.config import PRESETS
+from transpose_live.model.encoder import sine_position_embedding
+from transpose_live.model.weights import load_strict, read_checkpoint
 
 PAPER_PARAMS = {"tp_r_a3": 5_195_345, "tp_r_a4": 5_985_105, "tp_h_s": 8_019_281,
                 "tp_h_a4": 17_306_129, "tp_h_a6": 17_455_697}

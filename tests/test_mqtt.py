@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-
 from conftest import wait_until
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.mqtt import Broker, MqttPublisher, parse_broker, topic_name
+from transpose_live.monitor.mqtt import Broker, MqttPublisher, parse_broker, topic_name
 from transpose_live.types import FrameResult, Pose
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -203,7 +203,7 @@ def test_the_subscriber_receives_exactly_the_events_and_the_summaries(broker, su
 
 @pytest.mark.timeout(40)
 def test_a_lost_broker_never_blocks_and_queued_events_arrive_after_it_restarts(broker, subscriber, caplog):
-    caplog.set_level(logging.INFO, logger="transpose_live.mqtt")
+    caplog.set_level(logging.INFO, logger="transpose_live.monitor.mqtt")
     publisher = MqttPublisher(f"monitor:{SECRET}@127.0.0.1:{broker.port}", camera="cam1")
     try:
         assert wait_until(lambda: publisher.connected, 5), "never connected"
@@ -235,7 +235,7 @@ def test_a_lost_broker_never_blocks_and_queued_events_arrive_after_it_restarts(b
         t = time.monotonic()
         publisher.close()
         assert time.monotonic() - t < 3
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "transpose_live.mqtt"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "transpose_live.monitor.mqtt"]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]          # once per outage
     assert any("is back" in r.getMessage() for r in caplog.records)
     assert SECRET not in caplog.text and "monitor:***@127.0.0.1" in caplog.text
@@ -244,7 +244,7 @@ def test_a_lost_broker_never_blocks_and_queued_events_arrive_after_it_restarts(b
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("host", ["127.0.0.1", "192.0.2.1"])          # refused; a documentation address
 def test_an_unreachable_broker_at_start_is_harmless(host, caplog):
-    caplog.set_level(logging.INFO, logger="transpose_live.mqtt")
+    caplog.set_level(logging.INFO, logger="transpose_live.monitor.mqtt")
     t = time.monotonic()
     publisher = MqttPublisher(f"user:{SECRET}@{host}:{free_port()}", camera="cam")
     assert time.monotonic() - t < 0.5

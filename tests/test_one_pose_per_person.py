@@ -4,14 +4,18 @@ persons left out, and the follower applying both to every frame."""
 from __future__ import annotations
 
 import numpy as np
+from test_tracking import TEMPLATE, person
 
 from transpose_live.detect import Detections
-from transpose_live.following import (PersonFollower, drop_duplicates, drop_group_boxes, drop_mixtures,
-                                      one_pose_per_person)
 from transpose_live.geometry import pose_pair_oks
+from transpose_live.live.following import (
+    PersonFollower,
+    drop_duplicates,
+    drop_group_boxes,
+    drop_mixtures,
+    one_pose_per_person,
+)
 from transpose_live.types import Pose
-
-from test_tracking import TEMPLATE, person
 
 
 def with_box(p: Pose, box, score: float = 0.9) -> Pose:

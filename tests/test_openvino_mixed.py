@@ -1,5 +1,6 @@
 """OpenVINO's "mixed" precision (the stem and the head at fp32, the encoder at bf16;
-backends/openvino_split.py): the cuts are exact at fp32 for every stem kind, mixed stays within fp16 noise of the fp32 model on real
+model/backends/openvino_split.py): the cuts are exact at fp32 for every stem kind, mixed stays within fp16 noise of
+the fp32 model on real
 walkers, auto picks it only where the CPU has bf16, and the attention maps keep the fp32 graph."""
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from transpose_live.backends import available_backends, create_backend
 from transpose_live.errors import TransposeLiveError
-from transpose_live.models import create_model
+from transpose_live.model import create_model
+from transpose_live.model.backends import available_backends, create_backend
 
 pytestmark = pytest.mark.skipif("openvino" not in available_backends("cpu"),
                                 reason="needs the optional openvino package (and onnx)")
@@ -24,7 +25,7 @@ def _own_cache(tmp_path_factory, monkeypatch):
 
 
 def _bf16() -> bool:
-    from transpose_live.backends.openvino_backend import has_bf16
+    from transpose_live.model.backends.openvino_backend import has_bf16
 
     return has_bf16()
 
@@ -41,13 +42,13 @@ def _small(preset: str):
 def test_the_three_parts_at_fp32_give_the_whole_graph(preset):
     """The cuts change nothing by themselves: stem -> encoder -> head, all compiled at f32, equal the one
     f32 graph, at any batch."""
-    from transpose_live.backends.export import cached_onnx
-    from transpose_live.backends.openvino_backend import _shared_core
-    from transpose_live.backends.openvino_split import ChainedRequest, split_graph
+    from transpose_live.model.backends.export import cached_onnx
+    from transpose_live.model.backends.openvino_core import shared_core
+    from transpose_live.model.backends.openvino_split import ChainedRequest, split_graph
 
     model = _small(preset)
     path = cached_onnx(model, False)
-    core = _shared_core()
+    core = shared_core()
     f32 = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
     parts = split_graph(core, path)
     assert len(parts) == 3
@@ -67,7 +68,7 @@ def test_the_three_parts_at_fp32_give_the_whole_graph(preset):
 
 
 def test_auto_is_mixed_only_on_a_cpu_with_bf16_and_mixed_is_refused_without(monkeypatch):
-    from transpose_live.backends import openvino_backend
+    from transpose_live.model.backends import openvino_backend
 
     model = _small("tp_m_a4")
     runner = create_backend("auto", model, "cpu")
@@ -81,7 +82,7 @@ def test_auto_is_mixed_only_on_a_cpu_with_bf16_and_mixed_is_refused_without(monk
 
 
 def test_auto_falls_back_to_fp32_when_the_graph_cannot_be_cut(monkeypatch, caplog):
-    from transpose_live.backends import openvino_backend
+    from transpose_live.model.backends import openvino_backend
 
     def uncuttable(core, path):
         raise TransposeLiveError("cannot cut the pose graph after its reduce layer (0 candidate tensors)")
@@ -104,8 +105,9 @@ def test_mixed_stays_within_fp16_noise_of_the_fp32_model_on_real_walkers():
     bf16 keeps 3 fewer mantissa bits than fp16, on the encoder only), the decoded keypoints by under 0.5 px,
     the joint scores by < 0.01; the attention maps come from the fp32 graph (within 1e-3)."""
     from conftest import REPO
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.sources import FileSource
+
+    from transpose_live.media.sources import FileSource
+    from transpose_live.pose.estimator import PoseEstimator
 
     with FileSource(REPO / "samples" / "pedestrians.mp4") as source:
         frame = next(iter(source)).image

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import OutputClosed, TransposeLiveError
-from transpose_live.sinks import JsonlWriter, OutputTarget, VideoWriter, check_outputs, is_stream_path
+from transpose_live.media.sinks import JsonlWriter, OutputTarget, VideoWriter, check_outputs, is_stream_path
 from transpose_live.types import FrameResult, Pose
 
 
@@ -121,8 +121,8 @@ def test_videos_need_files_and_outputs_are_checked_first(tmp_path):
 
 def test_a_reader_gone_ends_the_pipeline_cleanly_and_finishes_the_other_outputs(tmp_path):
     """`... --json - | head -3`: the run stops like stop(), the video is still finished and playable."""
-    from transpose_live.pipeline import Pipeline
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.pipeline import Pipeline
+    from transpose_live.live.spec import RunSpec
 
     class Gone:
         needs_image = False
@@ -148,7 +148,7 @@ def test_a_reader_gone_ends_the_pipeline_cleanly_and_finishes_the_other_outputs(
             return self
 
         def __next__(self):
-            from transpose_live.sources import Frame
+            from transpose_live.media.sources import Frame
 
             if self.i >= 200:
                 raise StopIteration
@@ -176,7 +176,7 @@ def test_a_video_for_a_source_of_unknown_size_opens_at_the_first_frame(tmp_path)
     """A stream still connecting when the run starts has no size yet: the video takes the first frame's."""
     import av
 
-    from transpose_live.sinks import open_outputs
+    from transpose_live.media.sinks import open_outputs
 
     class Connecting:
         size, fps, time_base, path = (0, 0), 10.0, None, None

@@ -14,16 +14,16 @@ import time
 import av
 import numpy as np
 import pytest
-
 from test_sources import make_video
-from transpose_live.config import get_config
+
 from transpose_live.detect import Detections
 from transpose_live.errors import TransposeLiveError
-from transpose_live.following import PersonFollower, follow_box
-from transpose_live.pipeline import Pipeline
-from transpose_live.spec import RunSpec
-from transpose_live.sinks import JsonlWriter, VideoWriter
-from transpose_live.sources import FileSource, Frame
+from transpose_live.live.following import PersonFollower, follow_box
+from transpose_live.live.pipeline import Pipeline
+from transpose_live.live.spec import RunSpec
+from transpose_live.media.sinks import JsonlWriter, VideoWriter
+from transpose_live.media.sources import FileSource, Frame
+from transpose_live.model.config import get_config
 from transpose_live.types import Pose
 
 W, H = 160, 120
@@ -113,8 +113,8 @@ class CountingDetector:
 def tiny_estimator():
     import torch
 
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.models import create_model
+    from transpose_live.model import create_model
+    from transpose_live.pose.estimator import PoseEstimator
 
     torch.manual_seed(0)
     return PoseEstimator(create_model("tp_m_a4", image_size=(64, 48)), device="cpu")
@@ -224,7 +224,7 @@ def test_an_error_in_any_stage_is_one_error_and_every_thread_ends(tmp_path, monk
     source = ListSource(40, fail_at=6 if stage == "capture" else None)
     estimator = FakeEstimator(fail_at=6 if stage == "model" else None)
     if stage == "track":
-        from transpose_live import tracking
+        from transpose_live.live import tracking
 
         def broken(self, poses):
             raise ValueError("tracker bug")

@@ -9,7 +9,7 @@ import torch
 from conftest import shared_path
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.preprocess import (
+from transpose_live.pose.preprocess import (
     as_bgr,
     box_to_center_scale,
     crop_batch,

@@ -79,8 +79,8 @@ def test_notes_and_library_warnings_are_lines(now):
     with Progress("video", total=None, stream=out, interval=100) as bar:
         bar.note("camera reconnected")
         with WarningsToProgress(bar):
-            logging.getLogger("transpose_live.sources").warning("truncated file at %d s", 12)
-        logging.getLogger("transpose_live.sources").warning("after the block")
+            logging.getLogger("transpose_live.media.sources").warning("truncated file at %d s", 12)
+        logging.getLogger("transpose_live.media.sources").warning("after the block")
     lines = out.getvalue().splitlines()
     assert lines == ["camera reconnected", "warning: truncated file at 12 s"]   # nothing counted: no last line
 

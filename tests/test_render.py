@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.preprocess import box_to_center_scale, get_affine_transform
-from transpose_live.render import (annotate, draw_attention, draw_frame, draw_hud, line_thickness,
-                                   project_to_image, score_alpha)
+from transpose_live.live.render import (
+    annotate,
+    draw_attention,
+    draw_frame,
+    draw_hud,
+    line_thickness,
+    project_to_image,
+    score_alpha,
+)
+from transpose_live.pose.preprocess import box_to_center_scale, get_affine_transform
 from transpose_live.skeleton import COLOR_CENTER, COLOR_LEFT, COLOR_RIGHT
 from transpose_live.types import FrameResult, Pose
 
@@ -185,8 +192,8 @@ def test_combined_map_shows_confident_joints_only():
 def test_attention_from_the_estimator_draws_over_the_person():
     import torch
 
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.models import create_model
+    from transpose_live.model import create_model
+    from transpose_live.pose.estimator import PoseEstimator
 
     torch.manual_seed(0)
     estimator = PoseEstimator(create_model("tp_m_a4", image_size=IN_SIZE), device="cpu")

@@ -10,11 +10,11 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import REPO, synthetic_clip
 
 import transpose_live as tl
-from conftest import REPO, synthetic_clip
 from transpose_live.errors import TransposeLiveError
-from transpose_live.spec import RunSpec
+from transpose_live.live.spec import RunSpec
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.segments import SegmentedVideoWriter, cleanup_partial, safe_camera_name
+from transpose_live.media.segments import SegmentedVideoWriter, cleanup_partial, safe_camera_name
 from transpose_live.types import FrameResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_cleanup_partial_only_older_than_the_run(tmp_path):
 CHILD = """
 import sys, time
 import numpy as np
-from transpose_live.segments import SegmentedVideoWriter
+from transpose_live.media.segments import SegmentedVideoWriter
 writer = SegmentedVideoWriter(sys.argv[1], "cam", segment_minutes=0.005, fps=10)   # 0.3 s = 3 frames
 i = 0
 while True:
@@ -175,7 +175,7 @@ def test_sigkill_leaves_finished_segments_playable(tmp_path):
             decode(path)
     # the next run, started after the kill, removes the leftover and nothing else
     time.sleep(0.05)
-    subprocess.run([sys.executable, "-c", "import sys; from transpose_live.segments import cleanup_partial; "
+    subprocess.run([sys.executable, "-c", "import sys; from transpose_live.media.segments import cleanup_partial; "
                     "cleanup_partial(sys.argv[1])", str(tmp_path)], cwd=REPO, check=True, timeout=15)
     assert not parts(folder)
     assert visible_mp4(folder) == finished

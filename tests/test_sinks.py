@@ -12,11 +12,11 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-
 from test_sources import H, W, block_index, make_video, picture
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.sinks import CocoResultsWriter, JsonlWriter, VideoWriter, pick_video_encoder
-from transpose_live.sources import FileSource
+from transpose_live.media.sinks import CocoResultsWriter, JsonlWriter, VideoWriter, pick_video_encoder
+from transpose_live.media.sources import FileSource
 from transpose_live.types import FrameResult, Pose
 
 
@@ -166,7 +166,7 @@ def test_wrong_frame_size_is_refused(tmp_path):
 
 
 def test_no_frames_no_file(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="transpose_live.sinks"):
+    with caplog.at_level(logging.WARNING, logger="transpose_live.media.sinks"):
         VideoWriter(tmp_path / "out.mp4", W, H, fps=10).close()
     assert list(tmp_path.iterdir()) == []
     assert any("no frames" in r.getMessage() for r in caplog.records)
@@ -319,7 +319,7 @@ def test_coco_default_image_id_is_frame_index(tmp_path):
 
 
 def test_json_writers_abort_leaves_nothing(tmp_path):
-    from transpose_live.sinks import CocoResultsWriter, JsonlWriter
+    from transpose_live.media.sinks import CocoResultsWriter, JsonlWriter
     from transpose_live.types import FrameResult
 
     for cls, name in ((JsonlWriter, "a.jsonl"), (CocoResultsWriter, "a.json")):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.smoothing import PoseSmoother, jitter, lag_frames
+from transpose_live.live.smoothing import PoseSmoother, jitter, lag_frames
 from transpose_live.types import Pose
 
 FPS = 30.0
@@ -174,7 +174,7 @@ class PerJointSmoother:
         from filterpy.common import Q_discrete_white_noise
         from filterpy.kalman import KalmanFilter
 
-        from transpose_live.smoothing import MEAS_SIGMA, VEL_SIGMA0, accel_sigma, transition
+        from transpose_live.live.smoothing import MEAS_SIGMA, VEL_SIGMA0, accel_sigma, transition
 
         kp, sc = np.asarray(p.keypoints, np.float64), np.asarray(p.scores, np.float64)
         last = self.tracks.get(p.track_id)

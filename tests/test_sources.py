@@ -16,11 +16,19 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO, shared_path
+
 from transpose_live.errors import TransposeLiveError
-from transpose_live.sources import (CameraSource, FileSource, Frame, ImageFolderSource, RtspSource, Source,
-                                    display_transform, open_source)
+from transpose_live.media.sources import (
+    CameraSource,
+    FileSource,
+    Frame,
+    ImageFolderSource,
+    RtspSource,
+    Source,
+    display_transform,
+    open_source,
+)
 
 W, H = 160, 120
 
@@ -181,7 +189,7 @@ def test_truncated_file_decodes_to_its_real_end_then_warns(tmp_path, caplog, nam
     data = full.read_bytes()
     cut = tmp_path / f"cut_{name}"
     cut.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+    with caplog.at_level(logging.WARNING, logger="transpose_live.media.sources"):
         with FileSource(cut) as source:
             frames = list(source)
     assert 5 <= len(frames) < 40
@@ -191,7 +199,7 @@ def test_truncated_file_decodes_to_its_real_end_then_warns(tmp_path, caplog, nam
 
 def test_complete_file_does_not_warn(tmp_path, caplog):
     path = make_video(tmp_path / "clip.mkv", n=20)
-    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+    with caplog.at_level(logging.WARNING, logger="transpose_live.media.sources"):
         assert len(list(FileSource(path))) == 20
     assert not caplog.records
 
@@ -527,7 +535,7 @@ def test_image_folder_natural_order_grey_and_broken_files(tmp_path, caplog):
     cv2.imwrite(str(tmp_path / "img3.png"), picture(5)[:, :, 0])          # greyscale
     (tmp_path / "img4.png").write_bytes(b"not a png")                     # broken: skipped
     (tmp_path / "notes.txt").write_text("ignored")
-    with caplog.at_level(logging.WARNING, logger="transpose_live.sources"):
+    with caplog.at_level(logging.WARNING, logger="transpose_live.media.sources"):
         with open_source(tmp_path, fps=5) as source:
             assert isinstance(source, ImageFolderSource) and not source.is_live
             assert source.size == (W, H) and source.frame_count == 5
@@ -716,7 +724,7 @@ def test_close_ends_a_reconnect_wait_from_another_thread(camera):
     ("cannot connect to rtsp://u:hunter2@cam/x: refused", "cannot connect to rtsp://u:***@cam/x: refused"),
 ])
 def test_redact(url, shown):
-    from transpose_live.sources import _redact
+    from transpose_live.media.redact import redact_url as _redact
 
     assert _redact(url) == shown
 

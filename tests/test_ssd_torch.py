@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_ssd_openvino import assert_same_detections, sample_frames
+
 from transpose_live.detect import ssd_openvino
 from transpose_live.detect.ssd_torch import SameConv
 from transpose_live.errors import TransposeLiveError
@@ -49,10 +49,10 @@ def graph():
 
 @needs_graph
 def test_network_outputs_equal_openvinos(graph):
+    import cv2
+
     from transpose_live.detect.ssd_openvino import OpenVinoSSD
     from transpose_live.detect.ssd_torch import TorchSSD
-
-    import cv2
 
     ov, pt = OpenVinoSSD(graph, 2), TorchSSD(graph, "cpu")
     for frame in sample_frames(3):

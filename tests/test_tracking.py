@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.live.tracking import Tracker, pose_oks
 from transpose_live.skeleton import OKS_SIGMAS
-from transpose_live.tracking import Tracker, pose_oks
 from transpose_live.types import Pose
 
 # a standing person's joints as fractions of a (w, h) box
@@ -243,7 +243,7 @@ def test_similarity_of_all_detections_at_once_equals_pair_by_pair():
     rng = np.random.default_rng(7)
     tracker = Tracker()
     centres = rng.uniform(50, 500, (8, 2))
-    for frame in range(40):
+    for _frame in range(40):
         centres += rng.normal(0, 6, centres.shape)
         present = rng.random(len(centres)) > 0.25
         poses = []

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.train import DataSpec, TrainConfig, joints_mse_loss, train
+from transpose_live.train.loop import DataSpec, TrainConfig, joints_mse_loss, train
 
 
 def _tiny_coco(tmp_path, n_images=4, image_id0=1):
@@ -125,7 +125,7 @@ def test_device_is_checked_by_the_shared_resolver(tmp_path):
 
 
 def test_validation_scores_ground_truth_boxes(tmp_path, monkeypatch):
-    from transpose_live import evaluate
+    from transpose_live.train import evaluate
 
     calls = []
 
@@ -174,7 +174,8 @@ def test_restart_schedule_keeps_weights_and_counts_from_zero(tmp_path):
 
 def test_cli_trains_on_a_pack_at_its_manifest_weights(tmp_path, monkeypatch, capsys):
     from conftest import main_runner
-    from transpose_live import train as train_mod
+
+    from transpose_live.train import loop as train_mod
 
     ann, images = _tiny_coco(tmp_path)
     pack = tmp_path / "pack"
@@ -240,6 +241,7 @@ def test_device_training_script_refuses_bad_source_weights():
     import importlib.util
 
     from conftest import REPO
+
     from transpose_live.errors import TransposeLiveError
 
     spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")

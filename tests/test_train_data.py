@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, shared_path
 from torch.utils.data import DataLoader
 
-from conftest import REPO, shared_path
 from transpose_live.errors import TransposeLiveError
-from transpose_live.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from transpose_live.pose.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from transpose_live.skeleton import FLIP_INDEX
-from transpose_live.train_data import KeypointDataset, load_id_list, pack_sources
+from transpose_live.train.data import KeypointDataset, load_id_list, pack_sources
 
 W, H = 160, 200                      # synthetic image
 BOX = (40.0, 30.0, 90.0, 120.0)       # aspect 0.75 exactly: center (84.5, 89.5), crop region 112.5 x 150
@@ -180,7 +180,8 @@ def test_exclude_ids_refuses_listed_images(tmp_path):
     ids = tmp_path / "val_ids.txt"
     ids.write_text("# val\n139\n\n285\n")
     assert load_id_list(ids) == {139, 285}
-    with pytest.raises(TransposeLiveError, match=r"person_keypoints\.json: 1 image\(s\) are in the excluded id list \(ids 139\)"):
+    excluded = r"person_keypoints\.json: 1 image\(s\) are in the excluded id list \(ids 139\)"
+    with pytest.raises(TransposeLiveError, match=excluded):
         KeypointDataset([(ann, images, 1.0)], exclude_ids=load_id_list(ids))
     assert len(KeypointDataset([(ann, images, 1.0)], exclude_ids={1, 2})) == 1
     ids.write_text("139\nabc\n")
@@ -367,7 +368,7 @@ def test_pack_crops_downscales_and_splits_for_travel(tmp_path):
     f = new_w / (x1 - x0)
     assert f == pytest.approx(200 / (320 / 0.75 * 1.25), rel=0.02)
     kps = packed["annotations"][0]["keypoints"]
-    for j, (x, y) in enumerate(pts):
+    for j, (x, _y) in enumerate(pts):
         nx, ny, v = kps[3 * j:3 * j + 3]
         assert nx == pytest.approx((x - x0 + 0.5) * f - 0.5, abs=0.02)
         if 0 <= round(ny) < new_h and 0 <= round(nx) < new_w:          # the colour block is still under it

@@ -112,7 +112,7 @@ def test_source_labels():
 
 
 def test_default_config_is_the_default_run_spec(qapp):
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
     from transpose_live.ui.main_window import MainWindow
 
     window = MainWindow()
@@ -127,7 +127,7 @@ def test_default_config_is_the_default_run_spec(qapp):
 
 @pytest.fixture
 def tiny_spec(tiny_options):
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
 
     return RunSpec.from_options(**tiny_options, min_person_score=0.0)   # its random joint scores are low
 
@@ -141,7 +141,7 @@ def clip(tmp_path):
 
 def counting_jsonl(path):
     """A real JsonlWriter that counts its close() calls."""
-    from transpose_live.sinks import JsonlWriter
+    from transpose_live.media.sinks import JsonlWriter
 
     class CountingJsonl(JsonlWriter):
         closes = 0

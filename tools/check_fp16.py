@@ -10,8 +10,8 @@ import json
 
 import torch
 
-from transpose_live.config import PRESETS
-from transpose_live.models import create_model
+from transpose_live.model import create_model
+from transpose_live.model.config import PRESETS
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ still reports what it finished; a section that fails records its error and the n
              the CPU), pose-derived boxes between,
              the shipped model on the device path: unpaced (throughput) and paced at 30 fps (latency p50/p95)
 The detector: the SSD graph's package is absent there and the graph is 70 MB. `prepare` writes its weights
-as a torch file (tools/export_ssd_torch.py, fp16, person + background heads, 7 MB), which runs it on the GPU there. Without that
+as a torch file (tools/export_ssd_torch.py, fp16, person + background heads, 7 MB), which runs it on the GPU there.
+Without that
 file, `tools/compact_ssd.py pack .devcarry` (29.5 MB, fp16 weights, xz) lets OpenCV run it on the CPU
 there; where neither runs, boxes the SSD found here for the same frames (crowd_boxes.json) stand in, and
 the JSON says so.
@@ -44,11 +45,11 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from transpose_live import decode  # noqa: E402
-from transpose_live.gpu_crops import crop_inputs  # noqa: E402
-from transpose_live.gpu_decode import get_final_preds as device_final_preds  # noqa: E402
-from transpose_live.gpu_graphs import GraphedModel  # noqa: E402
-from transpose_live.preprocess import box_to_center_scale, crop_batch, to_input_tensor  # noqa: E402
+from transpose_live.pose import decode  # noqa: E402
+from transpose_live.pose.cuda.crops import crop_inputs  # noqa: E402
+from transpose_live.pose.cuda.decode import get_final_preds as device_final_preds  # noqa: E402
+from transpose_live.pose.cuda.graphs import GraphedModel  # noqa: E402
+from transpose_live.pose.preprocess import box_to_center_scale, crop_batch, to_input_tensor  # noqa: E402
 
 CARRY = REPO / ".devcarry"
 CLIP = CARRY / "crowd_1080p.mp4"
@@ -91,7 +92,7 @@ def percentile(values, q) -> float:
 # ------------------------------------------------------------------------------------------- models
 
 def random_model(name: str, image_size, device, dtype):
-    from transpose_live.models import create_model
+    from transpose_live.model import create_model
 
     torch.manual_seed(0)
     model = create_model(name, image_size=image_size).eval()
@@ -291,7 +292,7 @@ def section_detector(args, report, detector, how):
 
 @torch.inference_mode()
 def section_parity(args, device, report, detector):
-    from transpose_live.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     frames = clip_frames(args.parity_frames, step=30)
     boxes = some_boxes(detector, frames)
@@ -324,8 +325,8 @@ def section_parity(args, device, report, detector):
 
 @torch.inference_mode()
 def section_fp16(args, device, report, detector):
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.gpu_estimate import DeviceEstimator
+    from transpose_live.pose.cuda.estimate import DeviceEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     res = {"random_weights": []}
     half = torch.float16 if device.type == "cuda" else torch.bfloat16   # CPU dry run: bf16 exercises the code
@@ -462,7 +463,7 @@ def decode_clip(out: queue.Queue, frames: int, paced_fps: float | None, decode_m
 
 def run_e2e(args, device, detector, fast, paced: bool) -> dict:
     """Decode thread -> detect thread -> pose (this thread). Returns fps, latency percentiles, stage ms."""
-    from transpose_live.following import follow_box, mean_score
+    from transpose_live.live.following import follow_box, mean_score
 
     fps = 30.0
     decoded: queue.Queue = queue.Queue(maxsize=16)
@@ -530,7 +531,7 @@ def run_e2e(args, device, detector, fast, paced: bool) -> dict:
 def run_e2e_beside(args, detector, fast) -> dict:
     """Paced at 30 fps, the product's `--detect-async` follower: the detector on its own thread beside the
     pose step (transpose_live/detect_beside.py), frames straight from decoding to the pose step."""
-    from transpose_live.following import PersonFollower
+    from transpose_live.live.following import PersonFollower
 
     fps = 30.0
     follower = PersonFollower(detector, fast, detect_every=args.detect_every, detect_async=True)
@@ -559,8 +560,8 @@ def run_e2e_beside(args, detector, fast) -> dict:
 
 
 def section_e2e(args, device, report, detector, how):
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.gpu_estimate import DeviceEstimator
+    from transpose_live.pose.cuda.estimate import DeviceEstimator
+    from transpose_live.pose.estimator import PoseEstimator
 
     est = PoseEstimator("default", device=str(device))
     fast = DeviceEstimator(est)
@@ -670,7 +671,8 @@ def main(argv=None) -> int:
     report = Report(args.out, meta)
     detector, how = make_detector(device)
     log(f"detector: {how}")
-    steps = {"detector": lambda: section_detector(args, report, detector, how),"models": lambda: section_models(args, device, report),
+    steps = {"detector": lambda: section_detector(args, report, detector, how),
+             "models": lambda: section_models(args, device, report),
              "parity": lambda: section_parity(args, device, report, detector),
              "fp16": lambda: section_fp16(args, device, report, detector),
              "profile": lambda: section_profile(args, device, report),

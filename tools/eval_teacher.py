@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pseudo_label import Teacher  # noqa: E402
 
-from transpose_live.evaluate import coco_eval, predict_coco  # noqa: E402
+from transpose_live.train.evaluate import coco_eval, predict_coco  # noqa: E402
 from transpose_live.types import Pose  # noqa: E402
 
 

@@ -2,8 +2,8 @@
 
     python tools/make_sample.py ../shared/data/videos/vtest.avi samples/pedestrians.mp4
 
-Decodes with PyAV (transpose_live.sources.FileSource) and encodes H.264 yuv420p with libx264
-(transpose_live.sinks.VideoWriter, CRF 23, preset "slow" for a small file); the frames keep their
+Decodes with PyAV (transpose_live.media.sources.FileSource) and encodes H.264 yuv420p with libx264
+(transpose_live.media.sinks.VideoWriter, CRF 23, preset "slow" for a small file); the frames keep their
 timestamps, shifted so the clip starts at 0. The defaults (60 s to 65 s) pick a stretch where people
 walk close to the camera.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 
-from transpose_live.sinks import VideoWriter  # noqa: E402
-from transpose_live.sources import FileSource  # noqa: E402
+from transpose_live.media.sinks import VideoWriter  # noqa: E402
+from transpose_live.media.sources import FileSource  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from report import emit_report
 
-from transpose_live import evaluate
 from transpose_live.geometry import box_iou
+from transpose_live.train import evaluate
 
 DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SIZES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
@@ -160,7 +159,7 @@ def main() -> None:
             timed.image = img_id
             timed.detect(evaluate.read_image(args.images, coco.imgs[img_id]["file_name"]))
     else:
-        from transpose_live.estimator import PoseEstimator
+        from transpose_live.pose.estimator import PoseEstimator
 
         class PerImage:   # predict_coco reads the images in id order; tell the detector which one it sees
             def __init__(self):

@@ -6,8 +6,8 @@
 Quantises the model's cached ONNX export with NNCF (calibration: up to 4 ground-truth persons per image of
 coco128_train, plain and mirrored; training images, never coco_mini), then in one run:
 - latency per call, fp32 vs int8 OpenVINO requests alternated (best of 3 rounds of 1.5 s) at batch 1, 4, 8;
-- coco_mini keypoint AP with ground-truth and SSD boxes (>= 0.3, the live threshold; flip test), the same estimator with the
-  int8 request swapped in for the fp32 one.
+- coco_mini keypoint AP with ground-truth and SSD boxes (>= 0.3, the live threshold; flip test), the same estimator
+  with the int8 request swapped in for the fp32 one.
 The issue's bar for shipping int8: AP within 0.01 of fp32 and faster. Data: ../shared/data beside the checkout
 (or TRANSPOSE_LIVE_DATA).
 """
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from report import emit_report
 
 DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -31,7 +30,7 @@ def calibration_crops(estimator, n_images: int) -> list[np.ndarray]:
     """The model's inputs for up to 4 labelled persons per coco128_train image, plain and mirrored."""
     import cv2
 
-    from transpose_live.evaluate import gt_boxes, load_coco
+    from transpose_live.train.evaluate import gt_boxes, load_coco
 
     coco = load_coco(DATA / "coco128_train" / "person_keypoints.json")
     crops = []
@@ -83,9 +82,9 @@ def main(argv=None) -> int:
         return 2
     import torch
 
-    from transpose_live.backends.export import cached_onnx
-    from transpose_live.estimator import PoseEstimator
-    from transpose_live.evaluate import coco_eval, predict_coco
+    from transpose_live.model.backends.export import cached_onnx
+    from transpose_live.pose.estimator import PoseEstimator
+    from transpose_live.train.evaluate import coco_eval, predict_coco
 
     threads = args.threads or torch.get_num_threads()
     est = PoseEstimator("default", device="cpu", backend="openvino")

@@ -16,10 +16,10 @@ from collections import defaultdict
 import numpy as np
 
 from transpose_live.detect import create_detector
-from transpose_live.estimator import PoseEstimator
-from transpose_live.smoothing import PoseSmoother, jitter, lag_frames
-from transpose_live.sources import open_source
-from transpose_live.tracking import Tracker
+from transpose_live.live.smoothing import PoseSmoother, jitter, lag_frames
+from transpose_live.live.tracking import Tracker
+from transpose_live.media.sources import open_source
+from transpose_live.pose.estimator import PoseEstimator
 
 
 def _series(frames: dict[int, np.ndarray], n: int) -> np.ndarray:

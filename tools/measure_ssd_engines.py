@@ -6,7 +6,7 @@
 VIDEO defaults to ../shared/data/videos/vtest.avi. Per engine: the detector alone on every 3rd of the first
 --frames frames (ms a call, median and p95, after one untimed call) and whether its persons are the first
 engine's (count equal, each box within 0.5 px); then `transpose-live bench --pipeline`'s measurement
-(transpose_live.bench_pipeline) with each engine's detector in turns, --rounds times, the rest of the run
+(transpose_live.bench.pipeline) with each engine's detector in turns, --rounds times, the rest of the run
 the same loaded model (the machine's load drifts, so compare within a round).
 """
 
@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from report import emit_report
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "vtest.avi"
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:
-    from transpose_live.sources import FileSource
+    from transpose_live.media.sources import FileSource
 
     frames = []
     with FileSource(path) as source:
@@ -56,11 +55,11 @@ def main(argv=None) -> int:
         print(f"error: video not found: {args.video}", file=sys.stderr)
         return 2
 
-    from transpose_live.bench_pipeline import bench_pipeline
+    from transpose_live.bench.pipeline import bench_pipeline
     from transpose_live.detect.ssd import SSDDetector
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.run import load_runner
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.run import load_runner
+    from transpose_live.live.spec import RunSpec
 
     try:
         detectors = {name: SSDDetector(engine=name) for name in args.engines.split(",")}

@@ -38,15 +38,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from report import emit_report
 from scipy.optimize import linear_sum_assignment
 
-from report import emit_report
-
-from transpose_live import following
-from transpose_live.following import PersonFollower, TrackSmoother
 from transpose_live.geometry import pose_box, pose_pair_oks
-from transpose_live.sources import open_source
-from transpose_live.spec import RunSpec
+from transpose_live.live import following
+from transpose_live.live.following import PersonFollower, TrackSmoother
+from transpose_live.live.spec import RunSpec
+from transpose_live.media.sources import open_source
 
 DUPLICATE_OKS = 0.5
 FOUND_OKS = 0.5
@@ -122,7 +121,7 @@ def _lazy(make):
 def run(video: str, spec: RunSpec, max_frames: int | None, cache: str | None, merge: bool = True,
         reid: bool = True, min_hits: int = 1) -> dict:
     from transpose_live.detect import create_detector
-    from transpose_live.run import load_estimator
+    from transpose_live.live.run import load_estimator
 
     memo = Memo(cache)
     detector = MemoDetector(_lazy(lambda: create_detector(spec.detector)), memo, f"{spec.detector}")

@@ -41,8 +41,8 @@ try:
 except ImportError:   # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from transpose_live.errors import TransposeLiveError
-from transpose_live.preprocess import PIXEL_STD, box_to_center_scale
-from transpose_live.train_data import load_id_list, parse_slice, read_coco_json, refuse_excluded, usable_person
+from transpose_live.pose.preprocess import PIXEL_STD, box_to_center_scale
+from transpose_live.train.data import load_id_list, parse_slice, read_coco_json, refuse_excluded, usable_person
 
 ANN_NAME = "person_keypoints.json"
 FORMATS = {"jpg": (".jpg", cv2.IMWRITE_JPEG_QUALITY), "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY)}
@@ -53,7 +53,8 @@ def parse_source(text: str) -> tuple[str, Path, Path]:
     """'NAME=ANN_JSON:IMAGES_DIR' -> (name, ann_json, images_dir)."""
     m = _SOURCE_RE.match(text)
     if not m:
-        raise TransposeLiveError(f"--source must be NAME=ANN_JSON:IMAGES_DIR (NAME of letters, digits, _.-), got {text!r}")
+        raise TransposeLiveError(
+            f"--source must be NAME=ANN_JSON:IMAGES_DIR (NAME of letters, digits, _.-), got {text!r}")
     return m["name"], Path(m["ann"]), Path(m["images"])
 
 

@@ -49,7 +49,7 @@ except ImportError:  # run from a checkout without installing: the repo root hol
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import FLIP_INDEX, KEYPOINT_NAMES, LIMBS, NUM_JOINTS
-from transpose_live.train_data import parse_slice
+from transpose_live.train.data import parse_slice
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -459,7 +459,8 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
     data = {
         "info": dict(info, **lab.info, description=f"pseudo labels from teacher {lab.teacher.name}",
                      teacher_tta=lab.teacher.tta,
-                     made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh, edge_joints="unlabelled (image border; 10% band where the box is cut)",
+                     made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh,
+                     edge_joints="unlabelled (image border; 10% band where the box is cut)",
                      min_keypoints=a.min_keypoints, min_height=a.min_height, det_score=a.det_score,
                      counts=lab.counts),
         "images": lab.images,

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from transpose_live.errors import TransposeLiveError
-    from transpose_live.train import DataSpec, TrainConfig, train
-    from transpose_live.train_data import pack_sources
+    from transpose_live.train.data import pack_sources
+    from transpose_live.train.loop import DataSpec, TrainConfig, train
 
     t0 = time.time()
     torch.backends.cudnn.benchmark = True

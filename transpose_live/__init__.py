@@ -6,17 +6,17 @@
     with tl.open_run(0) as run:
         for frame in run: ...
 
-See transpose_live.run for the options (the CLI's, by the same names).
+See transpose_live.live.run for the options (the CLI's, by the same names).
 """
 
 __version__ = "0.1.0"
 
 # lazy: `import transpose_live` (and the CLI's --help) stays cheap; torch loads on first use
 _LAZY = {
-    "process_video": "run", "annotate_image": "run", "open_run": "run", "load_runner": "run",
-    "PoseRunner": "run", "RunSummary": "run", "Interrupted": "run",
-    "RunSpec": "spec", "Pose": "types", "FrameResult": "types", "TransposeLiveError": "errors",
-    "PoseEstimator": "estimator", "create_model": "models",
+    "process_video": "live.run", "annotate_image": "live.run", "open_run": "live.run", "load_runner": "live.run",
+    "PoseRunner": "live.run", "RunSummary": "live.run", "Interrupted": "live.run",
+    "RunSpec": "live.spec", "Pose": "types", "FrameResult": "types", "TransposeLiveError": "errors",
+    "PoseEstimator": "pose.estimator", "create_model": "model",
 }
 
 

@@ -13,7 +13,6 @@ import numpy as np
 from transpose_live.skeleton import OKS_SIGMAS
 from transpose_live.types import Pose
 
-
 # ---------------------------------------------------------------- boxes
 
 def box_containment(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
@@ -151,5 +150,6 @@ def pose_oks_matrix(poses: Sequence[Pose], min_joints: int = 3) -> np.ndarray:
     return np.where(count >= min_joints, total / np.maximum(count, 1), 0.0)
 
 
-__all__ = ["box_containment", "box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints", "pose_pair_oks",
+__all__ = ["box_containment", "box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints",
+           "pose_pair_oks",
            "pose_arrays", "pose_oks_matrix", "POSE_JOINT_SCORE"]

@@ -119,8 +119,16 @@ def clock(seconds: float) -> str:
 
 def _rich_progress(label: str, total: float | None, unit: str, stream: TextIO):
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress as RichProgress,
-                               TaskProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import Progress as RichProgress
 
     if unit == "bytes":
         counts = [DownloadColumn(), TransferSpeedColumn()]

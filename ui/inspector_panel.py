@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QImage, QPixmap
-from PyQt6.QtWidgets import (QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSlider,
-                             QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from transpose_live.render import COLORMAPS, JOINT_COLORS
+from transpose_live.live.render import COLORMAPS, JOINT_COLORS
 from transpose_live.skeleton import KEYPOINT_NAMES
-
 from transpose_live.ui.view import DEFAULT_OPACITY, View
 
 ALL_JOINTS = "all joints"

@@ -38,8 +38,8 @@ class PoseLog:
             return len(self._frames)
 
     def export(self, path: str | Path) -> int:
-        """Write the frames as JSON Lines (transpose_live.sinks.JsonlWriter); returns the number of lines."""
-        from transpose_live.sinks import JsonlWriter
+        """Write the frames as JSON Lines (transpose_live.media.sinks.JsonlWriter); returns the number of lines."""
+        from transpose_live.media.sinks import JsonlWriter
 
         with self._lock:
             frames = sorted(self._frames.values(), key=lambda r: (r.timestamp, r.index))
@@ -94,7 +94,7 @@ class Recorder:
 
     def write(self, image: np.ndarray) -> None:
         from transpose_live.errors import TransposeLiveError
-        from transpose_live.sinks import VideoWriter
+        from transpose_live.media.sinks import VideoWriter
 
         with self._lock:
             if self._closed or self.error is not None:

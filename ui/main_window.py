@@ -18,17 +18,35 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QPointF, Qt, pyqtSlot
 from PyQt6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
-from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QLineEdit, QMainWindow, QMessageBox,
-                             QSpinBox, QToolBar, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QSpinBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from transpose_live.errors import TransposeLiveError
-
 from transpose_live.ui.inspector_panel import InspectorPanel
 from transpose_live.ui.keep import PoseLog, Recorder
 from transpose_live.ui.playback_bar import PlaybackBar
 from transpose_live.ui.video_widget import VideoWidget
 from transpose_live.ui.view import View, person_key, selected_pose
-from transpose_live.ui.worker import PipelineWorker, default_config, launch, shutdown, source_label, source_spec, with_settings
+from transpose_live.ui.worker import (
+    PipelineWorker,
+    default_config,
+    launch,
+    shutdown,
+    source_label,
+    source_spec,
+    with_settings,
+)
 
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.mov *.avi *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
 WEIGHTS_FILTER = "Checkpoints (*.pth *.pt *.ckpt);;All files (*)"
@@ -215,7 +233,7 @@ class MainWindow(QMainWindow):
         self.next_person_action = self._action("Next person", self.next_person, Qt.Key.Key_Tab)
 
     def _fill_models(self) -> None:
-        from transpose_live import hub
+        from transpose_live.model import hub
 
         current = str(getattr(self._config, "model", "default"))
         names = list(hub.entries())
@@ -507,7 +525,8 @@ class MainWindow(QMainWindow):
                 self.set_view(self._view.replace(joint=j, overlay=True))
                 return
         inside = [(p.box[2] * p.box[3], i) for i, p in enumerate(poses)
-                  if p.box is not None and p.box[0] <= x <= p.box[0] + p.box[2] and p.box[1] <= y <= p.box[1] + p.box[3]]
+                  if p.box is not None and p.box[0] <= x <= p.box[0] + p.box[2]
+                  and p.box[1] <= y <= p.box[1] + p.box[3]]
         if inside:
             self.select_person(person_key(poses, min(inside)[1]))
 
@@ -721,16 +740,17 @@ def _preload(config: Any = None) -> None:
     `backend` resolves to on the chosen device)."""
     _preload_backend(getattr(config, "backend", "auto"), getattr(config, "device", "auto"))
     import av  # noqa: F401  (FFmpeg's libraries: a dlopen holds the interpreter throughout)
+
     import transpose_live.detect.ssd  # noqa: F401
     import transpose_live.detect.whole_frame  # noqa: F401
-    import transpose_live.inspector  # noqa: F401
-    import transpose_live.models.loading  # noqa: F401
-    import transpose_live.pipeline  # noqa: F401
-    import transpose_live.run  # noqa: F401
-    import transpose_live.sinks  # noqa: F401
-    import transpose_live.smoothing  # noqa: F401  (filterpy, scipy)
-    import transpose_live.sources  # noqa: F401
-    import transpose_live.tracking  # noqa: F401
+    import transpose_live.live.pipeline  # noqa: F401
+    import transpose_live.live.run  # noqa: F401
+    import transpose_live.live.smoothing  # noqa: F401  (filterpy, scipy)
+    import transpose_live.live.tracking  # noqa: F401
+    import transpose_live.media.sinks  # noqa: F401
+    import transpose_live.media.sources  # noqa: F401
+    import transpose_live.model.loading  # noqa: F401
+    import transpose_live.pose.inspector  # noqa: F401
 
     # A full garbage collection walks every object the process holds (torch, Qt, OpenVINO) with the
     # interpreter held: 130-200 ms, and when a worker's allocations set one off the window froze that long
@@ -743,8 +763,8 @@ def _preload(config: Any = None) -> None:
 def _preload_backend(backend: Any, device: Any) -> None:
     import importlib
 
-    from transpose_live.backends import resolve_backend
-    from transpose_live.device import resolve_device
+    from transpose_live.model.backends import resolve_backend
+    from transpose_live.model.device import resolve_device
 
     try:
         name = resolve_backend(str(backend or "auto"), resolve_device(device or "auto"))
@@ -755,6 +775,6 @@ def _preload_backend(backend: Any, device: Any) -> None:
 
 
 def _joint_index(joint: Any) -> int:
-    from transpose_live.inspector import joint_index
+    from transpose_live.pose.inspector import joint_index
 
     return joint_index(joint)

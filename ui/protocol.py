@@ -1,4 +1,4 @@
-"""The small piece of `transpose_live.pipeline.Pipeline` the window's worker depends on."""
+"""The small piece of `transpose_live.live.pipeline.Pipeline` the window's worker depends on."""
 
 from __future__ import annotations
 

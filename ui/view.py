@@ -3,7 +3,7 @@
 Two paths: the overlay on with the default view (all joints, last layer, dependency areas) is the
 pipeline's own overlay over every person (fast: the maps come with the poses). Anything more (a joint,
 another layer, affected areas, the Fig. 6 strip, opacity or colormap) inspects ONE person, the selected
-one: a forward pass of its crop with every layer's attention (transpose_live.inspector), drawn here over
+one: a forward pass of its crop with every layer's attention (transpose_live.pose.inspector), drawn here over
 the raw frame, skeletons on top. With the overlay off no map is computed at all.
 """
 
@@ -80,7 +80,7 @@ def _joints(seen, min_score: float) -> list[int]:
 def _draw(raw, seen, view: View, layer: int | None, joints: list[int], box) -> np.ndarray:
     """One layer's areas over the raw frame: the chosen joint in the colormap, or all joints each in its
     own colour."""
-    from transpose_live.render import draw_area, draw_joint_areas
+    from transpose_live.live.render import draw_area, draw_joint_areas
 
     if view.joint is not None:
         return draw_area(raw, seen.area(view.joint, layer, view.affected), box, seen.input_size, view.opacity,
@@ -95,8 +95,8 @@ def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, 
     Returns (image, strip or None, facts)."""
     import cv2
 
-    from transpose_live.inspector import inspect_person
-    from transpose_live.render import annotate, area_strip, mark_joints
+    from transpose_live.live.render import annotate, area_strip, mark_joints
+    from transpose_live.pose.inspector import inspect_person
 
     min_score = float(getattr(spec, "min_joint_score", 0.2))
     draw = dict(draw_boxes=bool(getattr(spec, "boxes", False)), draw_ids=bool(getattr(spec, "ids", True)),

@@ -2,7 +2,7 @@
 
 The window creates the worker in the GUI thread, moves it to a QThread (`launch`) and connects to its signals;
 `start` then runs in that thread until the source ends or `stop()` is called. The worker drives a
-`PosePipeline` (ui/protocol.py; by default the real transpose_live.pipeline.Pipeline, the model loaded by
+`PosePipeline` (ui/protocol.py; by default the real transpose_live.live.pipeline.Pipeline, the model loaded by
 load_runner in this thread, never in the GUI's). Frames come from the pipeline's last thread (`on_frame`):
 they are turned into QImages there (a deep copy) and emitted; Qt queues them to the GUI thread. At most
 MAX_IN_FLIGHT frames wait in the GUI's queue: when the window falls behind, newer frames replace older ones.
@@ -34,7 +34,7 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QImage
 
 from transpose_live.errors import TransposeLiveError
-
+from transpose_live.media.redact import source_label as label_of
 from transpose_live.ui.protocol import PipelineFactory, PosePipeline
 from transpose_live.ui.view import View
 
@@ -67,7 +67,7 @@ def bgr_to_qimage(image: np.ndarray) -> QImage:
 
 
 def default_config():
-    from transpose_live.spec import RunSpec
+    from transpose_live.live.spec import RunSpec
 
     return RunSpec()
 
@@ -86,8 +86,8 @@ def real_pipeline(source, config, *, sinks=(), on_frame=None, on_event=None, est
                   detector=None) -> PosePipeline:
     """The real Pipeline; the model and detector are loaded once (here, in the worker's thread) and reused
     by every rebuild. The worker owns the sinks: a rebuilt pipeline goes on writing the same files."""
-    from transpose_live.pipeline import Pipeline
-    from transpose_live.run import load_runner
+    from transpose_live.live.pipeline import Pipeline
+    from transpose_live.live.run import load_runner
 
     if estimator is None or detector is None:
         runner = load_runner(config)
@@ -97,7 +97,7 @@ def real_pipeline(source, config, *, sinks=(), on_frame=None, on_event=None, est
 
 
 def open_for_window(spec, **kwargs):
-    from transpose_live.sources import STREAM_SCHEMES, open_source
+    from transpose_live.media.sources import STREAM_SCHEMES, open_source
 
     if isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES):
         kwargs.setdefault("max_retries", WINDOW_STREAM_RETRIES)
@@ -115,9 +115,7 @@ def source_spec(source: Any) -> Any:
 
 def source_label(spec: Any) -> str:
     """How the window names a source: "camera 0", a file name, a URL without its password."""
-    from transpose_live.run import source_label as label
-
-    return "source" if spec is None else label(spec)
+    return "source" if spec is None else label_of(spec)
 
 
 class RememberingSource:
@@ -175,8 +173,8 @@ class _Receipt(QObject):
 class PipelineWorker(QObject):
     """Run the pipeline over one source in a QThread.
 
-    source: a file path, camera index, stream URL or an opened `transpose_live.sources.Source`.
-    config: a `transpose_live.spec.RunSpec` (None: the defaults).
+    source: a file path, camera index, stream URL or an opened `transpose_live.media.sources.Source`.
+    config: a `transpose_live.live.spec.RunSpec` (None: the defaults).
     source_options: extra arguments for `open_source` (width, height, fps, timeout, transport).
     sinks: writers (VideoWriter, JsonlWriter, ...) fed by every pipeline this worker builds, closed when it ends.
     start: seconds into a file to begin at. speed: playback rate of files (None: as fast as possible).

@@ -8,8 +8,12 @@ frame is one person), "onnx:FILE" (YOLOv8 or YOLOX export, layout told from the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transpose_live.errors import TransposeLiveError
+
+if TYPE_CHECKING:
+    from transpose_live.detect.base import Detector
 
 _FROM_BASE = ("Detections", "Detector", "as_bgr", "nms")
 
@@ -60,7 +64,7 @@ def _create(spec: str, min_score: float | None, device: object) -> "Detector":
     kind, path = parse_detector_spec(spec)
     options = {} if min_score is None else {"min_score": min_score}
     if kind == "ssd":
-        from transpose_live.detect.ssd import SSDDetector   # imported here: loading OpenCV's dnn model costs ~1 s
+        from transpose_live.detect.ssd import SSDDetector  # imported here: loading OpenCV's dnn model costs ~1 s
 
         return SSDDetector(**options, device=device)
     if kind == "none":

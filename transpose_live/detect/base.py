@@ -11,7 +11,7 @@ import numpy as np
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import box_iou
-from transpose_live.preprocess import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
+from transpose_live.image import as_bgr  # noqa: F401  (re-exported: detectors accept the same frames)
 
 
 def _empty_boxes() -> np.ndarray:

@@ -28,9 +28,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from transpose_live.detect.base import Detections, as_bgr, check_score, nms
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import clip_boxes
-from transpose_live.detect.base import Detections, as_bgr, check_score, nms
 
 LAYOUTS = ("auto", "yolov8", "yolox")
 YOLOX_STRIDES = (8, 16, 32)
@@ -64,7 +64,8 @@ def _session(path: Path, providers: Sequence[str] | None):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise TransposeLiveError("ONNX detectors need the Python package 'onnxruntime' (pip install onnxruntime)") from None
+        raise TransposeLiveError(
+            "ONNX detectors need the Python package 'onnxruntime' (pip install onnxruntime)") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3   # keep onnxruntime's warnings off the console
     try:
@@ -130,7 +131,8 @@ class OnnxDetector:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))   # (B, 3, H, W)
         out = np.asarray(self.session.run(None, {self.input_name: x})[0], np.float32)
         if out.ndim != 3:
-            raise TransposeLiveError(f"ONNX detector {self.path.name}: expected a (B, rows, cols) output, got {out.shape}")
+            raise TransposeLiveError(
+                f"ONNX detector {self.path.name}: expected a (B, rows, cols) output, got {out.shape}")
         return list(out)
 
     def _output_shape(self) -> tuple[int, int]:

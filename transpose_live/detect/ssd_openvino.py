@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from transpose_live.errors import TransposeLiveError
 from transpose_live.detect.base import nms
+from transpose_live.errors import TransposeLiveError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def available() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _file_hash(path: str, size: int, mtime: float) -> str:
-    from transpose_live.hub import file_sha256
+    from transpose_live.model.cache import file_sha256
 
     return file_sha256(Path(path))
 
@@ -75,7 +75,7 @@ def graph_hash(graph: Path) -> str:
 def ir_cache_path(graph: Path) -> Path:
     import openvino as ov
 
-    from transpose_live.hub import cache_dir
+    from transpose_live.model.cache import cache_dir
 
     version = ov.get_version().split("-")[0]
     return cache_dir() / "openvino" / f"ssd_mobilenet_v2-{IR_VARIANT}-{graph_hash(graph)[:16]}-ov{version}.xml"
@@ -112,7 +112,7 @@ def keep_classes(model, classes=KEPT_CLASSES):
     concat = ops[SCORES_NODE].input(0).get_source_output().get_node()
     columns = np.asarray(classes)
     branches = [_class_predictor(branch.get_source_output().get_node()) for branch in concat.inputs()]
-    for reshape, add, conv, bias_node, weights_node, shape_node in branches:   # all checked before any change
+    for _reshape, _add, _conv, bias_node, weights_node, shape_node in branches:   # all checked before any change
         weights, bias, shape = weights_node.get_data(), bias_node.get_data(), shape_node.get_vector()
         if weights.shape[0] % NUM_CLASSES or bias.shape[1] != weights.shape[0] or shape[-1] != NUM_CLASSES:
             raise TransposeLiveError("the SSD's class predictor does not have 91 classes per anchor")
@@ -163,10 +163,10 @@ class OpenVinoSSD:
     columns are KEPT_CLASSES (background, person)."""
 
     def __init__(self, graph: Path, threads: int):
-        from transpose_live.backends.openvino_backend import _shared_core
+        from transpose_live.model.backends.openvino_core import shared_core
 
         xml = ir_cache_path(graph)
-        core = _shared_core()
+        core = shared_core()
         settings = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                     "INFERENCE_PRECISION_HINT": "f32"}
         try:

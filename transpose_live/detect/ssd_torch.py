@@ -244,8 +244,8 @@ def _map_layer_indices(net: SSDMobileNetV2) -> list[int]:
 
 
 def cache_path(graph: Path) -> Path:
-    from transpose_live.hub import cache_dir
     from transpose_live.detect.ssd_openvino import graph_hash
+    from transpose_live.model.cache import cache_dir
 
     return cache_dir() / "ssd" / f"ssd_mobilenet_v2-{graph_hash(graph)[:16]}.pt"
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from transpose_live.errors import TransposeLiveError
 from transpose_live.detect.base import Detections, nms
+from transpose_live.errors import TransposeLiveError
 
 EDGE_PX = 4.0            # a window's box this close to an inner window edge is a cut person
 SQUARE_ENOUGH = 1.1      # long / short side at or below this: no windows

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from transpose_live.errors import TransposeLiveError
 from transpose_live.detect.base import Detections
+from transpose_live.errors import TransposeLiveError
 
 
 class WholeFrameDetector:

@@ -1,0 +1,450 @@
+"""The threaded pipeline: capture → detect + estimate → track + smooth → render + write, one thread each.
+
+Stages talk through bounded `queue.Queue`s; a sentinel travels down the line when the source ends and one
+`threading.Event` stops every stage at once (stop(), Ctrl-C, or an error in any stage). Stages overlap, so
+throughput approaches 1 / (the slowest stage); torch, OpenCV and FFmpeg release the GIL in their work.
+
+Files (`source.is_live` False) lose nothing: every frame goes through, in order (a full queue blocks the
+stage before it). Live sources keep only the newest frame: the capture stage replaces a frame the model has
+not taken yet (counted as dropped) and the later queues hold one frame each, so latency stays bounded.
+
+The pipeline finishes its sinks at the end (also after stop() or Ctrl-C, so a video stays playable) and
+aborts them after an error; with own_sinks=False their owner does that (a window that rebuilds pipelines
+over one recording). A reader that goes away from a streamed output (OutputClosed) ends the run like stop().
+Which persons the model sees and how they are followed lives in following.py; this file only runs stages.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from transpose_live.errors import OutputClosed, TransposeLiveError
+from transpose_live.live.following import PersonFollower, TrackSmoother
+from transpose_live.live.spec import RunSpec
+from transpose_live.media.sinks import abort_sink
+from transpose_live.types import FrameResult, Pose
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "model", "track", "render")
+POLL_S = 0.05              # how often a waiting stage looks at the stop event
+CAPTURE_JOIN_S = 2.0       # a camera or stream read can block; the capture thread is not waited on longer
+LATENCY_WINDOW = 300       # latency percentiles over the last this many frames (a live run's "now")
+_END = object()            # sentinel: the source has ended
+_STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
+                "render": "rendering/writing"}
+
+
+@dataclass
+class PipelineStats:
+    """How a run went. stage_ms: mean busy milliseconds per frame of each stage (waits on queues excluded).
+    Changed by several stage threads while others read it: use Pipeline.stats_snapshot() for a copy."""
+
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    detector_calls: int = 0
+    stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    wall_s: float = 0.0
+    latency_ms: float = 0.0        # mean time from a frame's capture to its output
+    max_latency_ms: float = 0.0
+    latency_p50_ms: float = 0.0    # over the last LATENCY_WINDOW frames
+    latency_p95_ms: float = 0.0
+    stopped: bool = False          # ended before the source ran out (stop(), Ctrl-C, a reader gone)
+    stop_reason: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames_processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def slowest_stage(self) -> str:
+        return max(self.stage_ms, key=self.stage_ms.get)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"fps": self.fps}
+
+
+@dataclass
+class _Item:
+    frame: Any                      # sources.Frame
+    captured: float                 # time.monotonic() when it left the source
+    poses: list[Pose] | None = None
+    result: FrameResult | None = None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        self.total += seconds
+        self.count += 1
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000.0 * self.total / self.count if self.count else 0.0
+
+
+class _Rate:
+    """Frames per second over the last second or so (for the HUD)."""
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self._times.append(now)
+        while len(self._times) > 2 and now - self._times[0] > 1.0:
+            self._times.pop(0)
+
+    @property
+    def fps(self) -> float | None:
+        if len(self._times) < 2:
+            return None
+        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
+
+
+class Pipeline:
+    """Run `spec` over `source` into `sinks` (anything with write_frame(image, result), close(), abort()
+    and `needs_image`: VideoWriter, JsonlWriter, CocoResultsWriter).
+
+    estimator / detector: loaded objects (`transpose_live.live.run.load_runner(spec)` makes them once; a window
+    reuses them across runs). on_frame(image_bgr, result) is called from the last stage's thread with each
+    rendered frame (keep it cheap; it must not touch widgets). on_result(result) likewise, without rendering.
+
+    Events: `events` are detectors (update(result) -> [event dict], finish(timestamp) -> [...]: persons
+    appearing, falls) run on every output frame; a source with an `on_event` attribute (a stream that
+    reconnects) reports stream_lost / stream_back through it. Every event goes to the sinks that have
+    write_event(record) and to on_event(record). stats_every: a {"event": "stats"} record that often (seconds
+    of running) with fps, latency p50/p95, drops and reconnects, for long live runs' logs.
+    """
+
+    def __init__(self, source, spec: RunSpec | None = None, sinks: Sequence = (), *, estimator, detector,
+                 on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True,
+                 events: Sequence = (), on_event: Callable[[dict], None] | None = None,
+                 stats_every: float | None = None):
+        self.source = source
+        self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
+        self.sinks = list(sinks)
+        for sink in self.sinks:
+            if not (hasattr(sink, "write_frame") and hasattr(sink, "close")):
+                raise TransposeLiveError(f"not a sink: {type(sink).__name__} (needs write_frame and close)")
+        self.own_sinks = own_sinks
+        self.on_frame = on_frame
+        self.on_result = on_result
+        self.estimator = estimator
+        self.detector = detector
+        self.events = list(events)
+        self.on_event = on_event
+        self.stats_every = stats_every
+        self._event_sinks = [s for s in self.sinks if hasattr(s, "write_event")]
+        if hasattr(source, "on_event"):
+            source.on_event = self.emit
+        self.live = bool(getattr(source, "is_live", False))
+        self.stats = PipelineStats()
+        self._stats_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._ran = False
+        self._follower = PersonFollower.from_spec(detector, estimator, self.spec)
+        self._tracks = TrackSmoother(self.spec.smooth, self.spec.smooth_strength)
+        self._clocks = {s: _Clock() for s in STAGES}
+        self._latency = _Clock()
+        self._recent_latency: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self._done = {s: threading.Event() for s in STAGES}
+        self._source_ended = threading.Event()
+        self._t0 = time.perf_counter()
+
+    # ---------------------------------------------------------------------------------- control
+
+    def set_attention(self, on: bool) -> None:
+        """Compute and draw the dependency areas from the next frame on (any thread)."""
+        self.spec.attention = bool(on)
+        self._follower.attention = bool(on)
+
+    def set_smooth(self, on: bool) -> None:
+        """Turn the Kalman smoothing on or off from the next frame on (any thread)."""
+        self.spec.smooth = bool(on)
+        self._tracks.smooth = bool(on)
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask every stage to end now (any thread); run() then closes the sinks and returns."""
+        with self._stats_lock:
+            if not self._stop.is_set():      # not after the run has ended by itself
+                self.stats.stopped = True
+                self.stats.stop_reason = reason
+        self._stop.set()
+
+    def emit(self, record: dict) -> None:
+        """Hand one event to the sinks that take events and to on_event (any thread)."""
+        for sink in self._event_sinks:
+            sink.write_event(record)
+        if self.on_event is not None:
+            self.on_event(record)
+
+    def end_source(self) -> None:
+        """End the run as if the source had ended (any thread; --duration): what was read is finished.
+        Closing the source also ends a read that waits (a stream reconnecting)."""
+        self._source_ended.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run has been asked to end (or has ended)."""
+        return self._stop.is_set()
+
+    def stats_snapshot(self) -> PipelineStats:
+        """A consistent copy of the counters, safe to read from any thread while the run goes on."""
+        with self._stats_lock:
+            self._fill_stats(time.perf_counter() - self._t0)
+            return replace(self.stats, stage_ms=dict(self.stats.stage_ms))
+
+    def run(self) -> PipelineStats:
+        """Process the source to its end (or stop()); blocks. Errors in any stage come back as one
+        TransposeLiveError (the original as __cause__). Ctrl-C stops, closes the sinks and re-raises."""
+        if self._ran:
+            raise TransposeLiveError("a Pipeline runs once; make a new one")
+        self._ran = True
+        size = self.spec.queue_size if not self.live else 1
+        q_frames, q_poses, q_results = (queue.Queue(maxsize=size) for _ in range(3))
+        stages = [("capture", self._capture, (q_frames,)), ("model", self._model, (q_frames, q_poses)),
+                  ("track", self._track, (q_poses, q_results)), ("render", self._render, (q_results,))]
+        threads = [threading.Thread(target=self._guard, args=(name, body, *queues), daemon=True,
+                                    name=f"pipeline-{name}") for name, body, queues in stages]
+        self._t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        try:
+            self._wait_stages()
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+            self._finish(threads, keep=True)
+            raise
+        self._finish(threads, keep=not self._errors)
+        if self._errors:
+            stage, exc = self._errors[0]
+            if isinstance(exc, TransposeLiveError):
+                raise exc
+            raise TransposeLiveError(f"{_STAGE_WORDS[stage]} failed: {type(exc).__name__}: {exc}") from exc
+        return self.stats
+
+    def _wait_stages(self) -> None:
+        """Until the model, track and render stages have ended (capture may still block in a read).
+
+        Waits on the stages' own events, never in Thread.join: a Ctrl-C that interrupts join() can mark a
+        still running thread as ended (CPython 3.11), and a model thread still running at exit aborts the
+        process."""
+        for stage in STAGES[1:]:
+            while not self._done[stage].wait(POLL_S):
+                pass
+
+    def _finish(self, threads: list[threading.Thread], keep: bool) -> None:
+        """Wait for the stages, fill the stats, close (keep) or abort the sinks."""
+        self._stop.set()
+        self._wait_stages()
+        for t in threads[1:]:
+            t.join()                   # they have ended: this only reaps them
+        if self._done["capture"].wait(CAPTURE_JOIN_S):
+            threads[0].join()
+        else:
+            # a read that blocks (a camera, a dead stream): the source's own close() hands the release to
+            # that thread, so nothing is freed under the read (see sources.Source.close)
+            log.debug("the capture thread is still blocked in the source; it releases it when the read returns")
+        with self._stats_lock:
+            self._fill_stats(time.perf_counter() - self._t0)
+        if self.own_sinks:
+            finish_sinks(self.sinks, keep)
+
+    def _fill_stats(self, wall: float) -> None:
+        s = self.stats
+        s.wall_s = wall
+        s.stage_ms = {name: clock.mean_ms for name, clock in self._clocks.items()}
+        s.detector_calls = self._follower.detector_calls
+        s.latency_ms = self._latency.mean_ms
+        if self._recent_latency:
+            s.latency_p50_ms, s.latency_p95_ms = (float(v) for v in np.percentile(self._recent_latency, (50, 95)))
+
+    def _guard(self, stage: str, body: Callable, *queues: queue.Queue) -> None:
+        """A stage's thread: any exception stops the whole pipeline and is kept for run(); a reader that
+        went away from a streamed output only stops it."""
+        try:
+            body(*queues)
+        except OutputClosed as exc:
+            log.info("%s; stopping", exc)
+            self.stop("output closed")
+        except BaseException as exc:   # noqa: BLE001 - reported by run() in the caller's thread
+            with self._stats_lock:
+                self._errors.append((stage, exc))
+            self._stop.set()
+        finally:
+            self._done[stage].set()
+
+    # ---------------------------------------------------------------------------------- queues
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        """Blocking put that gives up when the pipeline stops."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _put_newest(self, q: queue.Queue, item) -> None:
+        """Live sources: replace a frame still waiting (it is stale now) instead of waiting for room."""
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                    with self._stats_lock:
+                        self.stats.frames_dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _get(self, q: queue.Queue):
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+        return _END
+
+    # ---------------------------------------------------------------------------------- stages
+
+    def _capture(self, q_out: queue.Queue) -> None:
+        clock, limit = self._clocks["capture"], self.spec.max_frames
+        frames = iter(self.source)
+        read = 0
+        while not self._stop.is_set() and (limit is None or read < limit):
+            t = time.perf_counter()
+            frame = None if self._source_ended.is_set() else next(frames, None)
+            if frame is None or self._source_ended.is_set():
+                break
+            clock.add(time.perf_counter() - t)
+            read += 1
+            with self._stats_lock:
+                self.stats.frames_read = read
+            item = _Item(frame, time.monotonic())
+            if self.live:
+                self._put_newest(q_out, item)
+            elif not self._put(q_out, item):
+                return
+        self._put(q_out, _END)      # waits for room: the last live frame is not replaced by the end
+
+    def _model(self, q_in: queue.Queue, q_out: queue.Queue) -> None:
+        clock = self._clocks["model"]
+        while (item := self._get(q_in)) is not _END:
+            t = time.perf_counter()
+            item.poses = self._follower(item.frame.image)
+            clock.add(time.perf_counter() - t)
+            if not self._put(q_out, item):
+                return
+        self._put(q_out, _END)
+
+    def _track(self, q_in: queue.Queue, q_out: queue.Queue) -> None:
+        clock = self._clocks["track"]
+        while (item := self._get(q_in)) is not _END:
+            t = time.perf_counter()
+            frame = item.frame
+            poses = self._tracks(item.poses, frame.timestamp)
+            h, w = frame.image.shape[:2]
+            item.result = FrameResult(index=frame.index, timestamp=frame.timestamp, poses=poses, size=(w, h))
+            clock.add(time.perf_counter() - t)
+            if not self._put(q_out, item):
+                return
+        self._put(q_out, _END)
+
+    def _render(self, q_in: queue.Queue) -> None:
+        from transpose_live.live.render import draw_frame
+
+        clock, spec = self._clocks["render"], self.spec
+        need_image = self.on_frame is not None or any(getattr(s, "needs_image", True) for s in self.sinks)
+        config = getattr(self.estimator, "config", None)
+        input_size = tuple(config.image_size) if config is not None else None
+        rate = _Rate()
+        last_time = 0.0
+        next_stats = time.monotonic() + self.stats_every if self.stats_every else None
+        while (item := self._get(q_in)) is not _END:
+            t = time.perf_counter()
+            result = item.result
+            image = None
+            if need_image:
+                hud = None
+                if spec.hud:
+                    hud = {"fps": rate.fps, "latency_ms": 1000 * (time.monotonic() - item.captured)}
+                image = draw_frame(item.frame.image, result, draw_boxes=spec.boxes, draw_ids=spec.ids,
+                                   attention=spec.attention, hud=hud, input_size=input_size,
+                                   min_score=spec.min_joint_score, joint=spec.joint)
+            for sink in self.sinks:
+                sink.write_frame(image, result)
+            if self.on_frame is not None:
+                self.on_frame(image, result)
+            if self.on_result is not None:
+                self.on_result(result)
+            for detector in self.events:
+                for record in detector.update(result):
+                    self.emit(record)
+            last_time = result.timestamp
+            clock.add(time.perf_counter() - t)
+            latency = time.monotonic() - item.captured
+            rate.tick()
+            with self._stats_lock:
+                self._latency.add(latency)
+                self._recent_latency.append(1000 * latency)
+                self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
+                self.stats.frames_processed += 1
+            if next_stats is not None and time.monotonic() >= next_stats:
+                next_stats += self.stats_every
+                self.emit(self._stats_event(rate.fps, result.timestamp))
+        for detector in self.events:            # the run's end closes what is open (persons still present)
+            for record in detector.finish(last_time):
+                self.emit(record)
+
+
+    def _stats_event(self, fps: float | None, timestamp: float) -> dict:
+        stats = self.stats_snapshot()
+        return {"event": "stats", "timestamp": timestamp, "fps": round(fps or 0.0, 2),
+                "frames": stats.frames_processed, "dropped": stats.frames_dropped,
+                "latency_p50_ms": round(stats.latency_p50_ms, 1), "latency_p95_ms": round(stats.latency_p95_ms, 1),
+                "reconnects": getattr(self.source, "reconnects", 0)}
+
+
+def finish_sinks(sinks: Sequence, keep: bool) -> None:
+    """Close every sink (keep) or abort them all (after an error). Every sink is closed even if one fails;
+    the first failure is raised after."""
+    if not keep:
+        for sink in sinks:
+            abort_sink(sink)
+        return
+    failure = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except OutputClosed:
+            pass                    # its reader went away: what it got is what it wanted
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        if isinstance(failure, TransposeLiveError):
+            raise failure
+        raise TransposeLiveError(f"closing the outputs failed: {failure}") from failure
+
+
+__all__ = ["Pipeline", "PipelineStats", "finish_sinks", "STAGES"]

@@ -1,0 +1,61 @@
+"""load_model: a name (a weights entry or a preset) and optionally a checkpoint file -> a ready TransPose.
+
+The hub only finds and verifies files (it returns paths); turning a path into a model is the models'
+job, so the download code never builds networks except for its strict-load check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transpose_live.errors import TransposeLiveError
+from transpose_live.model import hub
+from transpose_live.model.config import PRESETS, parse_image_size
+from transpose_live.model.transpose import TransPose, create_model
+
+
+def _preset_for(name: str) -> tuple[str, tuple[int, int] | None]:
+    """Preset and training image size for a preset name or a weights entry name."""
+    known = hub.entries()
+    if name in known:
+        return known[name].preset, known[name].image_size
+    if name in PRESETS:
+        return name, None
+    if name == hub.DEFAULT_NAME:
+        hub.get_entry(name)  # raises the "not installed" message
+    raise TransposeLiveError(f"unknown model {name!r}; choose a preset ({', '.join(PRESETS)}) "
+                             f"or a weights name ({', '.join(known)})")
+
+
+def load_model(name: str | None = None, weights: str | os.PathLike | None = None,
+               image_size: tuple[int, int] | str | None = None) -> TransPose:
+    """A TransPose model in eval mode with strictly loaded weights.
+
+    name: a weights entry ("default" when None) or, with `weights`, a preset name.
+    weights: a checkpoint file; its architecture is `name`'s preset.
+    image_size: (h, w) or "HxW" input size; None: the size the weights were trained at.
+    """
+    name = name or hub.DEFAULT_NAME
+    if weights is not None:
+        if name == hub.DEFAULT_NAME and hub.DEFAULT_NAME not in hub.entries():
+            raise TransposeLiveError(f"say which model {weights} is for: one of {', '.join(PRESETS)}")
+        preset, trained_size = _preset_for(name)
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise TransposeLiveError(f"checkpoint file not found: {path}")
+    else:
+        known = hub.entries()
+        if name not in known and name in PRESETS:
+            raise TransposeLiveError(
+                f"no released weights for {name!r}; pass a checkpoint file (--weights FILE) or use one of: "
+                f"{', '.join(known)}"
+            )
+        path = hub.resolve_weights(name)
+        entry = hub.get_entry(name)
+        preset, trained_size = entry.preset, entry.image_size
+    size = parse_image_size(image_size) if image_size is not None else trained_size
+    return create_model(preset, weights=path, image_size=size).eval()
+
+
+__all__ = ["load_model"]

@@ -1,6 +1,0 @@
-"""TransPose models: stems (ResNet-S, HRNet-S, MobileNet-S), the attention encoder, heads, weights, loading."""
-
-from transpose_live.models.loading import load_model
-from transpose_live.models.transpose import TransPose, create_model
-
-__all__ = ["TransPose", "create_model", "load_model"]

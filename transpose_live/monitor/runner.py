@@ -1,0 +1,231 @@
+"""`transpose-live monitor`: many IP cameras at once, on the one pipeline the other commands use.
+
+Each camera is a `Pipeline` in its own thread (its stream reconnects by itself; a camera that fails does not
+touch the others). They share ONE model (SharedEstimator batches the person crops of all cameras into one
+forward pass) and one detector (serialised: OpenCV's network is not thread-safe). Each camera writes a JSON
+Lines log (frames and events), optionally segments of its annotated stream and MQTT messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from transpose_live.errors import TransposeLiveError
+from transpose_live.live.spec import RunSpec
+from transpose_live.monitor.cameras import CameraConfig, MaskedDetector
+
+log = logging.getLogger(__name__)
+
+STOP_S = 3.0        # everything stops within this after stop()
+STATS_EVERY_S = 10.0   # each camera's log gets a {"event": "stats"} line (fps, latency p50/p95) this often
+
+
+class LockedDetector:
+    """One detector shared by the camera threads, one call at a time."""
+
+    def __init__(self, detector):
+        from transpose_live.detect.base import detector_lock
+
+        self.detector = detector
+        self._lock = detector_lock(detector)
+
+    def detect(self, frame):
+        with self._lock:
+            return self.detector.detect(frame)
+
+
+@dataclass
+class Outputs:
+    """Where the cameras write: logs/<name>.jsonl always; segments and MQTT when asked."""
+
+    log_dir: Path
+    record_dir: Path | None = None
+    segment_minutes: float = 10.0
+    mqtt: str | None = None
+    down_seconds: float = 2.0
+
+
+class CameraRun:
+    """One camera: open (with the stream's own retries), run, report; never raises out of its thread."""
+
+    def __init__(self, camera: CameraConfig, spec: RunSpec, estimator, detector, outputs: Outputs,
+                 source_options: dict):
+        self.camera = camera
+        self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
+        self.estimator = estimator
+        self.detector = MaskedDetector(detector, camera.mask)
+        self.outputs = outputs
+        self.source_options = source_options
+        self.source = None
+        self.pipeline = None
+        self.error: str | None = None
+        self.persons = 0
+        self._stopped = threading.Event()
+        self._rate = (time.monotonic(), 0)
+        self.fps = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"camera-{camera.name}", daemon=True)
+
+    # -------------------------------------------------------------------------------------------- run
+
+    def _run(self) -> None:
+        try:
+            self._open_and_run()
+        except TransposeLiveError as exc:
+            self.error = str(exc)
+        except Exception as exc:             # a bug must not take the other cameras down
+            log.exception("camera %s failed", self.camera.name)
+            self.error = f"{type(exc).__name__}: {exc}"
+        if self.error and not self._stopped.is_set():
+            log.warning("camera %s: %s", self.camera.name, self.error)
+
+    def _open_and_run(self) -> None:
+        from transpose_live.live.pipeline import Pipeline
+        from transpose_live.media.sources import open_source
+        from transpose_live.monitor.events import PoseEvents
+
+        source = open_source(self.camera.url, **self.source_options)
+        self.source = source
+        if self._stopped.is_set():
+            source.close()
+            return
+        with source:
+            sinks = self._sinks(source)
+            self.pipeline = Pipeline(source, self.spec, sinks, estimator=self.estimator, detector=self.detector,
+                                     on_result=self._on_result, stats_every=STATS_EVERY_S,
+                                     events=[PoseEvents(down_seconds=self.outputs.down_seconds)])
+            if not self._stopped.is_set():
+                self.pipeline.run()
+
+    def _sinks(self, source) -> list:
+        from transpose_live.media.sinks import JsonlWriter
+
+        out = self.outputs
+        sinks: list = [JsonlWriter(out.log_dir / f"{self.camera.name}.jsonl", live=True)]
+        if out.record_dir is not None and self.camera.record:
+            from transpose_live.media.segments import SegmentedVideoWriter
+
+            sinks.append(SegmentedVideoWriter(out.record_dir, self.camera.name, out.segment_minutes,
+                                              fps=getattr(source, "fps", None)))
+        if out.mqtt:
+            from transpose_live.monitor.mqtt import MqttPublisher
+
+            sinks.append(MqttPublisher(out.mqtt, camera=self.camera.name))
+        return sinks
+
+    def _on_result(self, result) -> None:
+        self.persons = len(result.poses)
+
+    # ------------------------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask this camera to end (any thread): the pipeline stops, a waiting stream read ends."""
+        self._stopped.set()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.source is not None:
+            self.source.close()
+
+    # ------------------------------------------------------------------------------------- status
+
+    @property
+    def state(self) -> str:
+        if self.error:
+            return "failed"
+        if self.source is None:
+            return "connecting" if self.thread.is_alive() else "stopped"
+        if not self.thread.is_alive():
+            return "stopped"
+        return getattr(self.source, "state", "live")
+
+    def status(self) -> dict:
+        """One row of the status table (fps over the time since the last call)."""
+        stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
+        now = time.monotonic()
+        done = stats.frames_processed if stats is not None else 0
+        then, before = self._rate
+        if now - then >= 0.5:
+            self.fps = (done - before) / (now - then)
+            self._rate = (now, done)
+        return {"camera": self.camera.name, "state": self.state, "fps": self.fps,
+                "latency_p50_ms": stats.latency_p50_ms if stats else None,
+                "latency_p95_ms": stats.latency_p95_ms if stats else None,
+                "persons": self.persons, "frames": done, "dropped": stats.frames_dropped if stats else 0,
+                "reconnects": getattr(self.source, "reconnects", 0), "error": self.error}
+
+
+class Monitor:
+    """All the cameras: start(), status(), stop(); the model and detector are loaded once."""
+
+    def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict,
+                 runner=None):
+        from transpose_live.live.run import load_runner
+        from transpose_live.pose.batching import SharedEstimator
+
+        if not cameras:
+            raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
+        runner = runner or load_runner(spec)
+        self.estimator = SharedEstimator(runner.estimator)
+        detector = LockedDetector(runner.detector)
+        outputs.log_dir.mkdir(parents=True, exist_ok=True)
+        if outputs.record_dir is not None:
+            from transpose_live.media.segments import cleanup_partial
+
+            outputs.record_dir.mkdir(parents=True, exist_ok=True)
+            cleanup_partial(outputs.record_dir)
+        self.cameras = [CameraRun(c, runner.spec, self.estimator, detector, outputs, source_options)
+                        for c in cameras]
+
+    def start(self) -> None:
+        for camera in self.cameras:
+            camera.start()
+
+    def running(self) -> bool:
+        return any(c.thread.is_alive() for c in self.cameras)
+
+    def status(self) -> list[dict]:
+        return [c.status() for c in self.cameras]
+
+    def stop(self, timeout: float = STOP_S) -> bool:
+        """Stop every camera; True when all threads ended within `timeout`."""
+        for camera in self.cameras:
+            camera.stop()
+        deadline = time.monotonic() + timeout
+        for camera in self.cameras:
+            camera.thread.join(max(0.0, deadline - time.monotonic()))
+        self.estimator.close()
+        return not self.running()
+
+
+def status_table(rows: list[dict]):
+    """The live status table (rich)."""
+    from rich.table import Table
+
+    table = Table(title="transpose-live monitor", expand=False)
+    for column in ("camera", "state", "fps", "latency p50/p95 ms", "persons", "dropped", "reconnects"):
+        table.add_column(column, justify="left" if column in ("camera", "state") else "right")
+    for r in rows:
+        latency = (f"{r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f}"
+                   if r["latency_p50_ms"] is not None else "–")
+        state = r["state"] if not r["error"] else f"failed: {r['error'][:60]}"
+        table.add_row(r["camera"], state, f"{r['fps']:.1f}", latency, str(r["persons"]), str(r["dropped"]),
+                      str(r["reconnects"]))
+    return table
+
+
+def status_line(r: dict) -> str:
+    """The same as one plain line (logs, CI)."""
+    latency = (f"{r['latency_p50_ms']:.0f}/{r['latency_p95_ms']:.0f} ms" if r["latency_p50_ms"] is not None
+               else "-")
+    return (f"{r['camera']}: {r['state']}, {r['fps']:.1f} fps, latency p50/p95 {latency}, {r['persons']} persons, "
+            f"{r['frames']} frames, {r['dropped']} dropped, {r['reconnects']} reconnects"
+            + (f" ({r['error']})" if r["error"] else ""))
+
+
+__all__ = ["Monitor", "Outputs", "CameraRun", "LockedDetector", "status_table", "status_line"]
