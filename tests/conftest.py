@@ -1,4 +1,4 @@
-"""Shared test fixtures: the optional ../shared folder beside the checkout."""
+"""Fixtures every test module may ask for (helpers to import are in helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TRANSPOSE_LIVE_SHARED", REPO.parent / "shared"))
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test (with the reason) when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs {Path('shared').joinpath(*parts)} beside the checkout (absent here)")
-    return path
-
+from helpers import MOSQUITTO, Mosquitto, Subscriber
 
 # Set at import, before any fixture: pytest-qt's session QApplication may be made before the autouse
 # fixture below runs, and without a display Qt's default xcb plugin would abort the process.
@@ -49,25 +39,6 @@ def tiny_options(tiny_weights) -> dict:
     return {"model": "tp_m_a4", "weights": str(tiny_weights), "device": "cpu", "detector": "none"}
 
 
-def synthetic_clip(path: Path, frames: int = 12, size: tuple[int, int] = (96, 64), fps: int = 10) -> Path:
-    """A small H.264 clip of moving colour blocks (PyAV)."""
-    import av
-    import numpy as np
-
-    w, h = size
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(frames):
-            image = np.zeros((h, w, 3), np.uint8)
-            image[:, (4 * i) % w:(4 * i) % w + 16] = (40 * i % 255, 120, 200)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="session")
 def loud_weights(tiny_weights, tmp_path_factory) -> Path:
     """The tiny checkpoint with its heatmaps shifted: joints 0-5 peak above 1 (scores clipped to 1), 6-11
@@ -85,26 +56,6 @@ def loud_weights(tiny_weights, tmp_path_factory) -> Path:
     return path
 
 
-def main_runner(monkeypatch, capture, command: str):
-    """run(args) -> (exit code, stdout, stderr) of `transpose-live COMMAND ARGS` through cli.app:main, as
-    the console script runs it; `capture` is pytest's capsys or capfd."""
-    import sys
-
-    from transpose_live.cli import app as app_module
-
-    def run(args):
-        monkeypatch.setattr(sys, "argv", ["transpose-live", command, *map(str, args)])
-        code = 0
-        try:
-            app_module.main()
-        except SystemExit as stop:
-            code = stop.code
-        out = capture.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
 def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
     """Poll `predicate` until it holds or `timeout` seconds pass (then one last look)."""
     import time
@@ -115,3 +66,20 @@ def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return predicate()
+
+
+@pytest.fixture
+def broker(tmp_path, request) -> Mosquitto:
+    if not os.access(MOSQUITTO, os.X_OK):
+        pytest.skip(f"needs the mosquitto broker at {MOSQUITTO} (Debian package mosquitto; .ci/run installs it)")
+    server = Mosquitto(tmp_path)
+    request.addfinalizer(server.kill)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def subscriber(broker, request) -> Subscriber:
+    client = Subscriber(broker.port)
+    request.addfinalizer(client.close)
+    return client

@@ -8,12 +8,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import main_runner, shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model import create_model
 from transpose_live.model.backends import available_backends, create_backend, resolve_backend
 from transpose_live.model.backends.export import cached_onnx, onnx_cache_dir
+
+from helpers import main_runner, preset_of, shared_path
 
 ONNX_BACKENDS = [b for b in available_backends("cpu") if b != "torch"]
 
@@ -59,9 +60,9 @@ def test_heatmaps_and_every_attention_map_match_torch_at_any_batch(backend, tiny
 @pytest.fixture(scope="module")
 def pedestrians():
     """The README's sample clip's first frame and four of its walkers (the SSD's boxes, written down)."""
-    from conftest import REPO
-
     from transpose_live.media.sources import FileSource
+
+    from helpers import REPO
 
     with FileSource(REPO / "samples" / "pedestrians.mp4") as source:
         frame = next(iter(source)).image
@@ -222,12 +223,10 @@ def test_eager_baseline_is_nn_multihead_attention_with_the_same_outputs(tiny_mod
 def test_backends_reproduce_the_authors_outputs(backend):
     """tp_r_a3 (reference checkpoint) through the exported graphs: heatmaps within 1e-4 of the authors',
     the stored attention rows within 1e-3. (tp_h_s's full maps are 75 MB per layer; its fast graph only.)"""
-    from test_models import _preset_of
-
     for name, with_maps in (("tp_r_a3_seed0.pt", True), ("tp_h_s_seed0.pt", False)):
         ref = torch.load(shared_path("reference", name), weights_only=True)
         state = {k: v.float() if v.is_floating_point() else v for k, v in ref["state_dict"].items()}
-        model = create_model(_preset_of(ref), weights=state).eval()
+        model = create_model(preset_of(ref), weights=state).eval()
         runner = create_backend(backend, model, "cpu", precision="fp32")
         heatmaps, maps = runner(ref["input"], attention=with_maps)
         assert (heatmaps - ref["heatmaps"]).abs().max() <= 1e-4

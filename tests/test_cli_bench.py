@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import main_runner
+
+from helpers import main_runner
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_an_unknown_backend_is_one_line(run_main):
 
 
 def test_pipeline_rows_per_backend_with_stage_times_and_latency(tmp_path, run_main):
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     clip = synthetic_clip(tmp_path / "clip.mp4", frames=6)
     out = tmp_path / "pipeline.json"

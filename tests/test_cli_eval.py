@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import main_runner
-from test_evaluate import make_coco, write_images
 
 from transpose_live.live.run import load_estimator
 from transpose_live.live.spec import DEFAULT_MIN_PERSON_SCORE, RunSpec
 from transpose_live.media.records import coco_result
 from transpose_live.train import evaluate
+
+from helpers import main_runner, make_coco, write_images
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import main_runner, shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import DEFAULT_MIN_PERSON_SCORE
 from transpose_live.skeleton import KEYPOINT_NAMES
+
+from helpers import main_runner, shared_path
 
 try:  # installed: the cli/ folder is the package transpose_live.cli
     from transpose_live.cli import app as app_module

@@ -9,11 +9,12 @@ import sys
 
 import pytest
 import typer
-from conftest import REPO
 
 from transpose_live import __version__
 from transpose_live.cli import options
 from transpose_live.cli.app import app
+
+from helpers import REPO
 
 # --model names the model everywhere; two commands take it in their own form: bench times several presets
 # in one run, train names the preset to build and train (there are no weights to load yet). bench also takes

@@ -12,9 +12,9 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, wait_until
+
+from helpers import REPO, wait_until
 from rtsp_server import RtspServer, free_port, require
-from test_mqtt import broker, subscriber  # noqa: F401  (pytest fixtures: a real mosquitto broker)
 
 PASSWORD = "pa55-word"
 

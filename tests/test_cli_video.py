@@ -20,12 +20,12 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import main_runner, synthetic_clip
-from test_sources import make_video
 
 from transpose_live.live.spec import DEFAULT_MIN_PERSON_SCORE
 from transpose_live.media.sources import FileSource
 from transpose_live.model import hub
+
+from helpers import main_runner, make_video, synthetic_clip
 
 
 @pytest.fixture

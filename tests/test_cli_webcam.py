@@ -21,10 +21,11 @@ from types import SimpleNamespace
 
 import av
 import pytest
-from conftest import REPO, synthetic_clip
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.sources import FileSource
+
+from helpers import REPO, synthetic_clip
 
 W, H = 96, 80
 CLIP_FRAMES = 8

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.decode import (
@@ -18,6 +17,8 @@ from transpose_live.pose.decode import (
 )
 from transpose_live.pose.preprocess import box_to_center_scale, get_affine_transform
 from transpose_live.skeleton import FLIP_PAIRS
+
+from helpers import shared_path
 
 
 @pytest.fixture(scope="module")

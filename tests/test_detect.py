@@ -8,7 +8,6 @@ import importlib.util
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from transpose_live.detect import Detections, Detector, create_detector, nms
 from transpose_live.detect.base import as_bgr
@@ -16,6 +15,8 @@ from transpose_live.detect.onnx import OnnxDetector, letterbox, yolox_grid
 from transpose_live.detect.whole_frame import WholeFrameDetector
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import box_iou
+
+from helpers import shared_path
 
 # ---------------------------------------------------------------- helpers shared by all detectors
 

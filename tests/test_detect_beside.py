@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-from test_pipeline import BOX, CountingDetector, FakeEstimator, ListSource, tag, tagged
 
 from transpose_live.detect.base import Detections
 from transpose_live.detect.beside import DetectorBeside
@@ -17,6 +16,8 @@ from transpose_live.geometry import box_containment
 from transpose_live.live.following import PersonFollower
 from transpose_live.live.pipeline import Pipeline
 from transpose_live.live.spec import RunSpec
+
+from helpers import BOX, CountingDetector, FakeEstimator, ListSource, tag, tagged
 
 SECOND = (120.0, 20.0, 50.0, 90.0)     # a second person the gated detector also finds
 

@@ -82,7 +82,7 @@ def test_bad_tiles_are_clear_errors():
 
 
 def test_the_commands_take_the_option(monkeypatch, capsys):
-    from conftest import main_runner
+    from helpers import main_runner
 
     for command in ("video", "image", "eval", "webcam", "rtsp", "monitor"):
         code, out, err = main_runner(monkeypatch, capsys, command)(["--help"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 from torch import nn
 
 from transpose_live.errors import TransposeLiveError
@@ -14,6 +13,8 @@ from transpose_live.model.config import get_config
 from transpose_live.pose.attention import affected_areas, dependency_areas, keypoint_tokens
 from transpose_live.pose.estimator import PoseEstimator, resolve_device
 from transpose_live.skeleton import LEFT_JOINTS, RIGHT_JOINTS
+
+from helpers import shared_path
 
 IMAGE_SIZE = (128, 96)   # (h, w): small crops keep the tests fast
 

@@ -7,10 +7,8 @@ import io
 import json
 import math
 
-import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import OKS_SIGMAS
@@ -18,35 +16,7 @@ from transpose_live.train import evaluate
 from transpose_live.train.oks import compute_oks, oks_nms
 from transpose_live.types import Pose
 
-
-def make_coco(path, n_images=3, persons_per_image=2, seed=0, size=(160, 120)):
-    """A small COCO keypoints json: fully labelled persons, one crowd region and one 0-keypoint person."""
-    rng = np.random.default_rng(seed)
-    w_img, h_img = size
-    images, anns = [], []
-    aid = 1
-    for i in range(n_images):
-        img_id = 1000 + 7 * i          # ids that are not 0..n-1: results must use the json's ids
-        images.append({"id": img_id, "file_name": f"img_{i}.png", "width": w_img, "height": h_img})
-        for _ in range(persons_per_image):
-            bw, bh = rng.uniform(30, 50), rng.uniform(60, 90)
-            bx, by = rng.uniform(0, w_img - bw), rng.uniform(0, h_img - bh)
-            xs = rng.uniform(bx, bx + bw, 17)
-            ys = rng.uniform(by, by + bh, 17)
-            kps = np.stack([xs, ys, np.full(17, 2.0)], 1).reshape(-1)
-            anns.append({"id": aid, "image_id": img_id, "category_id": 1, "iscrowd": 0,
-                         "bbox": [bx, by, bw, bh], "area": bw * bh * 0.6,
-                         "num_keypoints": 17, "keypoints": [round(float(v), 2) for v in kps]})
-            aid += 1
-    # ignored by the protocol: a crowd region and a person without keypoints
-    anns.append({"id": aid, "image_id": images[0]["id"], "category_id": 1, "iscrowd": 1,
-                 "bbox": [0, 0, 20, 20], "area": 400.0, "num_keypoints": 0, "keypoints": [0] * 51})
-    anns.append({"id": aid + 1, "image_id": images[-1]["id"], "category_id": 1, "iscrowd": 0,
-                 "bbox": [100, 10, 15, 70], "area": 900.0, "num_keypoints": 0, "keypoints": [0] * 51})
-    data = {"images": images, "annotations": anns,
-            "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}
-    path.write_text(json.dumps(data))
-    return data
+from helpers import make_coco, shared_path, write_images
 
 
 def gt_results(data, shift=0.0):
@@ -165,15 +135,6 @@ class GtEstimator:
             scores = np.broadcast_to(self.joint_score(box_score), (17,)).astype(np.float32)
             poses.append(Pose(keypoints=k[:, :2].copy(), scores=scores, box=tuple(box), box_score=float(box_score)))
         return poses
-
-
-def write_images(tmp_path, data):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i, info in enumerate(data["images"]):
-        shape = (info["height"], info["width"]) if i == 0 else (info["height"], info["width"], 3)
-        cv2.imwrite(str(folder / info["file_name"]), np.full(shape, 90, np.uint8))  # first one grayscale
-    return folder
 
 
 def test_predict_coco_with_gt_boxes_round_trips_to_ap_one(tmp_path, capsys):

@@ -10,10 +10,11 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import KEYPOINT_NAMES
+
+from helpers import REPO, shared_path
 
 
 def load_tool(name: str):

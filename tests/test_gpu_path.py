@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.pose import decode
@@ -17,6 +16,8 @@ from transpose_live.pose.cuda import decode as gpu_decode
 from transpose_live.pose.cuda.crops import FrameUploader, crop_frame, crop_inputs
 from transpose_live.pose.cuda.graphs import GraphedModel, bucket_for, check_buckets, plan_chunks
 from transpose_live.pose.preprocess import box_to_center_scale, crop_batch, to_input_tensor
+
+from helpers import shared_path
 
 GREY = 1 / (255 * 0.225)   # one grey level in normalised units (about; std differs per channel)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
@@ -422,7 +423,7 @@ def test_crowd_clip_tool_tiles_a_video(tmp_path):
     """The 1080p 30 fps tiling on a tiny clip (its 10 fps frames shown 3 times each)."""
     av = pytest.importorskip("av", reason="the clip tool writes with PyAV (absent on the GPU machine)")
 
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     _tools()
     from make_crowd_clip import main

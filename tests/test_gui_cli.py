@@ -30,7 +30,7 @@ def picture(path):
 
 
 def test_headless_check_writes_screenshots_that_show_the_overlay(tmp_path, tiny_options):
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     clip = synthetic_clip(tmp_path / "clip.mp4", frames=8, size=(W, H), fps=10)
     tiny = [f"--{k}={v}" for k, v in tiny_options.items()] + ["--min-person-score", "0"]
@@ -78,7 +78,7 @@ def test_headless_check_on_a_real_x_server(tmp_path, tiny_options):
     missing = missing_platform_libraries("xcb")
     if missing:
         pytest.skip(f"Qt's xcb plugin misses {', '.join(missing)} here")
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     clip = synthetic_clip(tmp_path / "clip.mp4", frames=6, size=(W, H), fps=10)
     shot = tmp_path / "x11.png"
@@ -96,7 +96,7 @@ def test_headless_check_on_a_real_x_server(tmp_path, tiny_options):
 def test_without_any_display_the_check_draws_offscreen_and_the_window_says_what_to_do(tmp_path, tiny_options):
     """A server with no screen and no QT_QPA_PLATFORM: the headless check still runs (offscreen); the window
     itself refuses in one line that names Xvfb and the headless check."""
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     clip = synthetic_clip(tmp_path / "clip.mp4", frames=6, size=(W, H), fps=10)
     shot = tmp_path / "noscreen.png"

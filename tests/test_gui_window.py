@@ -41,7 +41,7 @@ def tiny_spec(tiny_options):
 
 @pytest.fixture
 def clip(tmp_path):
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     return synthetic_clip(tmp_path / "clip.mp4", frames=FRAMES, size=(W, H), fps=FPS)
 
@@ -237,7 +237,7 @@ def test_shortcuts_work_whatever_widget_has_focus(qtbot, window, clip):
 
 def test_ui_thread_never_blocked_playing_switching_stopping_reloading(qtbot, window, clip, tmp_path,
                                                                       tiny_options):
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     other = synthetic_clip(tmp_path / "other.mp4", frames=FRAMES, size=(W, H), fps=FPS)
     qtbot.waitExposed(window)
@@ -267,7 +267,7 @@ def test_broken_sources_show_a_message_and_the_window_stays_usable(qtbot, window
     assert not window._error_box.isModal()
 
     cut = tmp_path / "cut.mkv"                                            # the header intact, the tail gone
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     data = synthetic_clip(tmp_path / "whole.mkv", frames=FRAMES, size=(W, H), fps=FPS).read_bytes()
     cut.write_bytes(data[: len(data) // 2])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tracking import person
+
+from helpers import person
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import measure_tracking  # noqa: E402
@@ -45,9 +46,9 @@ def test_compare_finds_reference_persons_one_to_one():
 
 
 def test_a_real_run_with_the_cache(tmp_path, tiny_options):
-    from conftest import synthetic_clip
-
     from transpose_live.live.spec import RunSpec
+
+    from helpers import synthetic_clip
 
     clip = synthetic_clip(tmp_path / "clip.mp4", frames=6)
     spec = RunSpec.from_options(**tiny_options, min_person_score=0.0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SHARED, shared_path
 
 from transpose_live.errors import CheckpointError
 from transpose_live.model import create_model
-from transpose_live.model.config import PRESETS
 from transpose_live.model.encoder import sine_position_embedding
 from transpose_live.model.weights import load_strict, read_checkpoint
+
+from helpers import SHARED, preset_of, shared_path
 
 PAPER_PARAMS = {"tp_r_a3": 5_195_345, "tp_r_a4": 5_985_105, "tp_h_s": 8_019_281,
                 "tp_h_a4": 17_306_129, "tp_h_a6": 17_455_697}
@@ -97,19 +97,6 @@ def _reference_files():
     return sorted(ref.glob("tp_*.pt")) if ref.is_dir() else []
 
 
-def _preset_of(ref: dict) -> str:
-    """The preset whose architecture the reference file describes (HRNet width read off its weights)."""
-    cfg, sd = ref["config"], ref["state_dict"]
-    backbone = "hrnet_s" if cfg["model_name"] == "transpose_h" else "resnet_s"
-    width = sd["transition1.0.0.weight"].shape[0] if backbone == "hrnet_s" else None
-    for name, p in PRESETS.items():
-        if (p.backbone, p.d_model, p.dim_feedforward, p.n_layers, p.n_heads, p.head) == (
-                backbone, cfg["d_model"], cfg["dim_feedforward"], cfg["n_layers"], cfg["n_heads"],
-                "conv1x1" if backbone == "hrnet_s" else "deconv") and (width is None or p.hrnet_width == width):
-            return name
-    raise AssertionError(f"no preset for {cfg}")
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("path", _reference_files() or [None], ids=lambda p: p.name if p else "absent")
 def test_reproduces_the_authors_outputs(path):
@@ -117,7 +104,7 @@ def test_reproduces_the_authors_outputs(path):
         shared_path("reference", "tp_r_a3_seed0.pt")
     torch.set_num_threads(2)
     ref = torch.load(path, weights_only=True)
-    name = _preset_of(ref)
+    name = preset_of(ref)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ref["state_dict"].items()}
     model = create_model(name, weights=state).eval()
     assert sum(p.numel() for p in model.parameters()) == ref["param_count"]

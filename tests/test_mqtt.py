@@ -3,124 +3,20 @@ port (Debian's mosquitto; the broker tests skip with the reason where it is not 
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_until
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.monitor.mqtt import Broker, MqttPublisher, parse_broker, topic_name
 from transpose_live.types import FrameResult, Pose
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from helpers import free_port, wait_until
+
 SECRET = "s3cr3t-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class Mosquitto:
-    """A broker on 127.0.0.1:port; its sessions persist (saved on every change) across kill / start, so a
-    subscriber's subscription survives a crash the way a production broker's does."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.port = free_port()
-        self.config = folder / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {folder}/\nautosave_interval 1\nautosave_on_changes true\n"
-            f"user {getpass.getuser()}\n")          # as root, stay root (else it cannot write its folder)
-        self.log = folder / "mosquitto.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config), "-v"],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        if not wait_until(lambda: accepting(self.port) or self.process.poll() is not None, 5.0) \
-                or self.process.poll() is not None:
-            self.kill()
-            pytest.fail(f"mosquitto did not start:\n{self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-
-
-@pytest.fixture
-def broker(tmp_path, request) -> Mosquitto:
-    if not os.access(MOSQUITTO, os.X_OK):
-        pytest.skip(f"needs the mosquitto broker at {MOSQUITTO} (Debian package mosquitto; .ci/run installs it)")
-    server = Mosquitto(tmp_path)
-    request.addfinalizer(server.kill)
-    server.start()
-    return server
-
-
-class Subscriber:
-    """A test client on transpose-live/# (QoS 1, a persistent session): every message, decoded."""
-
-    def __init__(self, port: int):
-        self.messages: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber",
-                                  clean_session=False)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("transpose-live/#", qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 0.5)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self.subscribed.wait(5), "the test subscriber did not subscribe"
-
-    def _on_message(self, client, userdata, message) -> None:
-        with self._lock:
-            self.messages.append((message.topic, json.loads(message.payload)))
-
-    def on(self, suffix: str) -> list[dict]:
-        with self._lock:
-            return [m for t, m in self.messages if t.endswith(suffix)]
-
-    def topics(self) -> set[str]:
-        with self._lock:
-            return {t for t, _ in self.messages}
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def subscriber(broker, request) -> Subscriber:
-    client = Subscriber(broker.port)
-    request.addfinalizer(client.close)
-    return client
 
 
 def frame(i: int) -> FrameResult:

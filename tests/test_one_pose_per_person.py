@@ -4,7 +4,6 @@ persons left out, and the follower applying both to every frame."""
 from __future__ import annotations
 
 import numpy as np
-from test_tracking import TEMPLATE, person
 
 from transpose_live.detect import Detections
 from transpose_live.geometry import pose_pair_oks
@@ -16,6 +15,8 @@ from transpose_live.live.following import (
     one_pose_per_person,
 )
 from transpose_live.types import Pose
+
+from helpers import TEMPLATE, person
 
 
 def with_box(p: Pose, box, score: float = 0.9) -> Pose:

@@ -104,10 +104,10 @@ def test_mixed_stays_within_fp16_noise_of_the_fp32_model_on_real_walkers():
     model's in fp16 (torch, every layer) do (measured: 1.5x fp16's here, 0.5x over coco_mini's 86 persons;
     bf16 keeps 3 fewer mantissa bits than fp16, on the encoder only), the decoded keypoints by under 0.5 px,
     the joint scores by < 0.01; the attention maps come from the fp32 graph (within 1e-3)."""
-    from conftest import REPO
-
     from transpose_live.media.sources import FileSource
     from transpose_live.pose.estimator import PoseEstimator
+
+    from helpers import REPO
 
     with FileSource(REPO / "samples" / "pedestrians.mp4") as source:
         frame = next(iter(source)).image

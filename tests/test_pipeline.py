@@ -14,100 +14,18 @@ import time
 import av
 import numpy as np
 import pytest
-from test_sources import make_video
 
-from transpose_live.detect import Detections
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.following import PersonFollower, follow_box
 from transpose_live.live.pipeline import Pipeline
 from transpose_live.live.spec import RunSpec
 from transpose_live.media.sinks import JsonlWriter, VideoWriter
-from transpose_live.media.sources import FileSource, Frame
-from transpose_live.model.config import get_config
+from transpose_live.media.sources import FileSource
 from transpose_live.types import Pose
 
-W, H = 160, 120
-BOX = (40.0, 10.0, 60.0, 100.0)      # where the fake detector finds the one person
-
+from helpers import BOX, CountingDetector, FakeEstimator, H, ListSource, W, make_video, stick_pose, tag, tagged
 
 # ----------------------------------------------------------------------------------------------- fakes
-
-def tagged(i: int) -> np.ndarray:
-    image = np.full((H, W, 3), 60, np.uint8)
-    image[0, 0, 0], image[0, 0, 1] = i % 256, i // 256
-    return image
-
-
-def tag(image: np.ndarray) -> int:
-    return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
-
-
-class ListSource:
-    """An in-memory source: n frames, optionally live (each read waits `period` s, like a camera)."""
-
-    def __init__(self, n: int, live: bool = False, period: float = 0.0, fail_at: int | None = None):
-        self.n, self.is_live, self.period, self.fail_at = n, live, period, fail_at
-        self.produced = -1          # index of the newest frame handed out
-        self.fps, self.size, self.time_base, self.path = 25.0, (W, H), None, None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Frame:
-        i = self.produced + 1
-        if i >= self.n:
-            raise StopIteration
-        if self.fail_at == i:
-            raise RuntimeError("camera unplugged")
-        if self.period:
-            time.sleep(self.period)
-        self.produced = i
-        return Frame(image=tagged(i), index=i, timestamp=i / 25.0)
-
-
-def stick_pose(box, score: float) -> Pose:
-    """17 joints spread over the box (head at the top, feet at the bottom)."""
-    x, y, w, h = box
-    ys = y + h * np.linspace(0.08, 0.92, 17)
-    xs = x + w * (0.35 + 0.3 * (np.arange(17) % 2))
-    return Pose(keypoints=np.stack([xs, ys], 1).astype(np.float32), scores=np.full(17, score, np.float32),
-                box=tuple(float(v) for v in box))
-
-
-class FakeEstimator:
-    """Poses on whatever boxes it gets; `delay` seconds per call; `lost(frame, box)` → an unconfident pose;
-    `fail_at` raises on that frame. Records (frame, newest frame of the source) per call."""
-
-    config = get_config("tp_m_a4").with_image_size(64, 48)
-    device = "cpu"
-
-    def __init__(self, delay=0.0, lost=None, fail_at=None, source=None):
-        self.delay, self.lost, self.fail_at, self.source = delay, lost, fail_at, source
-        self.calls: list[tuple[int, int]] = []
-
-    def estimate(self, image, boxes, box_scores=None, attention=False):
-        i = tag(image)
-        self.calls.append((i, self.source.produced if self.source else -1))
-        if self.fail_at == i:
-            raise RuntimeError("model blew up")
-        if self.delay:
-            time.sleep(self.delay)
-        return [stick_pose(b, 0.05 if self.lost and self.lost(i, b) else 0.9) for b in np.asarray(boxes)]
-
-
-class CountingDetector:
-    """Finds the person at BOX, except on the frames in `empty`; records the frames it ran on."""
-
-    def __init__(self, empty=()):
-        self.empty = set(empty)
-        self.frames: list[int] = []
-
-    def detect(self, image):
-        i = tag(image)
-        self.frames.append(i)
-        if i in self.empty:
-            return Detections()
-        return Detections(np.array([BOX], np.float32), np.array([0.9], np.float32))
 
 
 def tiny_estimator():

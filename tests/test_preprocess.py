@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.preprocess import (
@@ -16,6 +15,8 @@ from transpose_live.pose.preprocess import (
     get_affine_transform,
     to_input_tensor,
 )
+
+from helpers import shared_path
 
 OPENCV_MAJOR = int(cv2.__version__.split(".")[0])
 

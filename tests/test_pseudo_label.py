@@ -9,10 +9,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import FLIP_INDEX
+
+from helpers import REPO, shared_path
 
 
 @pytest.fixture(scope="module")

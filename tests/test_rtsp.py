@@ -13,12 +13,13 @@ import time
 import av
 import numpy as np
 import pytest
-import rtsp_server
-from conftest import wait_until
-from rtsp_server import RtspServer, free_port
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.sources import RtspSource, open_source
+
+import rtsp_server
+from helpers import wait_until
+from rtsp_server import RtspServer, free_port
 
 USER, PASSWORD = "admin", "hunter2-Secret"
 

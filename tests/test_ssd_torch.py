@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_ssd_openvino import assert_same_detections, sample_frames
 
 from transpose_live.detect import ssd_openvino
 from transpose_live.detect.ssd_torch import SameConv
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import box_iou
+
+from helpers import assert_same_detections, sample_frames
 
 REPO = Path(__file__).resolve().parents[1]
 needs_graph = pytest.mark.skipif(

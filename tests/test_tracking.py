@@ -10,20 +10,7 @@ from transpose_live.live.tracking import Tracker, pose_oks
 from transpose_live.skeleton import OKS_SIGMAS
 from transpose_live.types import Pose
 
-# a standing person's joints as fractions of a (w, h) box
-TEMPLATE = np.array([
-    [0.5, 0.08], [0.45, 0.06], [0.55, 0.06], [0.4, 0.08], [0.6, 0.08],
-    [0.3, 0.22], [0.7, 0.22], [0.2, 0.38], [0.8, 0.38], [0.15, 0.52], [0.85, 0.52],
-    [0.38, 0.55], [0.62, 0.55], [0.38, 0.75], [0.62, 0.75], [0.38, 0.95], [0.62, 0.95],
-])
-
-
-def person(x: float, y: float, w: float = 40, h: float = 100, arms_up: bool = False, with_box: bool = True) -> Pose:
-    kp = TEMPLATE.copy()
-    if arms_up:
-        kp[7:11, 1] = [0.1, 0.1, -0.05, -0.05]     # elbows and wrists above the head
-    kp = (kp * [w, h] + [x, y]).astype(np.float32)
-    return Pose(kp, np.full(17, 0.9, np.float32), box=(x, y, w, h) if with_box else None)
+from helpers import TEMPLATE, person
 
 
 def nose(p: Pose) -> tuple[float, float]:

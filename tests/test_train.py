@@ -173,9 +173,9 @@ def test_restart_schedule_keeps_weights_and_counts_from_zero(tmp_path):
 
 
 def test_cli_trains_on_a_pack_at_its_manifest_weights(tmp_path, monkeypatch, capsys):
-    from conftest import main_runner
-
     from transpose_live.train import loop as train_mod
+
+    from helpers import main_runner
 
     ann, images = _tiny_coco(tmp_path)
     pack = tmp_path / "pack"
@@ -204,7 +204,7 @@ def test_device_training_script_end_to_end_on_cpu(tmp_path):
     leave best/final weights, the resume checkpoint in parts under 16 MiB, history and log."""
     import importlib.util
 
-    from conftest import REPO
+    from helpers import REPO
 
     torch.set_num_threads(1)
     ann, images = _tiny_coco(tmp_path)
@@ -240,9 +240,9 @@ def test_device_training_script_end_to_end_on_cpu(tmp_path):
 def test_device_training_script_refuses_bad_source_weights():
     import importlib.util
 
-    from conftest import REPO
-
     from transpose_live.errors import TransposeLiveError
+
+    from helpers import REPO
 
     spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
     tod = importlib.util.module_from_spec(spec)
@@ -256,7 +256,7 @@ def test_device_training_script_refuses_bad_source_weights():
 def test_split_file_parts_join_to_the_original(tmp_path):
     import importlib.util
 
-    from conftest import REPO
+    from helpers import REPO
 
     spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
     tod = importlib.util.module_from_spec(spec)

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, shared_path
 from torch.utils.data import DataLoader
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from transpose_live.skeleton import FLIP_INDEX
 from transpose_live.train.data import KeypointDataset, load_id_list, pack_sources
+
+from helpers import REPO, shared_path
 
 W, H = 160, 200                      # synthetic image
 BOX = (40.0, 30.0, 90.0, 120.0)       # aspect 0.75 exactly: center (84.5, 89.5), crop region 112.5 x 150

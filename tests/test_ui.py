@@ -134,7 +134,7 @@ def tiny_spec(tiny_options):
 
 @pytest.fixture
 def clip(tmp_path):
-    from conftest import synthetic_clip
+    from helpers import synthetic_clip
 
     return synthetic_clip(tmp_path / "clip.mp4", frames=12, size=(W, H), fps=20)
 
