@@ -10,11 +10,6 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-# user:password@host[:port] with no scheme (how an MQTT broker is given): the password is what lies between
-# the first ':' and the last '@'
-_BARE_USERINFO = re.compile(r"([^:@/\s]+):(.*)@([^@\s]+)")
-
-
 def url_secrets(url: str) -> tuple[str, ...]:
     """The password of a URL as written and decoded, for scrubbing free text (too short ones are left:
     replacing every 'a' would garble messages; the URL itself is still redacted)."""
@@ -50,16 +45,20 @@ def _password_span(url: str) -> tuple[int, int] | None:
 _QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pass|pwd)=)([^&#;\s]*)", re.IGNORECASE)
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, bare: bool = False) -> str:
     """rtsp://user:secret@host/path → rtsp://user:***@host/path (also ?password=… in the query), so messages
-    never show a password. Works on free text holding a URL too."""
+    never show a password. Works on free text holding a URL too. bare=True: `url` is one address that may
+    come without a scheme, user:password@host[:port] (how an MQTT broker is given)."""
     def mask(match: re.Match) -> str:
         found = match.group(0)
         span = _password_span(found)
         return found if span is None else found[:span[0]] + "***" + found[span[1]:]
 
-    if "://" not in url and _BARE_USERINFO.fullmatch(url.strip()):
-        return _BARE_USERINFO.sub(r"\1:***@\3", url.strip())
+    if bare and "://" not in url and "@" in url:
+        # user:password@host[:port] with no scheme (how an MQTT broker is given): the password is what lies
+        # between the first ':' and the last '@'
+        userinfo, _, hostport = url.rpartition("@")
+        return userinfo.split(":", 1)[0] + ":***@" + hostport if ":" in userinfo else url
     text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+", mask, url)
     return _QUERY_SECRET.sub(r"\1***", text)
 

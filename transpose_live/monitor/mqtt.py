@@ -61,7 +61,7 @@ def parse_broker(spec: str) -> Broker:
     """"host[:port]", "user:password@host[:port]" (percent-encoded where needed), "[::1]:1883", optionally
     with mqtt://. Anything else is a TransposeLiveError that shows the spec without its password."""
     text = str(spec).strip()
-    shown = redact_url(text)
+    shown = redact_url(text, bare=True)
 
     def bad(why: str) -> TransposeLiveError:
         return TransposeLiveError(f"invalid MQTT broker {shown!r}: {why} (expected HOST[:PORT], e.g. "
