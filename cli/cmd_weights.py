@@ -7,14 +7,27 @@ from pathlib import Path
 import typer
 
 
+def _mb(size: int | None, exact: bool) -> str:
+    if size is None:
+        return "-"
+    return f"{'' if exact else '~'}{size / (1024 * 1024):.1f} MB"   # MB as the download bar counts them
+
+
+def _ap(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _list() -> None:
-    """Show known weights: name, preset, whether cached, and the file (or the URL to fetch it from)."""
+    """Show known weights: name, preset, the authors' COCO val AP, size, whether cached, and the file
+    (or the URL it is downloaded from on first use)."""
     from transpose_live.model import hub
 
     rows = hub.list_entries()
-    header = ("name", "preset", "cached", "sha256", "path / url")
+    header = ("name", "preset", "AP", "AP(gt)", "size", "cached", "sha256", "path / url")
     table = [
-        (r.name, r.preset, "yes" if r.cached else "no", "known" if r.sha256_known else "-",
+        (r.name, r.preset, _ap(r.paper_ap.detector if r.paper_ap else None),
+         _ap(r.paper_ap.gt if r.paper_ap else None), _mb(r.size_bytes, r.cached),
+         "yes" if r.cached else "no", "known" if r.sha256_known else "-",
          str(r.path) if r.cached or not r.url else r.url)
         for r in rows
     ]
@@ -22,6 +35,9 @@ def _list() -> None:
     for row in (header, *table):
         cells = [cell.ljust(w) for cell, w in zip(row, widths)] + [row[-1]]
         typer.echo("  ".join(cells).rstrip())
+    typer.echo("AP: COCO val2017 keypoint AP with detected person boxes (the paper's Table 2); AP(gt): with "
+               "ground-truth boxes (the authors' README); ~size: the weights' data, before download.")
+    typer.echo("A name not cached yet is downloaded on first use (never with --offline or TRANSPOSE_LIVE_OFFLINE=1).")
     typer.echo(f"cache: {hub.checkpoints_dir()}")
 
 

@@ -39,6 +39,8 @@ OPTIONS: dict[str, SharedOption] = {
                               "(OpenVINO: the CNN stem and head "
                               "at fp32, the encoder at bf16; within fp16 noise of fp32, ~1.3-1.4x its speed) or bf16 "
                               "(OpenVINO, all bf16: faster again, keypoints move more)."),
+    "offline": SharedOption(("--offline",), bool, "Never use the network to fetch weights: a released model "
+                            "that is not cached yet is an error instead of a download (as TRANSPOSE_LIVE_OFFLINE=1)."),
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "
                          "(a little more accurate, half the speed)."),
     # finding persons
@@ -77,14 +79,16 @@ OPTIONS: dict[str, SharedOption] = {
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("model", "weights", "device", "backend", "precision", "flip"),
+    "model": ("model", "weights", "offline", "device", "backend", "precision", "flip"),
     "detect": ("detector", "detect_every", "detect_tiles", "detect_async", "min_person_score"),
     "smooth": ("smooth", "smooth_strength"),
     "draw": ("attention", "joint", "min_joint_score", "boxes", "ids", "hud"),
     "frames": ("start", "end", "max_frames", "duration"),
 }
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec)}
+# Options about the process rather than the run (not RunSpec fields): the command runs inside their effect.
+PROCESS_OPTIONS = ("offline",)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunSpec)} | {"offline": False}
 
 
 def option(name: str, default: Any = dataclasses.MISSING):
@@ -121,11 +125,34 @@ def _inject(fn: Callable, params: list[inspect.Parameter], build: Callable[[dict
 
 
 def with_spec(*names: str) -> Callable[[Callable], Callable]:
-    """Add the shared options `names` (option names or GROUPS) to a command; it gets `spec=RunSpec`."""
+    """Add the shared options `names` (option names or GROUPS) to a command; it gets `spec=RunSpec`.
+    --offline (in the "model" group) is not part of the spec: the command runs with downloads forbidden."""
     fields = expand(names)
     params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option(name),
                                 annotation=OPTIONS[name].annotation) for name in fields]
-    return lambda fn: _inject(fn, params, lambda values: RunSpec.from_options(**values), "spec")
+    run_params = [p for p in params if p.name not in PROCESS_OPTIONS]
+    process_params = [p for p in params if p.name in PROCESS_OPTIONS]
+
+    def decorate(fn: Callable) -> Callable:
+        command = _inject(fn, run_params, lambda values: RunSpec.from_options(**values), "spec")
+        return _with_offline(command, process_params) if process_params else command
+
+    return decorate
+
+
+def _with_offline(fn: Callable, params: list[inspect.Parameter]) -> Callable:
+    """`fn` with the --offline option; its body runs with network access forbidden when it is given."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        from transpose_live.model.download import network_forbidden  # deferred: the model package loads torch
+
+        with network_forbidden(bool(kwargs.pop("offline"))):
+            return fn(**kwargs)
+
+    command.__signature__ = signature.replace(parameters=list(signature.parameters.values()) + params)
+    return command
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,43 @@
-"""Weights hub: the registry of released / shipped checkpoints, the cache, download and import.
+"""Weights hub: the cache of checkpoints, first-use download, sha256 pinning and import.
 
-It hands out verified file paths; building a model from one is transpose_live.model.loading's job.
+It hands out verified file paths; building a model from one is transpose_live.model.loading's job. The
+table of released checkpoints is model/registry.py; the fetching itself (atomic, locked, offline switch)
+is model/download.py.
 
-Released TransPose checkpoints are the authors' GitHub release assets (tag "Hub"). Their sha256 is not
-published, so it is pinned on first use: the first download or import that loads strictly into the
-preset records the file's sha256 in <cache>/hashes.json, and every later load checks the cached file
-against it. The project's own checkpoint ships in transpose_live/assets/ (described by default.json).
+A registered name that is not cached yet is downloaded on first use (`resolve_weights`), so every caller
+that takes a name (the CLI, load_model, PoseEstimator, the window's model picker) gets it the same way.
+Released sha256s are not published, so they are pinned on first use: the first download or import that
+loads strictly into the preset records the file's sha256 in <cache>/hashes.json, and every later load
+checks the cached file against it. The project's own checkpoint ships in transpose_live/assets/
+(described by default.json).
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import shutil
+import sys
 import tempfile
-import urllib.error
-import urllib.request
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from transpose_live.errors import CheckpointError, TransposeLiveError
 from transpose_live.model.cache import cache_dir, file_sha256
 from transpose_live.model.config import parse_image_size
-from transpose_live.progress import Progress
+from transpose_live.model.download import (
+    OFFLINE_ENV,
+    fetch_into,
+    file_lock,
+    network_forbidden,
+    offline,
+)
+from transpose_live.model.registry import HUB_URL_ENV, REGISTRY, HubEntry, PaperAP, entry_url
 
 DEFAULT_NAME = "default"
-HUB_URL_ENV = "TRANSPOSE_LIVE_HUB_URL"      # replaces the release URL's base: <base>/<filename>
-TIMEOUT_S = 30.0                            # per socket operation, not for the whole download
-CHUNK_BYTES = 1 << 16
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
-_RELEASES = "https://github.com/yangsenius/TransPose/releases/download/Hub"
-
-
-@dataclass(frozen=True)
-class HubEntry:
-    name: str
-    preset: str
-    url: str | None                 # None: nothing to download (the shipped checkpoint)
-    filename: str
-    sha256: str | None              # pinned here when known; else recorded on first verified use
-    description: str
-    image_size: tuple[int, int] | None = None   # (h, w) the weights were trained at, when not the preset's
-    local_path: Path | None = None               # shipped file (default entry only)
 
 
 @dataclass(frozen=True)
@@ -57,19 +51,8 @@ class EntryRow:
     path: Path | None               # where the file is (or would be cached)
     url: str | None
     description: str
-
-
-REGISTRY: dict[str, HubEntry] = {
-    e.name: e
-    for e in (
-        HubEntry("tp_r_a4", "tp_r_a4", f"{_RELEASES}/tp_r_256x192_enc4_d256_h1024_mh8.pth",
-                 "tp_r_256x192_enc4_d256_h1024_mh8.pth", None,
-                 "TransPose-R-A4, COCO train2017, 256x192 (authors' release)"),
-        HubEntry("tp_h_a4", "tp_h_a4", f"{_RELEASES}/tp_h_48_256x192_enc4_d96_h192_mh1.pth",
-                 "tp_h_48_256x192_enc4_d96_h192_mh1.pth", None,
-                 "TransPose-H-A4, COCO train2017, 256x192 (authors' release)"),
-    )
-}
+    paper_ap: PaperAP | None = None  # the authors' COCO val AP for these weights
+    size_bytes: int | None = None    # the file's size when cached, else the registry's expected data size
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -81,6 +64,15 @@ def checkpoints_dir() -> Path:
 
 def cached_path(entry: HubEntry) -> Path:
     return entry.local_path if entry.local_path is not None else checkpoints_dir() / entry.filename
+
+
+def is_cached(name: str) -> bool:
+    """Whether `name`'s file is here (not whether it is verified: resolve_weights does that)."""
+    return cached_path(get_entry(name)).is_file()
+
+
+def _locks_dir() -> Path:
+    return cache_dir() / "locks"
 
 
 def _hashes_file() -> Path:
@@ -99,13 +91,15 @@ def _read_hashes() -> dict:
 
 
 def _record_hash(entry: HubEntry, sha256: str, source: str) -> None:
-    hashes = _read_hashes()
-    hashes[entry.name] = {"filename": entry.filename, "sha256": sha256, "source": source}
     path = _hashes_file()
     _make_dir(path.parent)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)  # readers never see half a file
+    # read-modify-write under a lock: two names pinned at once must both end up in the file
+    with file_lock(_locks_dir() / "hashes.lock"):
+        hashes = _read_hashes()
+        hashes[entry.name] = {"filename": entry.filename, "sha256": sha256, "source": source}
+        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)  # readers never see half a file
 
 
 def expected_sha256(entry: HubEntry) -> str | None:
@@ -116,7 +110,6 @@ def expected_sha256(entry: HubEntry) -> str | None:
     if isinstance(record, dict) and record.get("filename") == entry.filename:
         return record.get("sha256")
     return None
-
 
 
 def _make_dir(folder: Path) -> None:
@@ -161,9 +154,9 @@ def get_entry(name: str) -> HubEntry:
         return found
     if name == DEFAULT_NAME:
         raise TransposeLiveError(
-            "the shipped default checkpoint is not installed; get released weights with "
-            f"`transpose-live weights download {next(iter(REGISTRY))}` or `transpose-live weights import FILE "
-            "--name NAME`, then choose that model by name"
+            "the shipped default checkpoint is not installed; choose released weights by name (e.g. "
+            f"--model {next(iter(REGISTRY))}, downloaded on first use) or `transpose-live weights import FILE "
+            "--name NAME`"
         )
     raise TransposeLiveError(f"unknown weights {name!r}; choose one of: {', '.join(entries())}")
 
@@ -172,19 +165,12 @@ def list_entries() -> list[EntryRow]:
     rows = []
     for entry in entries().values():
         path = cached_path(entry)
+        cached = path.is_file()
         url = entry_url(entry) if entry.url else None  # the mirror's URL when TRANSPOSE_LIVE_HUB_URL is set
-        rows.append(EntryRow(entry.name, entry.preset, path.is_file(), expected_sha256(entry) is not None,
-                             path, url, entry.description))
+        size = path.stat().st_size if cached else entry.size_bytes
+        rows.append(EntryRow(entry.name, entry.preset, cached, expected_sha256(entry) is not None,
+                             path, url, entry.description, entry.paper_ap, size))
     return rows
-
-
-def entry_url(entry: HubEntry) -> str:
-    base = os.environ.get(HUB_URL_ENV)
-    if base and entry.url:
-        return f"{base.rstrip('/')}/{entry.filename}"
-    if not entry.url:
-        raise TransposeLiveError(f"{entry.name!r} ships with the package; there is nothing to download")
-    return entry.url
 
 
 # ------------------------------------------------------------------------------------ verify / resolve
@@ -203,14 +189,23 @@ def _check_strict(path: Path, preset: str, label: str) -> None:
         raise CheckpointError(str(exc).replace(str(path), label)) from None
 
 
-def resolve_weights(name: str) -> Path:
-    """The verified local file of a registry entry, or an error saying how to get it."""
+def _import_hint(name: str) -> str:
+    return f"download it elsewhere and run `transpose-live weights import FILE --name {name}`"
+
+
+def resolve_weights(name: str, fetch: bool = True, progress: bool = True) -> Path:
+    """The verified local file of a registry entry; a released one not cached yet is downloaded first
+    (unless `fetch` is False or network access is off: then an error says how to get it)."""
     entry = get_entry(name)
     path = cached_path(entry)
     if not path.is_file():
+        if entry.url is not None and fetch and not offline():
+            return download(name, progress=progress)
+        where = f"fetch {entry_url(entry)} elsewhere and " if entry.url is not None else ""
+        why = " and network access is off (--offline or " + OFFLINE_ENV + ")" if fetch and offline() else ""
         raise TransposeLiveError(
-            f"weights {name!r} are not downloaded; run `transpose-live weights download {name}` "
-            f"(or `transpose-live weights import FILE --name {name}`)"
+            f"weights {name!r} are not downloaded{why}; {where}run `transpose-live weights import FILE --name "
+            f"{name}` (or `transpose-live weights download {name}` when online)"
         )
     expected = expected_sha256(entry)
     if expected is not None:
@@ -226,36 +221,15 @@ def resolve_weights(name: str) -> Path:
 
 # ------------------------------------------------------------------------------------------- download
 
-def _one_line(reason: object) -> str:
-    return " ".join(str(reason).split()) or type(reason).__name__
-
-
-def _stream_to(url: str, out, label: str, show: bool) -> str:
-    """Copy the body of `url` into the open file `out`; return its sha256. Network errors propagate.
-
-    label, show: the progress display's label, and whether to draw it (only once the server answers).
-    """
-    request = urllib.request.Request(url, headers={"User-Agent": "transpose-live"})
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        received = 0
-        with Progress(label, total, unit="bytes", enabled=show) as bar:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-        if total is not None and received != total:
-            raise http.client.IncompleteRead(b"", total - received)
-    return digest.hexdigest()
-
-
-def download(name: str, progress: bool = True, url: str | None = None, force: bool = False) -> Path:
+def download(name: str, progress: bool = True, url: str | None = None, force: bool = False,
+             on_bytes: Callable[[int, int | None], None] | None = None,
+             cancel: threading.Event | None = None) -> Path:
     """Fetch a registry entry into the cache (atomic, sha256-checked, strict-load-checked); return its path.
 
     An already cached file is verified and returned unless `force`. `url` overrides the entry's URL.
+    progress: the bar on stderr. on_bytes(received, total) after every chunk and `cancel` (set it to stop,
+    raising download.DownloadCancelled) are for a window that shows the progress itself.
+    Concurrent calls for the same name (threads or processes) take turns: the later one finds it cached.
     """
     entry = get_entry(name)
     target = cached_path(entry)
@@ -264,37 +238,31 @@ def download(name: str, progress: bool = True, url: str | None = None, force: bo
     if target.is_file() and not force:
         return resolve_weights(name)
     source = url or entry_url(entry)
-    hint = f"download it elsewhere and run `transpose-live weights import FILE --name {name}`"
+    hint = _import_hint(name)
     _make_dir(target.parent)
-    # Temp file in the same directory so os.replace is an atomic rename: readers see old or new, never half.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                sha256 = _stream_to(source, out, f"downloading {name}", progress)
-        except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code} {_one_line(exc.reason)}"
-            raise TransposeLiveError(f"could not download {source}: {reason}; {hint}") from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            if isinstance(exc, http.client.IncompleteRead):
-                reason = f"connection closed with {exc.expected} bytes missing"
-            elif isinstance(reason, TimeoutError):
-                reason = f"timed out after {TIMEOUT_S:g} s"
-            raise TransposeLiveError(f"could not download {source}: {_one_line(reason)}; {hint}") from None
+
+    def waiting() -> None:
+        if progress:  # tell the person at the terminal why nothing moves
+            sys.stderr.write(f"waiting for another download of {name} to finish\n")
+            sys.stderr.flush()
+
+    with file_lock(_locks_dir() / f"{entry.filename}.lock", waiting=waiting):
+        if target.is_file() and not force:
+            return resolve_weights(name)  # another process or thread fetched it while this one waited
         expected = expected_sha256(entry)
-        if expected is not None and sha256 != expected:
-            raise TransposeLiveError(
-                f"downloaded {source} has sha256 {sha256[:12]}..., expected {expected[:12]}... as recorded "
-                f"before; refusing it (if it changed on purpose: transpose-live weights import FILE --name {name})"
-            )
-        _check_strict(tmp, entry.preset, label=f"downloaded {source}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if entry.sha256 is None:
-        _record_hash(entry, sha256, source)
+
+        def check(tmp: Path, sha256: str) -> None:
+            if expected is not None and sha256 != expected:
+                raise TransposeLiveError(
+                    f"downloaded {source} has sha256 {sha256[:12]}..., expected {expected[:12]}... as recorded "
+                    f"before; refusing it (if it changed on purpose: transpose-live weights import FILE --name "
+                    f"{name})"
+                )
+            _check_strict(tmp, entry.preset, label=f"downloaded {source}")
+
+        sha256 = fetch_into(source, target, check, hint, f"downloading {name}", progress, on_bytes, cancel)
+        if entry.sha256 is None:
+            _record_hash(entry, sha256, source)
     return target
 
 
@@ -319,14 +287,21 @@ def import_checkpoint(file: str | os.PathLike, name: str) -> Path:
     _check_strict(src, entry.preset, label=str(src))  # raises CheckpointError naming the keys / shapes
     target = cached_path(entry)
     _make_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # An explicit import is the user vouching for this file: it (re)pins the recorded hash.
-    _record_hash(entry, sha256, f"import:{src.name}")
+    with file_lock(_locks_dir() / f"{entry.filename}.lock"):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        # An explicit import is the user vouching for this file: it (re)pins the recorded hash.
+        _record_hash(entry, sha256, f"import:{src.name}")
     return target
+
+
+__all__ = ["DEFAULT_NAME", "ASSETS_DIR", "HUB_URL_ENV", "OFFLINE_ENV", "REGISTRY", "HubEntry", "EntryRow",
+           "PaperAP", "checkpoints_dir", "cached_path", "is_cached", "expected_sha256", "entries", "get_entry",
+           "list_entries", "entry_url", "resolve_weights", "download", "import_checkpoint", "network_forbidden",
+           "offline"]

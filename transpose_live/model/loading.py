@@ -1,7 +1,9 @@
 """load_model: a name (a weights entry or a preset) and optionally a checkpoint file -> a ready TransPose.
 
-The hub only finds and verifies files (it returns paths); turning a path into a model is the models'
-job, so the download code never builds networks except for its strict-load check.
+The hub only finds, downloads and verifies files (it returns paths); turning a path into a model is the
+models' job, so the download code never builds networks except for its strict-load check. A released
+name that is not cached yet is downloaded here on first use (hub.resolve_weights), so PoseEstimator,
+load_runner and the window's model picker, which all come through load_model, fetch it the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def load_model(name: str | None = None, weights: str | os.PathLike | None = None
                image_size: tuple[int, int] | str | None = None) -> TransPose:
     """A TransPose model in eval mode with strictly loaded weights.
 
-    name: a weights entry ("default" when None) or, with `weights`, a preset name.
+    name: a weights entry ("default" when None; a released one is downloaded on first use, with a progress
+          bar on stderr, unless TRANSPOSE_LIVE_OFFLINE / --offline forbids it) or, with `weights`, a preset name.
     weights: a checkpoint file; its architecture is `name`'s preset.
     image_size: (h, w) or "HxW" input size; None: the size the weights were trained at.
     """
