@@ -1,4 +1,4 @@
-"""tools/fill_delta.py: the teacher's part of a filled label set, exported and applied back to exactly the json
+"""tools/training/fill_delta.py: the teacher's part of a filled label set, exported and applied back to exactly the json
 --merge-fill wrote; the repository's LSPET delta applied to the real LSPET labels."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from helpers import REPO, shared_path
 
 
 def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "training" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -33,7 +33,7 @@ def fd():
 def pl():
     import sys
 
-    sys.path.insert(0, str(REPO / "tools"))
+    sys.path.insert(0, str(REPO / "tools" / "training"))
     return load_tool("pseudo_label")
 
 

@@ -388,7 +388,7 @@ def _tools():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "device"))
 
 
 def test_packed_graph_round_trip_keeps_everything_but_the_rounding():
@@ -447,7 +447,7 @@ def test_crowd_clip_tool_tiles_a_video(tmp_path):
 @needs_cuda
 def test_cuda_ssd_fp16_finds_the_cpu_engines_persons():
     """The SSD as a torch module on CUDA in fp16 against boxes the CPU engines found for the same frames:
-    the carried fp16 file and recorded boxes of the GPU check (`bash tools/device_check.sh prepare`), or
+    the carried fp16 file and recorded boxes of the GPU check (`bash tools/device/device_check.sh prepare`), or
     here the graph's own fp32 run on the CPU."""
     import importlib.util
     import json
@@ -474,7 +474,7 @@ def test_cuda_ssd_fp16_finds_the_cpu_engines_persons():
         frames = [cv2.imread(str(shared_path("data", "images", "basketball1.png")))]
         want = [cpu.detect(frames[0]).boxes]
     else:
-        pytest.skip("needs .devcarry (tools/device_check.sh prepare) or the SSD package and openvino")
+        pytest.skip("needs .devcarry (tools/device/device_check.sh prepare) or the SSD package and openvino")
     assert gpu.engine == "torch" and frames
     found = total = 0
     for frame, boxes in zip(frames, want):

@@ -1,4 +1,4 @@
-"""tools/measure_tracking.py: the counts it reports (ids, duplicates, track lengths, border births) and the
+"""tools/measure/measure_tracking.py: the counts it reports (ids, duplicates, track lengths, border births) and the
 comparison against reference poses, on poses made in the test; and one real run on a synthetic clip."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from helpers import person
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "measure"))
 import measure_tracking  # noqa: E402
 
 

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO
 
 # what a wheel is built from (a copy: building in the checkout would leave build/ and *.egg-info there)

@@ -1,4 +1,4 @@
-"""tools/pseudo_label.py: the teacher's flip / multi-crop test-time augmentation and --fill-missing."""
+"""tools/training/pseudo_label.py: the teacher's flip / multi-crop test-time augmentation and --fill-missing."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from helpers import REPO, shared_path
 
 @pytest.fixture(scope="module")
 def pl():
-    sys.path.insert(0, str(REPO / "tools"))
-    spec = importlib.util.spec_from_file_location("pseudo_label", REPO / "tools" / "pseudo_label.py")
+    sys.path.insert(0, str(REPO / "tools" / "training"))
+    spec = importlib.util.spec_from_file_location("pseudo_label", REPO / "tools" / "training" / "pseudo_label.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

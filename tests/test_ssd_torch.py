@@ -80,7 +80,7 @@ def test_a_carried_fp16_file_runs_without_the_graph(tmp_path, monkeypatch):
     from transpose_live.detect.ssd import SSDDetector
 
     out = tmp_path / "ssd_fp16.pt"
-    run = subprocess.run([sys.executable, str(REPO / "tools" / "export_ssd_torch.py"), str(out)],
+    run = subprocess.run([sys.executable, str(REPO / "tools" / "device" / "export_ssd_torch.py"), str(out)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert 6e6 < out.stat().st_size < 9e6          # fp16, class heads pruned to 2 of 91 (all classes: 32 MB)

@@ -200,7 +200,7 @@ def test_cli_trains_on_a_pack_at_its_manifest_weights(tmp_path, monkeypatch, cap
 
 
 def test_device_training_script_end_to_end_on_cpu(tmp_path):
-    """tools/train_on_device.py: resume a checkpoint under a new schedule, train on a pack, evaluate, and
+    """tools/training/train_on_device.py: resume a checkpoint under a new schedule, train on a pack, evaluate, and
     leave best/final weights, the resume checkpoint in parts under 16 MiB, history and log."""
     import importlib.util
 
@@ -215,7 +215,7 @@ def test_device_training_script_end_to_end_on_cpu(tmp_path):
         "annotations": "set/person_keypoints.json", "images_dir": "set/images", "weight": 0.5}}}))
     (pack / "set" / "person_keypoints.json").write_text(ann.read_text())
     (pack / "set" / "images").symlink_to(images)
-    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "training" / "train_on_device.py")
     tod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tod)
     out = tmp_path / "out"
@@ -244,7 +244,7 @@ def test_device_training_script_refuses_bad_source_weights():
 
     from helpers import REPO
 
-    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "training" / "train_on_device.py")
     tod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tod)
     assert tod.parse_source_weights(["lspet_a=0.3", "lspet_b=1"]) == {"lspet_a": 0.3, "lspet_b": 1.0}
@@ -258,7 +258,7 @@ def test_split_file_parts_join_to_the_original(tmp_path):
 
     from helpers import REPO
 
-    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "train_on_device.py")
+    spec = importlib.util.spec_from_file_location("train_on_device", REPO / "tools" / "training" / "train_on_device.py")
     tod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tod)
     data = bytes(range(256)) * 40                                     # 10,240 bytes

@@ -232,7 +232,8 @@ def test_set_epoch_reaches_persistent_workers(tmp_path):
 # ---------------------------------------------------------------- packing tool
 
 def _pack_module():
-    spec = importlib.util.spec_from_file_location("pack_training_set", REPO / "tools" / "pack_training_set.py")
+    path = REPO / "tools" / "training" / "pack_training_set.py"
+    spec = importlib.util.spec_from_file_location("pack_training_set", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

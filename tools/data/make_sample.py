@@ -1,6 +1,6 @@
 """Cut samples/pedestrians.mp4 from OpenCV's vtest.avi (see samples/README.md for source and license).
 
-    python tools/make_sample.py ../shared/data/videos/vtest.avi samples/pedestrians.mp4
+    python tools/data/make_sample.py ../shared/data/videos/vtest.avi samples/pedestrians.mp4
 
 Decodes with PyAV (transpose_live.media.sources.FileSource) and encodes H.264 yuv420p with libx264
 (transpose_live.media.sinks.VideoWriter, CRF 23, preset "slow" for a small file); the frames keep their
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # run from a checkout without installing
 
 from transpose_live.media.sinks import VideoWriter  # noqa: E402
 from transpose_live.media.sources import FileSource  # noqa: E402

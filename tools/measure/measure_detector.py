@@ -1,6 +1,6 @@
 """How many persons the detector loses on COCO images, and what that costs in keypoint AP.
 
-    python tools/measure_detector.py [--annotations JSON] [--images DIR] [--detector ssd]
+    python tools/measure/measure_detector.py [--annotations JSON] [--images DIR] [--detector ssd]
                                      [--min-score 0.3] [--input-size 300x300|N] [--nms-iou 0.5]
                                      [--engine auto|openvino|torch|opencv] [--tiles N]
                                      [--no-ap] [--no-flip] [--json OUT|-]
@@ -31,7 +31,7 @@ from report import emit_report
 from transpose_live.geometry import box_iou
 from transpose_live.train import evaluate
 
-DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SIZES = {"small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, float("inf"))}
 
 

@@ -1,7 +1,7 @@
 """Would int8 pay on this CPU? OpenVINO/NNCF post-training quantisation of the shipped model, measured.
 
     pip install nncf          # not a dependency of the project: this tool only
-    python tools/measure_int8.py [--mode plain|transformer|mixed] [--calibration-images 120] [--json OUT|-]
+    python tools/measure/measure_int8.py [--mode plain|transformer|mixed] [--calibration-images 120] [--json OUT|-]
 
 Quantises the model's cached ONNX export with NNCF (calibration: up to 4 ground-truth persons per image of
 coco128_train, plain and mirrored; training images, never coco_mini), then in one run:
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from report import emit_report
 
-DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("TRANSPOSE_LIVE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 def calibration_crops(estimator, n_images: int) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """Measure `transpose-live monitor` on N local test cameras: fps per camera, resident memory at minute 1
 and at the end, one camera killed and restarted in the middle, the time SIGTERM takes to stop it all.
 
-    python tools/measure_monitor.py --cameras 4 --minutes 2 [-- MONITOR OPTIONS...]
+    python tools/measure/measure_monitor.py --cameras 4 --minutes 2 [-- MONITOR OPTIONS...]
 
 Needs GStreamer's RTSP server (see tests/rtsp_server.py). Prints one JSON object.
 """
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from rtsp_server import RtspServer, available  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Jitter and lag of the Kalman smoothing on a real video: one pass of detect → estimate → track, then the
 raw and the smoothed keypoint series of every track compared.
 
-    python tools/measure_smoothing.py VIDEO [--frames 200] [--strength 0.5] [--json OUT]
+    python tools/measure/measure_smoothing.py VIDEO [--frames 200] [--strength 0.5] [--json OUT]
 
 jitter = mean |second difference| of each joint (px / frame²), over the frames where the joint is confident
 (score >= 0.2) in three consecutive frames; lag = the shift that best aligns smoothed with raw (frames).

@@ -1,6 +1,6 @@
 """The SSD's engines side by side: ms a call on the same frames, the same boxes, and the pipeline with each.
 
-    python tools/measure_ssd_engines.py [VIDEO] [--frames 100] [--rounds 2] [--engines opencv,openvino]
+    python tools/measure/measure_ssd_engines.py [VIDEO] [--frames 100] [--rounds 2] [--engines opencv,openvino]
                                         [--no-pipeline] [--json OUT|-]
 
 VIDEO defaults to ../shared/data/videos/vtest.avi. Per engine: the detector alone on every 3rd of the first
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from report import emit_report
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "vtest.avi"
+DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "videos" / "vtest.avi"
 
 
 def read_frames(path: Path, count: int) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """How well persons keep one id on a real video: one pass of the live path (PersonFollower -> TrackSmoother,
 as the pipeline runs them, with the run options' defaults), then counts over the poses it outputs.
 
-    python tools/measure_tracking.py VIDEO [--max-frames N] [--detect-every N] [--json OUT|-]
+    python tools/measure/measure_tracking.py VIDEO [--max-frames N] [--detect-every N] [--json OUT|-]
                                      [--save POSES.pkl] [--reference POSES.pkl] [--cache CACHE.pkl]
                                      [--no-merge] [--no-reid]
 

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Build the training packs that tools/train_on_device.sh takes to the GPU machine (see docs/TRAINING.md):
+# Build the training packs that tools/training/train_on_device.sh takes to the GPU machine (see docs/TRAINING.md):
 #   .traindata/pack_a   LSPET images [0, SPLIT) (face joints filled by the teacher) + coco_train_256
 #   .traindata/pack_b   LSPET images [SPLIT, end) + the full-resolution COCO train sets + the pseudo labels
 #   .traindata/val      coco_mini (the held-out evaluation set, original JPEGs)
 # each under what one device call carries beside the repo. Needs ../shared/data (or SHARED=...), the
 # merged LSPET labels .traindata/pseudo/lspet_filled.json (made from data/pseudo/lspet_face.json.gz when
 # absent), the teacher labels data/pseudo/tta/*.json and their video frames under .traindata/frames
-# (tools/pseudo_label.py; commands in docs/TRAINING.md).
+# (tools/training/pseudo_label.py; commands in docs/TRAINING.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 S=${SHARED:-../shared}/data
 P=.traindata/pseudo
 F=.traindata/frames
-SPLIT=${SPLIT:-4200}   # balances the two calls (bash tools/train_on_device.sh check)
+SPLIT=${SPLIT:-4200}   # balances the two calls (bash tools/training/train_on_device.sh check)
 py=${PYTHON:-python}
 ID=$S/coco_val2017_ids.txt
 # webp q65; each image scaled so its smallest person's training crop is at most 192 px tall (the model's
@@ -20,12 +20,12 @@ ID=$S/coco_val2017_ids.txt
 small=(--format webp --quality "${QUALITY:-65}" --target-crop 192)
 coco=(--exclude-ids "$ID")   # LSPET's image ids are its own numbers (1..10000), not COCO ids: not checked
 crop=(--crop-margin 1.6)
-pack() { nice -n 10 "$py" tools/pack_training_set.py --overwrite "$@"; }
+pack() { nice -n 10 "$py" tools/training/pack_training_set.py --overwrite "$@"; }
 
-# the LSPET labels with the teacher's face joints: rebuilt from the repository's delta (tools/fill_delta.py)
+# the LSPET labels with the teacher's face joints: rebuilt from the repository's delta (tools/training/fill_delta.py)
 # unless a fill of this checkout is there
 if [ ! -f "$P/lspet_filled.json" ] && [ -f data/pseudo/lspet_face.json.gz ]; then
-    "$py" tools/fill_delta.py apply $S/lspet/person_keypoints.json data/pseudo/lspet_face.json.gz "$P/lspet_filled.json"
+    "$py" tools/training/fill_delta.py apply $S/lspet/person_keypoints.json data/pseudo/lspet_face.json.gz "$P/lspet_filled.json"
 fi
 [ -f "$P/lspet_filled.json" ] || { echo "no $P/lspet_filled.json: run the LSPET fill first" >&2; exit 2; }
 # the val set is coco_mini untouched: its json whole (COCOeval ignores a pose that matches only an

@@ -1,9 +1,9 @@
 """The teacher's COCO AP under the same protocol as `transpose-live eval` (GT boxes, rescoring, OKS-NMS),
 so the student's numbers can be put next to it.
 
-    python tools/eval_teacher.py TEACHER.onnx ANNOTATIONS.json IMAGES_DIR [--flip] [--scales 1 1.25]
+    python tools/training/eval_teacher.py TEACHER.onnx ANNOTATIONS.json IMAGES_DIR [--flip] [--scales 1 1.25]
 
---flip / --scales run the teacher with the test-time augmentation tools/pseudo_label.py labels with.
+--flip / --scales run the teacher with the test-time augmentation tools/training/pseudo_label.py labels with.
 """
 
 from __future__ import annotations

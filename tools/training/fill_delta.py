@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """The teacher's part of a filled label set, apart from the human labels, so it can live in the repository.
 
-    python tools/fill_delta.py export MERGED.json DELTA.json.gz     # what --merge-fill wrote -> the delta
-    python tools/fill_delta.py apply ORIGINAL.json DELTA.json.gz OUT.json   # the delta back -> MERGED.json
+    python tools/training/fill_delta.py export MERGED.json DELTA.json.gz     # what --merge-fill wrote -> the delta
+    python tools/training/fill_delta.py apply ORIGINAL.json DELTA.json.gz OUT.json   # the delta back -> MERGED.json
 
-`tools/pseudo_label.py --fill-missing` (the teacher filling LSPET's face joints; ~20-45 min of CPU) and
+`tools/training/pseudo_label.py --fill-missing` (the teacher filling LSPET's face joints; ~20-45 min of CPU) and
 `--merge-fill` write one json of every labelled person: the human labels, plus, for persons the teacher
 filled, the filled joints, their weights, the grown box and the agreement. The human labels belong to
 the dataset (under ../shared, not copied into the repository); the rest is our teacher's output. The delta
 holds only that rest, per filled person (by the original annotation id), and the fill's settings and
 counts; `apply` rebuilds, from the original json and the delta, the json `--merge-fill` wrote (equal as
 JSON: tests/test_fill_delta.py), so a session with the GPU machine packs LSPET without running the
-teacher again (tools/build_training_pack.sh applies data/pseudo/lspet_face.json.gz when it finds no
+teacher again (tools/training/build_training_pack.sh applies data/pseudo/lspet_face.json.gz when it finds no
 filled json).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 try:
     import transpose_live  # noqa: F401
 except ImportError:  # run from a checkout without installing: the repo root holds the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import KEYPOINT_NAMES
 

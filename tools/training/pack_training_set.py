@@ -1,6 +1,6 @@
 """Pack COCO keypoint training sets into one small folder that travels to a GPU machine.
 
-    python tools/pack_training_set.py --out .traindata/pack \
+    python tools/training/pack_training_set.py --out .traindata/pack \
         --source coco128=DATA/coco128_train/person_keypoints.json:DATA/coco128_train/images \
         --source tiny=DATA/tiny_coco_train/person_keypoints.json:DATA/tiny_coco_train/images
 
@@ -39,7 +39,7 @@ import numpy as np
 try:
     from transpose_live.errors import TransposeLiveError
 except ImportError:   # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.preprocess import PIXEL_STD, box_to_center_scale
 from transpose_live.train.data import load_id_list, parse_slice, read_coco_json, refuse_excluded, usable_person
@@ -221,7 +221,7 @@ def pack_source(name: str, ann_json: Path, images_dir: Path, out_dir: Path, max_
         out_anns.extend(_scaled_annotation(a, fx, fy, ox, oy) for a in persons[image_id])
 
     out = {
-        "info": {"description": f"training pack of source {name!r} (tools/pack_training_set.py)",
+        "info": {"description": f"training pack of source {name!r} (tools/training/pack_training_set.py)",
                  "max_side": max_side, "quality": quality, "format": fmt, "target_crop": target_crop,
                  "crop_margin": crop_margin},
         "images": out_images,

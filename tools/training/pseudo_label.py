@@ -46,7 +46,7 @@ import numpy as np
 try:
     import transpose_live  # noqa: F401
 except ImportError:  # run from a checkout without installing: the repo root holds the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from transpose_live.errors import TransposeLiveError
 from transpose_live.skeleton import FLIP_INDEX, KEYPOINT_NAMES, LIMBS, NUM_JOINTS
 from transpose_live.train.data import parse_slice
@@ -459,7 +459,7 @@ def write_source(lab: Labeller, out_dir: Path, name: str, info: dict) -> Path | 
     data = {
         "info": dict(info, **lab.info, description=f"pseudo labels from teacher {lab.teacher.name}",
                      teacher_tta=lab.teacher.tta,
-                     made_by="tools/pseudo_label.py", kp_thresh=a.kp_thresh,
+                     made_by="tools/training/pseudo_label.py", kp_thresh=a.kp_thresh,
                      edge_joints="unlabelled (image border; 10% band where the box is cut)",
                      min_keypoints=a.min_keypoints, min_height=a.min_height, det_score=a.det_score,
                      counts=lab.counts),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One training run on the GPU machine (called by tools/train_on_device.sh; runs on a CPU too).
+"""One training run on the GPU machine (called by tools/training/train_on_device.sh; runs on a CPU too).
 
 Resumes the default model's resumable checkpoint with a new warm-up + cosine schedule over a fixed
 time budget, trains on every pack folder given (each pack's manifest weights), evaluates on the val
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 PART_BYTES = 15 * 2**20   # a returned file may have at most 16 MiB

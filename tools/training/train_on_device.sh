@@ -3,16 +3,16 @@
 #
 # The training data travels in three calls because one call carries at most 64 MiB with the repo, and
 # the limit counts each file's archive overhead (~0.5-1 KiB a file: pack_b's ~6,070 files add ~4 MiB):
-#   here:    bash tools/train_on_device.sh check     (each call's size against the 64 MiB limit)
-#   call 1:  carry [".traindata/pack_a"]             bash tools/train_on_device.sh stage
-#   call 2:  carry [".traindata/val", ".whl"]        bash tools/train_on_device.sh stage
-#   call 3:  carry [".traindata/pack_b"]             bash tools/train_on_device.sh train 8
+#   here:    bash tools/training/train_on_device.sh check     (each call's size against the 64 MiB limit)
+#   call 1:  carry [".traindata/pack_a"]             bash tools/training/train_on_device.sh stage
+#   call 2:  carry [".traindata/val", ".whl"]        bash tools/training/train_on_device.sh stage
+#   call 3:  carry [".traindata/pack_b"]             bash tools/training/train_on_device.sh train 8
 # Each call must follow the last within the machine's idle window (30 s): a warm machine keeps what
 # `stage` copied under /tmp. If pack_a is gone, the train call trains on pack_b alone and says so.
 # Results land in $OUT (or runs/device off the GPU machine): best.pt, final.pt, resume.pt.part*,
 # history.json, log.json, train.log.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 mode=${1:-train}
 minutes=${2:-7}
 stage=/tmp/transpose_live_stage
@@ -41,7 +41,7 @@ check)   # run HERE before the calls: each call must stay under 64 MiB
     done
     ls .whl/pycocotools-*.whl >/dev/null 2>&1 || { echo "missing .whl/pycocotools-*.whl" >&2; exit 2; }
     awk -v a="$c1" -v b="$c2" -v c="$c3" 'BEGIN {exit !(a < 63.5 && b < 63.5 && c < 63.5)}' \
-        || { echo "too big: lower SPLIT or QUALITY of tools/build_training_pack.sh" >&2; exit 2; }
+        || { echo "too big: lower SPLIT or QUALITY of tools/training/build_training_pack.sh" >&2; exit 2; }
     exit 0 ;;
 stage)   # copy what this call carried (pack_a, val, .whl) where the train call finds it
     mkdir -p "$stage"
@@ -80,7 +80,7 @@ val=$valdir/coco_mini/person_keypoints.json:$valdir/coco_mini/images
 
 mkdir -p "$out"
 workers=$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))
-PYTHONUNBUFFERED=1 "$py" tools/train_on_device.py "${packs[@]}" --val "$val" --out "$out" \
+PYTHONUNBUFFERED=1 "$py" tools/training/train_on_device.py "${packs[@]}" --val "$val" --out "$out" \
     --minutes "$minutes" --workers "$workers" ${TRAIN_ARGS:-} 2>&1 | tee "$out/train.log"
 rc=${PIPESTATUS[0]}
 ls -la "$out"
