@@ -1,19 +1,25 @@
-"""Frame sources (files, RTSP with reconnection, cameras, image folders); a step of the split into modules."""
+"""Frame sources behind one iterator interface: video files and network streams (PyAV), cameras (OpenCV),
+image folders. Every source yields `Frame`s: BGR uint8 images, upright, with their own timestamps.
+Network streams reconnect by themselves (RtspSource); no message ever shows a URL's password.
 
-from transpose_live.media.sources.rtsp import (
-    IMAGE_EXTENSIONS,
-    STREAM_SCHEMES,
-    AudioInfo,
-    CameraSource,
-    FileSource,
-    Frame,
-    ImageFolderSource,
-    RtspSource,
-    Source,
-    apply_transform,
-    display_transform,
-    open_source,
-)
+    base.py         Frame, AudioInfo, Source (the iterator base: one read at a time, close from any thread)
+    orientation.py  FFmpeg's display matrix → flips/transposes
+    pyav.py         decoding shared by files and streams (PyAVSource)
+    file.py         FileSource: video files
+    rtsp.py         RtspSource: network streams with reconnection
+    camera.py       CameraSource: local cameras (OpenCV)
+    folder.py       ImageFolderSource: image folders
+    open.py         open_source: a camera index, URL, folder or file → the right source
+
+Imports only the vocabulary (errors) and media.redact."""
+
+from transpose_live.media.sources.base import AudioInfo, Frame, Source
+from transpose_live.media.sources.camera import CameraSource
+from transpose_live.media.sources.file import FileSource
+from transpose_live.media.sources.folder import IMAGE_EXTENSIONS, ImageFolderSource
+from transpose_live.media.sources.open import STREAM_SCHEMES, open_source
+from transpose_live.media.sources.orientation import apply_transform, display_transform
+from transpose_live.media.sources.rtsp import RtspSource
 
 __all__ = ["IMAGE_EXTENSIONS", "STREAM_SCHEMES", "AudioInfo", "CameraSource", "FileSource", "Frame",
            "ImageFolderSource", "RtspSource", "Source", "apply_transform", "display_transform", "open_source"]
