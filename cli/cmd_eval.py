@@ -40,6 +40,7 @@ def eval_command(
 ) -> None:
     """COCO keypoint AP/AR (pycocotools, OKS) with the paper's protocol: rescoring, OKS-NMS (add --flip for
     the flip test the paper's numbers use)."""
+    # deferred: the model, pycocotools and torch load only when the command runs (--help stays cheap)
     from transpose_live.live.run import load_estimator
     from transpose_live.media.sinks import OutputTarget, check_output, write_json
     from transpose_live.train import evaluate

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from transpose_live.cli.options import option, say
+from transpose_live.errors import TransposeLiveError
 
 
 def export_command(
@@ -24,7 +25,7 @@ def export_command(
 ) -> None:
     """Write the model as ONNX: input 'input' (B, 3, H, W) float32 normalised RGB crops, output 'heatmaps'
     (B, 17, H/4, W/4); checked against the torch model with ONNX Runtime before it returns."""
-    from transpose_live.errors import TransposeLiveError
+    # deferred: torch and the exporter load only when the command runs (--help stays cheap)
     from transpose_live.live.spec import RunSpec
     from transpose_live.media.sinks import check_output
     from transpose_live.model import load_model
@@ -47,7 +48,7 @@ def export_command(
 def _parity(net, path: Path, attention: bool, batch: int) -> float:
     """Largest heatmap difference between ONNX Runtime on the written file and the torch model."""
     import numpy as np
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: the check's runtime loads only when a graph is checked
     import torch
 
     h, w = net.config.image_size

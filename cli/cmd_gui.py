@@ -31,6 +31,7 @@ def gui_command(
         raise typer.BadParameter("--frames and --screenshot go together (the headless check)")
     if frames is not None and source is None:
         raise typer.BadParameter("the headless check needs a SOURCE to play")
+    # deferred: Qt, PyAV and torch load only when the window opens (--help stays cheap)
     from transpose_live.media.sources import STREAM_SCHEMES, open_source
     from transpose_live.ui.app import check_display, check_platform, has_display
 
@@ -40,12 +41,13 @@ def gui_command(
     check_platform()          # before Qt is loaded: a missing system library is one line, not a SIGABRT
     check_display(advice="run under Xvfb (xvfb-run transpose-live gui ...); for a picture of the window "
                          "without a screen: --frames N --screenshot FILE")
+    # deferred: as above
     from transpose_live.ui.app import run_app, run_check
     from transpose_live.ui.view import View
 
     view = None
     if layer is not None or spec.joint is not None or spec.attention:
-        from transpose_live.pose.inspector import joint_index
+        from transpose_live.pose.inspector import joint_index  # deferred: torch
 
         view = View(overlay=True, joint=None if spec.joint is None else joint_index(spec.joint), layer=layer,
                     strip=layer is not None or spec.joint is not None)

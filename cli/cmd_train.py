@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
                                               "cosine schedule (epochs, time and best AP from zero)."),
     ) -> None:
         """Train a TransPose model (resumable; --max-minutes stops cleanly and saves)."""
+        # deferred: torch loads only when training starts (--help stays cheap)
         from transpose_live.train.data import pack_sources
         from transpose_live.train.loop import DataSpec, TrainConfig, train
 
