@@ -208,3 +208,16 @@ def test_no_module_over_500_lines_without_a_reason():
             if REASON not in doc:
                 big.append(f"{path.relative_to(REPO)}: {lines} lines")
     assert big == [], f"split these, or say why in the docstring ('{REASON} ...')"
+
+
+def test_the_cli_and_option_checks_load_no_heavy_package():
+    """`transpose-live --help` and every command's option checks stay cheap: importing the app (all its command
+    modules) and checking a run's options load neither torch nor Qt, OpenVINO, PyAV or OpenCV's dnn."""
+    code = ("import sys, transpose_live.cli.app\n"
+            "from transpose_live.live.spec import RunSpec\n"
+            "RunSpec.from_options(model='tp_m_a4', detector='none', backend='auto', precision='auto')\n"
+            "print(sorted(m for m in ('torch', 'PyQt6', 'openvino', 'av', 'onnxruntime') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_python_env(),
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]"
