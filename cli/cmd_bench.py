@@ -45,8 +45,12 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
     from transpose_live.model.config import PRESETS, parse_image_size
     from transpose_live.model.device import resolve_device
 
-    names = list(PRESETS) if "all" in model else model
     weights = hub.entries()
+    names: list[str] = []
+    for m in model:
+        # all: the shipped model as it runs (when installed), then every preset at its own input size
+        asked = ([hub.DEFAULT_NAME] if hub.DEFAULT_NAME in weights else []) + list(PRESETS) if m == "all" else [m]
+        names += [n for n in asked if n not in names]
     for n in names:
         if n not in PRESETS and n not in weights:
             raise TransposeLiveError(f"unknown model {n!r}; choose a preset ({', '.join(PRESETS)}) or weights "
@@ -62,20 +66,21 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
     rows = []
     total = len(names) * len(batch) * len(paths) * len(combos)
     for n in names:
-        # a weights name (the shipped "default") is timed as it runs: its own weights at its trained size;
-        # a preset gets random weights, the same each run (seeded) so that its ONNX export is cached once
+        # weights that are here (the shipped "default", a released file already cached) are timed as they run:
+        # at their trained size. Anything else gets random weights, the same each run (seeded, so that its ONNX
+        # export is cached once), and no download: speed does not depend on the values.
         torch.manual_seed(0)
-        net = None
-        if n in weights:
+        net, kind = None, "random"
+        if n in weights and hub.is_cached(n):
             try:
                 net = load_model(n, image_size=size)
+                kind = "shipped" if n == hub.DEFAULT_NAME else "released"
             except TransposeLiveError as exc:
                 if n not in PRESETS:
                     raise
-                # speed does not depend on the weights' values: time the preset with random ones
                 say(f"{n}: {exc}; timing the preset with random weights")
         if net is None:
-            net = create_model(n, image_size=size)
+            net = create_model(weights[n].preset if n in weights else n, image_size=size)
         for b in batch:
             for att in paths:
                 for be, prec in combos:   # each row times its eager baseline in turns with itself
@@ -83,14 +88,16 @@ def _model_rows(model: list[str], batch: list[int], device: str, backend: list[s
                     done = len(rows) + 1
                     say(f"[{done}/{total}] timing {n} {be} {prec} batch {b}{' with attention maps' if att else ''}")
                     rows.append(bench_model(n, net, device=str(dev), batch=b, attention=att, backend=be,
-                                            min_seconds=seconds, precision=prec))
+                                            min_seconds=seconds, precision=prec, weights=kind))
     return rows
 
 
 @with_spec("flip", "detect", "smooth", "duration")
 def bench_command(
     model: list[str] = typer.Option(["default"], "--model", help="Model(s) to time: 'default' (the shipped one, "
-                                    "at its own input size), a weights name, a preset (random weights) or 'all'."),
+                                    "at its own input size), a weights name or a preset (its weights when cached, "
+                                    "else random ones: nothing is downloaded), or 'all' (the shipped model and "
+                                    "every preset). Rows show the paper's COCO val AP beside the speed."),
     batch: list[int] = typer.Option([1, 8], "--batch", help="Batch size(s)."),
     device: str = option("device"),
     backend: list[str] = typer.Option(["auto"], "--backend", help="Backend(s) of the forward pass: auto (what a "

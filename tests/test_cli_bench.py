@@ -106,3 +106,55 @@ def test_calls_are_timed_in_turns_on_a_worker_thread():
     # warm-up, then turns: an untimed settling call and one timed call each (turn_seconds 0), until 2 each
     assert len(a) == len(b) == 2 and order == ["a", "b"] + ["a", "a", "b", "b"] * 2
     assert threads == {"transpose-live-bench-model"}                     # where the pipeline runs the model too
+
+
+def test_all_times_every_preset_next_to_the_paper_ap_without_downloading(tmp_path, run_main, monkeypatch):
+    """--model all: the shipped model, then every preset; random weights where none are cached (nothing is
+    fetched: the hub points at a closed port and the network is off), the paper's AP beside each."""
+    import socket
+
+    from transpose_live.model.config import PRESETS
+    from transpose_live.model.registry import PAPER_AP
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(tmp_path / "home"))        # an empty cache
+    monkeypatch.setenv("TRANSPOSE_LIVE_HUB_URL", f"http://127.0.0.1:{port}/hub")
+    monkeypatch.setenv("TRANSPOSE_LIVE_OFFLINE", "1")
+    out = tmp_path / "rows.json"
+    code, stdout, err = run_main(["--model", "all", "--image-size", "64x48", "--batch", "2", "--backend", "torch",
+                                  "--seconds", "0.01", "--device", "cpu", "--json", out])
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["preset"] for r in rows] == ["default", *PRESETS]
+    assert [r["weights"] for r in rows] == ["shipped"] + ["random"] * len(PRESETS)
+    for r in rows:
+        paper = PAPER_AP.get("tp_m_a4" if r["preset"] == "default" else r["preset"])
+        assert (r["paper_ap"], r["paper_ap_gt"]) == ((paper.detector, paper.gt) if paper else (None, None))
+        assert r["ms_per_person"] == pytest.approx(1000.0 / r["crops_per_s"], rel=1e-3)
+    assert rows[3]["paper_ap"] == 0.726 and rows[3]["paper_ap_gt"] == 0.751     # tp_r_a4, Table 2 / README
+    header, *lines = stdout.splitlines()
+    assert header.split()[6:8] == ["crops/s", "ms/person"] and header.split()[-2:] == ["AP", "AP(gt)"]
+    r_a4 = next(line for line in lines if line.startswith("tp_r_a4 ")).split()
+    assert r_a4[-3:] == ["random", "0.726", "0.751"]
+    assert not list((tmp_path / "home").glob("checkpoints/*"))                 # nothing was downloaded
+
+
+def test_cached_released_weights_are_timed_as_released(tmp_path, run_main, monkeypatch):
+    import torch
+
+    from transpose_live.model import hub
+    from transpose_live.model.transpose import create_model
+
+    monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    torch.save(create_model("tp_r_a3").state_dict(), tmp_path / "r_a3.pth")
+    hub.import_checkpoint(tmp_path / "r_a3.pth", "tp_r_a3")
+    out = tmp_path / "rows.json"
+    code, _, err = run_main(["--model", "tp_r_a3", "--image-size", "64x48", "--batch", "1", "--backend", "torch",
+                             "--seconds", "0.01", "--device", "cpu", "--json", out])
+    assert code == 0, err
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["preset"], row["weights"], tuple(row["image_size"]), row["paper_ap"]) == \
+        ("tp_r_a3", "released", (64, 48), 0.717)

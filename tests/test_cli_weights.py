@@ -63,10 +63,15 @@ def test_list_shows_registry(home, monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "weights", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["name", "preset", "cached", "sha256", "path", "/", "url"]
+    assert lines[0].split() == ["name", "preset", "AP", "AP(gt)", "size", "cached", "sha256", "path", "/", "url"]
     row = next(line for line in lines if line.startswith("tp_r_a4 "))
-    assert row.split()[:3] == ["tp_r_a4", "tp_r_a4", "no"]
+    # the paper's AP with detected boxes, the authors' with GT boxes, the data size before download
+    assert row.split()[:7] == ["tp_r_a4", "tp_r_a4", "0.726", "0.751", "~22.9", "MB", "no"]
     assert row.endswith("/releases/download/Hub/tp_r_256x192_enc4_d256_h1024_mh8.pth")
+    names = [line.split()[0] for line in lines[1:6]]
+    assert names == ["tp_r_a3", "tp_r_a4", "tp_h_s", "tp_h_a4", "tp_h_a6"]   # all five releases
+    h_a6 = next(line for line in lines if line.startswith("tp_h_a6 ")).split()
+    assert h_a6[2:6] == ["0.758", "0.781", "~66.7", "MB"] and h_a6[-1].endswith("tp_h_48_256x192_enc6_d96_h192_mh1.pth")
     assert lines[-1] == f"cache: {home / 'checkpoints'}"
 
 
@@ -99,7 +104,8 @@ def test_import_then_list_and_download_cached(home, tmp_path, monkeypatch, capsy
     assert code == 0 and str(home / "checkpoints" / "tiny.pth") in out
     code, out, _ = run_cli(monkeypatch, capsys, "weights", "list")
     row = next(line for line in out.splitlines() if line.startswith("tiny "))
-    assert row.split() == ["tiny", PRESET, "yes", "known", str(home / "checkpoints" / "tiny.pth")]
+    mb = f"{len(ckpt_bytes) / (1024 * 1024):.1f}"       # cached: the file's own size, no "~"
+    assert row.split() == ["tiny", PRESET, "-", "-", mb, "MB", "yes", "known", str(home / "checkpoints" / "tiny.pth")]
     code, out, _ = run_cli(monkeypatch, capsys, "weights", "download", "tiny")
     assert code == 0 and "already cached" in out
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from transpose_live.errors import CheckpointError, TransposeLiveError
+from transpose_live.model import download as download_module
 from transpose_live.model import hub, load_model
 from transpose_live.model.transpose import create_model
 
@@ -133,13 +134,38 @@ def test_cache_dir_order(tmp_path, monkeypatch):
     assert hub.checkpoints_dir() == tmp_path / "tl" / "checkpoints"
 
 
+RELEASED = {  # the authors' README model table: name -> (file, paper AP with detector boxes, with GT boxes)
+    "tp_r_a3": ("tp_r_256x192_enc3_d256_h1024_mh8.pth", 0.717, 0.738),
+    "tp_r_a4": ("tp_r_256x192_enc4_d256_h1024_mh8.pth", 0.726, 0.751),
+    "tp_h_s": ("tp_h_32_256x192_enc4_d64_h128_mh1.pth", 0.742, 0.761),
+    "tp_h_a4": ("tp_h_48_256x192_enc4_d96_h192_mh1.pth", 0.753, 0.775),
+    "tp_h_a6": ("tp_h_48_256x192_enc6_d96_h192_mh1.pth", 0.758, 0.781),
+}
+
+
 def test_registry_lists_released_entries(home):
     rows = {r.name: r for r in hub.list_entries()}
-    assert set(rows) == {"tp_r_a4", "tp_h_a4"}  # no "default" while the asset is absent
-    assert rows["tp_r_a4"].url.endswith("/releases/download/Hub/tp_r_256x192_enc4_d256_h1024_mh8.pth")
-    assert rows["tp_h_a4"].preset == "tp_h_a4"
-    assert not rows["tp_r_a4"].cached and not rows["tp_r_a4"].sha256_known
+    assert set(rows) == set(RELEASED)  # no "default" while the asset is absent
+    for name, (filename, ap_det, ap_gt) in RELEASED.items():
+        row = rows[name]
+        assert row.preset == name
+        assert row.url == f"https://github.com/yangsenius/TransPose/releases/download/Hub/{filename}"
+        assert not row.cached and not row.sha256_known
+        assert row.path == home / "checkpoints" / filename
+        assert (row.paper_ap.detector, row.paper_ap.gt) == (ap_det, ap_gt)
     assert rows["tp_r_a4"].path == home / "checkpoints" / "tp_r_256x192_enc4_d256_h1024_mh8.pth"
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_registry_size_is_the_presets_state_dict(name):
+    """The size `weights list` shows before a download: the data of the preset the file loads into."""
+    state = create_model(name).state_dict()
+    assert hub.REGISTRY[name].size_bytes == sum(t.numel() * t.element_size() for t in state.values())
+
+
+def test_paper_ap_only_for_the_authors_files(home, tiny):
+    rows = {r.name: r for r in hub.list_entries()}
+    assert rows["tiny"].paper_ap is None and rows["tiny"].size_bytes is None   # same preset, not their file
 
 
 # -------------------------------------------------------------------------------------------- download
@@ -228,7 +254,7 @@ def test_download_unreachable_names_url(home, tiny):
 
 
 def test_download_timeout_and_truncation(home, served, tiny, server, monkeypatch):
-    monkeypatch.setattr(hub, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(download_module, "TIMEOUT_S", 0.3)
     with pytest.raises(TransposeLiveError, match="timed out") as exc:
         hub.download("tiny", progress=False, url=f"{server}/slow/tiny.pth")
     assert f"{server}/slow/tiny.pth" in _one_line(exc)
@@ -301,15 +327,18 @@ def test_hub_hands_out_paths_not_models():
     assert not hasattr(hub, "load_model") and not hasattr(hub, "_preset_for")
 
 
-def test_load_model_errors(home, tiny, tmp_path):
-    with pytest.raises(TransposeLiveError, match="weights download"):
+def test_load_model_errors(home, tiny, tmp_path, monkeypatch):
+    with pytest.raises(TransposeLiveError, match="downloaded on first use.*weights import FILE --name NAME"):
         load_model()  # no shipped default here
     with pytest.raises(TransposeLiveError, match="say which model .*x.pth is for: one of .*tp_r_a3"):
         load_model(weights=tmp_path / "x.pth")
-    with pytest.raises(TransposeLiveError, match="not downloaded.*weights download tiny"):
+    monkeypatch.setenv("TRANSPOSE_LIVE_OFFLINE", "1")  # a registered name is otherwise fetched on first use
+    with pytest.raises(TransposeLiveError, match="not downloaded.*network access is off.*weights import FILE "
+                                                 "--name tiny.*weights download tiny") as exc:
         load_model("tiny")
-    with pytest.raises(TransposeLiveError, match="no released weights for 'tp_r_a3'"):
-        load_model(PRESET)
+    assert tiny.url in _one_line(exc)
+    with pytest.raises(TransposeLiveError, match="no released weights for 'tp_r_a3s'"):
+        load_model("tp_r_a3s")  # a paper-only preset
     with pytest.raises(TransposeLiveError, match="unknown model 'nope'"):
         load_model("nope", weights=tmp_path / "x.pth")
     with pytest.raises(TransposeLiveError, match="not found"):

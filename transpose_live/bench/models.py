@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from transpose_live.model.encoder import EncoderLayer
+from transpose_live.model.registry import PAPER_AP
 
 
 @dataclass
@@ -36,10 +37,18 @@ class ModelBench:
     eager_crops_per_s: float          # plain eager fp32 torch, nn.MultiheadAttention, same inputs, same run
     device: str
     threads: int
+    weights: str = "random"           # what the values were: "released" (cached), "shipped" or "random"
+    paper_ap: float | None = None     # the authors' COCO val AP for this architecture (detector boxes)
+    paper_ap_gt: float | None = None  # ... with ground-truth boxes
 
     @property
     def speedup(self) -> float:
         return self.crops_per_s / self.eager_crops_per_s if self.eager_crops_per_s else float("nan")
+
+    @property
+    def ms_per_person(self) -> float:
+        """Model time per person crop at this batch (1000 / crops per second): what one more person costs."""
+        return 1000.0 / self.crops_per_s if self.crops_per_s else float("nan")
 
 
 def _sync(device: torch.device) -> None:
@@ -115,8 +124,9 @@ def eager_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 
 def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: int = 1, attention: bool = False,
                 backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
-                precision: str = "auto") -> ModelBench:
-    """Time `model` (a TransPose, any weights) on `backend`, in turns with the eager fp32 baseline."""
+                precision: str = "auto", weights: str = "random") -> ModelBench:
+    """Time `model` (a TransPose, any weights: `weights` says which, for the row) on `backend`, in turns with
+    the eager fp32 baseline. The row carries the paper's AP for the model's architecture, where there is one."""
     from transpose_live.model.backends import create_backend
 
     dev = torch.device(device)
@@ -136,10 +146,12 @@ def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: i
     p50, p95 = np.percentile(times, (50, 95)) * 1000
     # mixed runs the maps' graph at fp32 (backends/openvino_backend.py): the row says what ran
     ran = "fp32" if attention and runner.precision == "mixed" else runner.precision
+    paper = PAPER_AP.get(net.config.name)
     return ModelBench(name, (h, w), runner.name, ran, batch, attention,
                       batch * len(times) / times.sum(), float(p50), float(p95),
                       batch * len(eager_times) / sum(eager_times), dev.type,
-                      getattr(runner, "threads", torch.get_num_threads()))
+                      getattr(runner, "threads", torch.get_num_threads()), weights,
+                      paper.detector if paper else None, paper.gt if paper else None)
 
 
 def environment(device: str = "cpu") -> dict:
@@ -171,19 +183,26 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def _ap(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def format_rows(rows: list[ModelBench]) -> str:
+    """The table: speed (crops/s, ms per person, call latency, against eager) next to the paper's AP."""
     lines = [f"{'model':10} {'input':8} {'backend':11} {'prec':5} {'batch':>5} {'path':9} {'crops/s':>9} "
-             f"{'p50 ms':>8} {'p95 ms':>8} {'eager/s':>9} {'x eager':>7}"]
+             f"{'ms/person':>9} {'p50 ms':>8} {'p95 ms':>8} {'eager/s':>9} {'x eager':>7} {'weights':8} "
+             f"{'AP':>5} {'AP(gt)':>6}"]
     for r in rows:
         size = f"{r.image_size[0]}x{r.image_size[1]}"
         lines.append(f"{r.preset:10} {size:8} {r.backend:11} {r.precision:5} {r.batch:5d} "
-                     f"{'attention' if r.attention else 'fast':9} {r.crops_per_s:9.1f} {r.latency_p50_ms:8.2f} "
-                     f"{r.latency_p95_ms:8.2f} {r.eager_crops_per_s:9.1f} {r.speedup:7.2f}")
+                     f"{'attention' if r.attention else 'fast':9} {r.crops_per_s:9.1f} {r.ms_per_person:9.2f} "
+                     f"{r.latency_p50_ms:8.2f} {r.latency_p95_ms:8.2f} {r.eager_crops_per_s:9.1f} "
+                     f"{r.speedup:7.2f} {r.weights:8} {_ap(r.paper_ap):>5} {_ap(r.paper_ap_gt):>6}")
     return "\n".join(lines)
 
 
 def rows_as_dicts(rows: list[ModelBench]) -> list[dict]:
-    return [asdict(r) | {"speedup": round(r.speedup, 3)} for r in rows]
+    return [asdict(r) | {"speedup": round(r.speedup, 3), "ms_per_person": round(r.ms_per_person, 3)} for r in rows]
 
 
 __all__ = ["ModelBench", "bench_model", "eager_baseline", "time_calls", "environment", "format_rows",
