@@ -1,0 +1,101 @@
+"""WebView: the web page of a monitoring run, started and stopped by the `monitor` and `rtsp` commands.
+
+    view = WebView(WebConfig(port=8080, event_dir=Path("events")))
+    view.start()                                    # serving at view.url
+    sinks.append(view.sink("front_door", url=camera_url, records=True))   # one per camera, beside the others
+    ...                                             # after building the pipeline: sink.bind(pipeline)
+    view.stop()
+
+Everything reaches it through the cameras' sinks (frames, events, how the output ended), the same output
+interface the JSON Lines and MQTT writers use; the only other input is `model_stats` (the shared model's
+batch counters for /metrics and /api/stats).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from transpose_live.monitor.web.clips import ClipCutter
+from transpose_live.monitor.web.config import WebConfig
+from transpose_live.monitor.web.feeds import CameraFeed
+from transpose_live.monitor.web.hub import JpegStream
+from transpose_live.monitor.web.push import Broadcaster
+from transpose_live.monitor.web.recorder import EventRecorder
+from transpose_live.monitor.web.sink import WebSink
+from transpose_live.monitor.web.state import WebState
+from transpose_live.monitor.web.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+class WebView:
+    """The web server, the cameras' feeds, the event store. Raises TransposeLiveError for a bad config
+    (no password off loopback) at construction and for a port it cannot take at start()."""
+
+    def __init__(self, config: WebConfig, model_stats: Callable[[], Any] | None = None):
+        self.config = config.validate()
+        store = EventStore(config.event_dir, config.keep_days, config.keep_mb)
+        clips = ClipCutter(config.record_dir, config.clip_before_s, config.clip_after_s) \
+            if config.record_dir is not None else None
+        self.state = WebState(config, store, Broadcaster(), clips, model_stats)
+        self.recorder = EventRecorder(store, self.state.push)
+        self._server: Any = None
+        self.port: int | None = None
+
+    # ------------------------------------------------------------------------------------------ cameras
+
+    def sink(self, camera: str, url: str | None = None, records: bool = False) -> WebSink:
+        """The sink of one camera's pipeline (its tile appears now, "connecting"). The same name again (a
+        camera's new pipeline) continues that camera's feed."""
+        state = self.state
+        with state.lock:
+            feed = state.feeds.get(camera)
+            if feed is None:
+                feed = CameraFeed(camera, url, records, on_change=self._changed)
+                state.feeds[camera] = feed
+                state.streams[camera] = JpegStream(feed)
+        feed.reopen(records=records)
+        return WebSink(feed, self.recorder)
+
+    def _changed(self, feed: CameraFeed) -> None:
+        self.state.push.publish({"type": "camera", "camera": feed.row()})
+
+    # ------------------------------------------------------------------------------------------ server
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+
+    def start(self) -> "WebView":
+        from transpose_live.monitor.web.app import build_app  # deferred: FastAPI is only needed with --web
+        from transpose_live.monitor.web.server import ServerThread, bind
+
+        sock = bind(self.config.host, self.config.port)
+        self.port = sock.getsockname()[1]
+        self._server = ServerThread(build_app(self.state), sock)
+        self._server.start()
+        log.info("web view at %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (open streams end), finish the queued events, close the store."""
+        state = self.state
+        state.stopping.set()
+        for stream in list(state.streams.values()):
+            stream.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.recorder.close()
+        state.store.close()
+
+    def __enter__(self) -> "WebView":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+__all__ = ["WebView"]
