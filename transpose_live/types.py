@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def box_tuple(box) -> tuple[float, float, float, float]:
+    """A box's four numbers (x, y, w, h; a sequence or a (4,) array) as Python floats."""
+    x, y, w, h = (float(v) for v in box)
+    return x, y, w, h
+
+
 @dataclass
 class Pose:
     """One person. keypoints (17, 2) float32 image pixels (NaN where missing), scores (17,) float32."""

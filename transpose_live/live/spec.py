@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.model.config import parse_image_size
+from transpose_live.skeleton import KEYPOINT_NAMES
 
 # A person's score is its box score x its mean joint score (as in the COCO evaluation). Below this no
 # pose is output by any command: it drops the background crops the detector boxed with low confidence
@@ -83,10 +83,11 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Check every option once (cheap: no model is loaded); returns self, normalised."""
+        # deferred: the model package loads torch (and detect the model package), which --help never needs
         from transpose_live.detect import parse_detector_spec
         from transpose_live.model.backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
+        from transpose_live.model.config import parse_image_size
         from transpose_live.model.device import resolve_device
-        from transpose_live.skeleton import KEYPOINT_NAMES
 
         self.model = (self.model or "default").strip()
         if self.weights is not None:
@@ -137,4 +138,4 @@ def _fraction(name: str, value) -> None:
         raise TransposeLiveError(f"{name} must be between 0 and 1, got {value!r}")
 
 
-__all__ = ["RunSpec", "parse_image_size", "DEFAULT_MIN_PERSON_SCORE", "DEFAULT_MIN_JOINT_SCORE"]
+__all__ = ["RunSpec", "DEFAULT_MIN_PERSON_SCORE", "DEFAULT_MIN_JOINT_SCORE"]

@@ -23,7 +23,9 @@ _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
 
 @torch.no_grad()
-def _fold_into(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+def _fold_into(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("a batch norm without running statistics is not folded")
     dtype = conv.weight.dtype
     scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)          # (C_out,)
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
@@ -52,12 +54,12 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
                     _fold_into(conv, bn)
                     module._modules[bn_name] = nn.Identity()
                     folded += 1
-        for name, bn in list(module._modules.items()):
+        for name, norm in list(module._modules.items()):
             match = re.fullmatch(r"bn(\d+)", name)
-            conv = module._modules.get(f"conv{match.group(1)}") if match else None
-            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, _CONVS) and \
-                    bn.num_features == conv.out_channels and bn.track_running_stats:
-                _fold_into(conv, bn)
+            partner = module._modules.get(f"conv{match.group(1)}") if match else None
+            if isinstance(norm, nn.BatchNorm2d) and isinstance(partner, _CONVS) and \
+                    norm.num_features == partner.out_channels and norm.track_running_stats:
+                _fold_into(partner, norm)
                 module._modules[name] = nn.Identity()
                 folded += 1
     return model, folded

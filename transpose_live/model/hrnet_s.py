@@ -6,6 +6,8 @@ stage3) so released checkpoints load strictly.
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 from torch import nn
 
@@ -48,7 +50,7 @@ class HighResolutionModule(nn.Module):
         n_out = self.num_branches if self.multi_scale_output else 1
         fuse = []
         for i in range(n_out):
-            row = []
+            row: list[nn.Module | None] = []
             for j in range(self.num_branches):
                 if j > i:   # lower resolution: 1x1 conv then nearest upsampling
                     row.append(nn.Sequential(
@@ -67,7 +69,7 @@ class HighResolutionModule(nn.Module):
                             parts.append(nn.ReLU(inplace=True))
                         convs.append(nn.Sequential(*parts))
                     row.append(nn.Sequential(*convs))
-            fuse.append(nn.ModuleList(row))
+            fuse.append(nn.ModuleList(_with_gaps(row)))
         return nn.ModuleList(fuse)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -75,7 +77,8 @@ class HighResolutionModule(nn.Module):
         if self.fuse_layers is None:
             return xs
         out = []
-        for i, row in enumerate(self.fuse_layers):
+        for i, fuse_row in enumerate(self.fuse_layers):
+            row = cast(nn.ModuleList, fuse_row)   # each row is a ModuleList (_make_fuse_layers)
             y = xs[0] if i == 0 else row[0](xs[0])
             for j in range(1, self.num_branches):
                 y = y + (xs[j] if i == j else row[j](xs[j]))
@@ -83,8 +86,14 @@ class HighResolutionModule(nn.Module):
         return out
 
 
+def _with_gaps(modules: list[nn.Module | None]) -> list[nn.Module]:
+    """`modules` as nn.ModuleList's argument: the official layout keeps None where a branch passes through
+    (no checkpoint keys there), which ModuleList stores as an empty slot although torch's stubs say Module only."""
+    return cast("list[nn.Module]", modules)
+
+
 def make_transition(pre: list[int], cur: list[int]) -> nn.ModuleList:
-    layers = []
+    layers: list[nn.Module | None] = []
     for i, c in enumerate(cur):
         if i < len(pre):
             layers.append(None if c == pre[i] else nn.Sequential(
@@ -97,7 +106,7 @@ def make_transition(pre: list[int], cur: list[int]) -> nn.ModuleList:
                     nn.Conv2d(pre[-1], out_c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out_c),
                     nn.ReLU(inplace=True)))
             layers.append(nn.Sequential(*convs))
-    return nn.ModuleList(layers)
+    return nn.ModuleList(_with_gaps(layers))
 
 
 def make_stage(channels: list[int], num_modules: int, num_blocks: int, multi_scale_output: bool) -> nn.Sequential:
@@ -106,6 +115,21 @@ def make_stage(channels: list[int], num_modules: int, num_blocks: int, multi_sca
         for i in range(num_modules)
     ]
     return nn.Sequential(*mods)
+
+
+class _Parts(Protocol):
+    """What `HRNetS.attach` adds to a module."""
+
+    conv1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    conv2: nn.Conv2d
+    bn2: nn.BatchNorm2d
+    relu: nn.ReLU
+    layer1: nn.Sequential
+    transition1: nn.ModuleList
+    stage2: nn.Sequential
+    transition2: nn.ModuleList
+    stage3: nn.Sequential
 
 
 class HRNetS:
@@ -131,10 +155,11 @@ class HRNetS:
 
     @staticmethod
     def forward_stem(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        x = m.relu(m.bn1(m.conv1(x)))
-        x = m.relu(m.bn2(m.conv2(x)))
-        x = m.layer1(x)                                          # (B, 256, H/4, W/4)
-        xs = [t(x) if t is not None else x for t in m.transition1]
-        ys = m.stage2(xs)
-        xs = [t(ys[-1]) if t is not None else ys[i] for i, t in enumerate(m.transition2)]
-        return m.stage3(xs)[0]                                   # (B, W, H/4, W/4)
+        p = cast(_Parts, m)   # the parts attach() added; nn.Module.__getattr__ reads them as Tensor | Module
+        x = p.relu(p.bn1(p.conv1(x)))
+        x = p.relu(p.bn2(p.conv2(x)))
+        x = p.layer1(x)                                          # (B, 256, H/4, W/4)
+        xs = [t(x) if t is not None else x for t in p.transition1]
+        ys = p.stage2(xs)
+        xs = [t(ys[-1]) if t is not None else ys[i] for i, t in enumerate(p.transition2)]
+        return p.stage3(xs)[0]                                   # (B, W, H/4, W/4)

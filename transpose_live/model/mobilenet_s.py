@@ -8,6 +8,8 @@ pretrained weights.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -73,4 +75,5 @@ class MobileNetS:
 
     @staticmethod
     def forward_stem(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return m.features(x)   # (B, 96, H/8, W/8)
+        features = cast(nn.Sequential, m.features)   # added by attach(); nn.Module.__getattr__ says Tensor | Module
+        return features(x)   # (B, 96, H/8, W/8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 from torch import nn
 
@@ -40,6 +42,17 @@ def make_layer(block, inplanes: int, planes: int, blocks: int, stride: int = 1) 
     return nn.Sequential(*layers)
 
 
+class _Parts(Protocol):
+    """What `ResNetS.attach` adds to a module."""
+
+    conv1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    relu: nn.ReLU
+    maxpool: nn.MaxPool2d
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+
+
 class ResNetS(nn.Module):
     """Registered directly on the TransPose module (keys conv1, bn1, layer1, layer2), so this is a mixin-like
     builder: `attach(module)` adds the parts, `forward_stem(module, x)` runs them."""
@@ -58,5 +71,6 @@ class ResNetS(nn.Module):
 
     @staticmethod
     def forward_stem(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))   # (B, 64, H/4, W/4)
-        return m.layer2(m.layer1(x))                # (B, 512, H/8, W/8)
+        p = cast(_Parts, m)   # the parts attach() added; nn.Module.__getattr__ reads them as Tensor | Module
+        x = p.maxpool(p.relu(p.bn1(p.conv1(x))))   # (B, 64, H/4, W/4)
+        return p.layer2(p.layer1(x))                # (B, 512, H/8, W/8)

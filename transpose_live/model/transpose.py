@@ -14,7 +14,9 @@ from transpose_live.model.hrnet_s import HRNetS
 from transpose_live.model.mobilenet_s import MobileNetS
 from transpose_live.model.resnet_s import ResNetS
 
-_STEMS = {"resnet_s": ResNetS, "hrnet_s": HRNetS, "mobilenet_s": MobileNetS}
+_STEMS: dict[str, type[ResNetS] | type[HRNetS] | type[MobileNetS]] = {
+    "resnet_s": ResNetS, "hrnet_s": HRNetS, "mobilenet_s": MobileNetS,
+}
 
 
 class TransPose(nn.Module):
@@ -22,7 +24,7 @@ class TransPose(nn.Module):
         super().__init__()
         self.config = config
         stem = _STEMS[config.backbone]
-        if config.backbone == "hrnet_s":
+        if issubclass(stem, HRNetS):   # config.backbone == "hrnet_s"
             stem_channels = stem.attach(self, config.hrnet_width)
         else:
             stem.attach(self)
@@ -58,7 +60,8 @@ class TransPose(nn.Module):
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, std=0.001)
         nn.init.normal_(self.final_layer.weight, std=0.001)
-        nn.init.zeros_(self.final_layer.bias)
+        if self.final_layer.bias is not None:   # always there (bias=True)
+            nn.init.zeros_(self.final_layer.bias)
 
     def _position_embedding(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
         """(1, N, d): the stored embedding for the training grid, recomputed for any other grid."""

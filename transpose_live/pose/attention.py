@@ -28,7 +28,7 @@ def keypoint_tokens(
     kp = np.asarray(keypoints_hm, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[-1] != 2:
         raise TransposeLiveError(f"keypoints must be (B, J, 2), got shape {tuple(kp.shape)}")
-    valid = np.isfinite(kp).all(-1)                                   # (B, J)
+    valid: np.ndarray = np.all(np.isfinite(kp), axis=-1)              # (B, J)
     kp = np.where(valid[..., None], kp, 0.0)
     tx = np.clip(np.floor((kp[..., 0] + 0.5) * (w / hm_w)), 0, w - 1).astype(np.int64)
     ty = np.clip(np.floor((kp[..., 1] + 0.5) * (h / hm_h)), 0, h - 1).astype(np.int64)

@@ -74,6 +74,7 @@ class _Request:
         self._done.wait()
         if self._error is not None:
             raise self._error
+        assert self._hm is not None   # the event is set by finish() (heatmaps) or fail() (an error)
         return self._hm, self._attn
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,12 +19,15 @@ from torch import nn
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.image import as_bgr
+from transpose_live.model.backends import check_backend_name, check_precision_name, create_backend
 from transpose_live.model.config import ModelConfig
 from transpose_live.model.device import resolve_device
+from transpose_live.model.loading import load_model
 from transpose_live.pose.attention import dependency_areas
+from transpose_live.pose.cuda.estimate import DeviceEstimator
 from transpose_live.pose.decode import flip_back, get_final_preds, transform_preds
 from transpose_live.pose.preprocess import box_to_center_scale, crop_batch, to_input_tensor
-from transpose_live.types import Pose
+from transpose_live.types import Pose, box_tuple
 
 BoxesLike = np.ndarray | Sequence[Sequence[float]] | None   # (K, 4) x, y, w, h; None = the whole frame
 ScoresLike = np.ndarray | Sequence[float] | None           # (K,) detector scores; None = all 1
@@ -97,8 +101,6 @@ class PoseEstimator:
         backend: str = "auto",
         precision: str = "auto",
     ):
-        from transpose_live.model.backends import check_backend_name, check_precision_name, create_backend
-
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TransposeLiveError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._device = resolve_device(device)
@@ -115,8 +117,6 @@ class PoseEstimator:
             net = model.to(self._device)
             backend = "torch" if check_backend_name(backend) == "auto" else backend
         elif isinstance(model, str):
-            from transpose_live.model.loading import load_model  # lazily: checkpoints are only read for names
-
             net = load_model(model, weights, image_size).to(self._device)
             if self._device.type == "cuda" and check_precision_name(precision) == "auto":
                 net = net.half()
@@ -134,7 +134,7 @@ class PoseEstimator:
         # batch buckets, DARK decoded on the GPU: transpose_live.pose.cuda.estimate); a module passed in stays eager, as
         # a training loop may still change it. Attention maps and the flip test keep the path below.
         self._device_path_allowed = self._device.type == "cuda" and isinstance(model, str)
-        self._device_path = None
+        self._device_path: DeviceEstimator | None = None
 
     @property
     def device(self) -> torch.device:
@@ -146,7 +146,8 @@ class PoseEstimator:
 
     @property
     def config(self) -> ModelConfig:
-        return self.model.config
+        # a plain attribute, checked in __init__ (nn.Module.__getattr__'s Tensor | Module is for submodules)
+        return cast(ModelConfig, self.model.config)
 
     # ------------------------------------------------------------------------------------ model calls
 
@@ -185,7 +186,9 @@ class PoseEstimator:
         self._check_input(inputs)
         hm, attn = self.forward(inputs.to(self._device), attention)
         heatmaps = hm.cpu().numpy()
-        return (heatmaps, attn.cpu().numpy()) if attention else heatmaps
+        if attn is None:   # not asked for
+            return heatmaps
+        return heatmaps, attn.cpu().numpy()
 
     # ------------------------------------------------------------------------------------- the frame
 
@@ -218,7 +221,7 @@ class PoseEstimator:
             Pose(
                 keypoints=preds[i].astype(np.float32),
                 scores=np.clip(maxvals[i, :, 0], 0.0, 1.0).astype(np.float32),
-                box=tuple(float(v) for v in box),
+                box=box_tuple(box),
                 box_score=float(score),
                 attention=None if areas is None else areas[i],
             )
@@ -241,8 +244,6 @@ class PoseEstimator:
         """
         if self._device_path_allowed and not attention and not self.flip:
             if self._device_path is None:
-                from transpose_live.pose.cuda.estimate import DeviceEstimator
-
                 # a proxy, not self: no reference cycle keeping the model and its graphs' GPU memory alive
                 # after the estimator is dropped (the window loads a new one per source); the small batch
                 # buckets captured now (the first frames do not wait; a large bucket's memory is only

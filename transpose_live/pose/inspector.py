@@ -20,6 +20,7 @@ from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.attention import layer_areas
 from transpose_live.pose.decode import get_final_preds, transform_preds
 from transpose_live.skeleton import KEYPOINT_NAMES
+from transpose_live.types import box_tuple
 
 
 def joint_index(joint: int | str) -> int:
@@ -100,9 +101,11 @@ def inspect_person(estimator, frame_bgr: np.ndarray, box: Sequence[float]) -> In
     keypoints = transform_preds(coords_hm, persons.centers, persons.scales, (hm_w, hm_h))   # (1, J, 2)
     stacked = torch.stack([m[0] for m in maps]).float().cpu().numpy()       # (L, N, N)
     config = estimator.config
-    return Inspection(box=tuple(float(v) for v in persons.boxes[0]),
+    grid_h, grid_w = config.token_grid
+    in_h, in_w = config.image_size
+    return Inspection(box=box_tuple(persons.boxes[0]),
                       keypoints=keypoints[0].astype(np.float32),
                       scores=np.clip(maxvals[0, :, 0], 0.0, 1.0).astype(np.float32),
                       keypoints_hm=coords_hm[0].astype(np.float64), maps=stacked,
-                      token_grid=tuple(int(v) for v in config.token_grid),
-                      heatmap_size=(int(hm_h), int(hm_w)), input_size=tuple(int(v) for v in config.image_size))
+                      token_grid=(int(grid_h), int(grid_w)),
+                      heatmap_size=(int(hm_h), int(hm_w)), input_size=(int(in_h), int(in_w)))

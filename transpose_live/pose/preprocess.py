@@ -74,7 +74,7 @@ def get_affine_transform(
     scale = np.asarray(scale, dtype=np.float32)
     if scale.ndim == 0:
         scale = np.array([scale, scale], dtype=np.float32)
-    shift = np.asarray(shift, dtype=np.float32)
+    shift_xy = np.asarray(shift, dtype=np.float32)
 
     scale_tmp = scale * 200.0   # the official code hard-codes 200 here (pixel_std)
     src_w = scale_tmp[0]
@@ -87,16 +87,17 @@ def get_affine_transform(
 
     src = np.zeros((3, 2), dtype=np.float32)
     dst = np.zeros((3, 2), dtype=np.float32)
-    src[0, :] = center + scale_tmp * shift
-    src[1, :] = center + src_dir + scale_tmp * shift
+    src[0, :] = center + scale_tmp * shift_xy
+    src[1, :] = center + src_dir + scale_tmp * shift_xy
     dst[0, :] = [(dst_w - 1) * 0.5, (dst_h - 1) * 0.5]
     dst[1, :] = np.array([(dst_w - 1) * 0.5, (dst_h - 1) * 0.5]) + dst_dir
     src[2:, :] = _get_3rd_point(src[0, :], src[1, :])
     dst[2:, :] = _get_3rd_point(dst[0, :], dst[1, :])
 
+    # src and dst are float32 already (the official code wraps them in np.float32 once more)
     if inv:
-        return cv2.getAffineTransform(np.float32(dst), np.float32(src))
-    return cv2.getAffineTransform(np.float32(src), np.float32(dst))
+        return cv2.getAffineTransform(dst, src)
+    return cv2.getAffineTransform(src, dst)
 
 
 def crop_batch(

@@ -25,6 +25,7 @@ from torch import nn
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model.cache import cache_dir
+from transpose_live.model.transpose import TransPose
 
 OPSET = 17
 INPUT_NAME = "input"          # (B, 3, H, W) float32, normalised RGB crops
@@ -49,7 +50,7 @@ class _Graph(nn.Module):
         return (heatmaps, *maps)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, attention: bool = False, dynamic_batch: bool = True,
+def export_onnx(model: TransPose, path: str | os.PathLike, attention: bool = False, dynamic_batch: bool = True,
                 opset: int = OPSET, batch: int = 1) -> Path:
     """Write `model` (a TransPose, fp32) as ONNX to `path`, atomically; returns the path.
 
@@ -87,7 +88,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, attention: bool = Fal
     return path
 
 
-def weights_hash(model: nn.Module) -> str:
+def weights_hash(model: TransPose) -> str:
     """sha256 over the state dict (names, shapes, dtypes, bytes) and the config: what the graph holds."""
     digest = hashlib.sha256(repr(model.config).encode())
     for name, tensor in sorted(model.state_dict().items()):
@@ -117,7 +118,7 @@ def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
-def cached_onnx(model: nn.Module, attention: bool = False, opset: int = OPSET, rebuild: bool = False) -> Path:
+def cached_onnx(model: TransPose, attention: bool = False, opset: int = OPSET, rebuild: bool = False) -> Path:
     """The model's ONNX file (dynamic batch) from the cache, exported there first when absent.
     rebuild=True replaces the cached file (the caller found it corrupt)."""
     h, w = model.config.image_size
@@ -131,7 +132,7 @@ def cached_onnx(model: nn.Module, attention: bool = False, opset: int = OPSET, r
     return path
 
 
-def open_cached(model, attention: bool, make):
+def open_cached(model: TransPose, attention: bool, make):
     """make(path) on the cached export; a cached file that does not load (cut short, corrupt) is exported
     again once."""
     path = cached_onnx(model, attention)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from transpose_live.model.backends.export import HEATMAPS_NAME, INPUT_NAME, open_cached
+from transpose_live.model.transpose import TransPose
 
 
 class OnnxRuntimeBackend:
@@ -21,7 +22,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, model: torch.nn.Module, threads: int | None = None):
+    def __init__(self, model: TransPose, threads: int | None = None):
         import onnxruntime  # noqa: F401  (a missing package fails here, with the caller's message)
 
         self._model = model

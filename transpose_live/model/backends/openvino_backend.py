@@ -20,6 +20,7 @@ from transpose_live.model.backends.export import open_cached
 from transpose_live.model.backends.names import OPENVINO_PRECISIONS
 from transpose_live.model.backends.openvino_core import shared_core
 from transpose_live.model.backends.openvino_split import PRECISIONS, ChainedRequest, split_graph
+from transpose_live.model.transpose import TransPose
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class OpenVinoBackend:
 
     name = "openvino"
 
-    def __init__(self, model: torch.nn.Module, threads: int | None = None, precision: str = "auto"):
+    def __init__(self, model: TransPose, threads: int | None = None, precision: str = "auto"):
         self._model = model
         self.threads = threads or torch.get_num_threads()
         self._core = shared_core()

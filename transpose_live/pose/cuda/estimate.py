@@ -22,7 +22,7 @@ from transpose_live.model.folding import fold_batchnorm
 from transpose_live.pose.cuda.crops import FrameUploader, crop_frame
 from transpose_live.pose.cuda.decode import get_final_preds
 from transpose_live.pose.cuda.graphs import DEFAULT_BUCKETS, GraphedModel
-from transpose_live.types import Pose
+from transpose_live.types import Pose, box_tuple
 
 
 class DeviceEstimator:
@@ -79,7 +79,7 @@ class DeviceEstimator:
         preds, peaks = self.keypoints(persons.frame, persons.centers, persons.scales)
         return [
             Pose(keypoints=preds[i], scores=np.clip(peaks[i], 0.0, 1.0).astype(np.float32),
-                 box=tuple(float(v) for v in box), box_score=float(score))
+                 box=box_tuple(box), box_score=float(score))
             for i, (box, score) in enumerate(zip(persons.boxes, persons.box_scores))
         ]
 

@@ -108,8 +108,9 @@ class GraphedModel:
     def capture(self, image_size_hw: tuple[int, int], buckets: Sequence[int] | None = None) -> None:
         """Capture the given buckets (all by default) now, so that no first call pays for it."""
         with self._lock:
+            h, w = image_size_hw
             for b in buckets or self.buckets:
-                self._graph(b, tuple(image_size_hw))
+                self._graph(b, (h, w))
 
     def _graph(self, bucket: int, image_size_hw: tuple[int, int]) -> _Graph:
         key = (bucket, *image_size_hw)
@@ -122,7 +123,7 @@ class GraphedModel:
         """Rows x (n <= bucket) padded to the bucket, run, and cut back to n rows."""
         n = x.shape[0]
         if self.use_graphs:
-            graph = self._graph(bucket, tuple(x.shape[2:]))
+            graph = self._graph(bucket, (x.shape[2], x.shape[3]))
             graph.input[:n].copy_(x)
             graph.input[n:].zero_()   # padding rows: zeros (they never touch the real rows)
             graph.graph.replay()
