@@ -21,6 +21,7 @@ import torch
 
 from transpose_live.model.encoder import EncoderLayer
 from transpose_live.model.registry import PAPER_AP
+from transpose_live.model.transpose import TransPose
 
 
 @dataclass
@@ -122,7 +123,7 @@ def eager_baseline(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     return eager
 
 
-def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: int = 1, attention: bool = False,
+def bench_model(name: str, model: TransPose, device: str = "cpu", batch: int = 1, attention: bool = False,
                 backend: str = "torch", min_seconds: float = 2.0, warmup: int = 3,
                 precision: str = "auto", weights: str = "random") -> ModelBench:
     """Time `model` (a TransPose, any weights: `weights` says which, for the row) on `backend`, in turns with
@@ -142,13 +143,13 @@ def bench_model(name: str, model: torch.nn.Module, device: str = "cpu", batch: i
     eager_fn = (lambda: eager(x32, return_attention=True)) if attention else (lambda: eager(x32))
     times, eager_times = time_calls(lambda: runner(x_dev, attention), eager_fn, device=dev,
                                     min_seconds=min_seconds, warmup=warmup)
-    times = np.array(times)
-    p50, p95 = np.percentile(times, (50, 95)) * 1000
+    seconds = np.array(times)
+    p50, p95 = np.percentile(seconds, (50, 95)) * 1000
     # mixed runs the maps' graph at fp32 (backends/openvino_backend.py): the row says what ran
     ran = "fp32" if attention and runner.precision == "mixed" else runner.precision
     paper = PAPER_AP.get(net.config.name)
     return ModelBench(name, (h, w), runner.name, ran, batch, attention,
-                      batch * len(times) / times.sum(), float(p50), float(p95),
+                      batch * len(seconds) / seconds.sum(), float(p50), float(p95),
                       batch * len(eager_times) / sum(eager_times), dev.type,
                       getattr(runner, "threads", torch.get_num_threads()), weights,
                       paper.detector if paper else None, paper.gt if paper else None)
@@ -158,7 +159,7 @@ def environment(device: str = "cpu") -> dict:
     """What the numbers depend on: versions, threads, the CPU / GPU."""
     import cv2
 
-    versions = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
+    versions: dict[str, str | None] = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
                 "python": platform.python_version()}
     for package in ("onnxruntime", "openvino"):
         try:
