@@ -132,16 +132,15 @@ class EventStore:
             with self._lock:
                 old = self._db.execute("SELECT id FROM events WHERE epoch < ?", (now - self.keep_s,)).fetchall()
             removed += self._delete([row[0] for row in old])
-            while True:
-                with self._lock:
-                    used = self._db.execute("SELECT COALESCE(SUM(snapshot_bytes + clip_bytes), 0) FROM events"
-                                            ).fetchone()[0] + self._db_bytes()
-                    if used <= self.keep_bytes:
-                        break
-                    oldest = self._db.execute("SELECT id FROM events ORDER BY id LIMIT 50").fetchall()
-                if not oldest:
-                    break
-                removed += self._delete([row[0] for row in oldest])
+            with self._lock:
+                used = self._db.execute("SELECT COALESCE(SUM(snapshot_bytes + clip_bytes), 0) FROM events"
+                                        ).fetchone()[0] + self._db_bytes()
+                excess, doomed = used - self.keep_bytes, []
+                rows = self._db.execute("SELECT id, snapshot_bytes + clip_bytes FROM events ORDER BY id")
+                while excess > 0 and (row := rows.fetchone()) is not None:
+                    doomed.append(row[0])
+                    excess -= row[1] + 200          # ~ a row's share of the database
+            removed += self._delete(doomed)
         except sqlite3.Error as exc:
             self._rollback()
             self._failed("cannot prune old events", exc)
@@ -165,15 +164,9 @@ class EventStore:
         return len(ids)
 
     def _db_bytes(self) -> int:
-        if not self.persistent:
-            return 0
-        total = 0
-        for suffix in ("", "-wal"):
-            try:
-                total += (self.folder / (DB_NAME + suffix)).stat().st_size
-            except OSError:
-                pass
-        return total
+        """The database's own size (its pages; the write-ahead log is folded back in at checkpoints)."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        return int(pages) * int(self._db.execute("PRAGMA page_size").fetchone()[0])
 
     # ------------------------------------------------------------------------------------------- reading
 
