@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 _FROM_BASE = ("Detections", "Detector", "as_bgr", "nms")
 
 
-def __getattr__(name):  # lazy: parsing a spec (every command's option check) must not import torch
+def __getattr__(name: str) -> object:
     if name in _FROM_BASE:
+        # deferred: base loads cv2 (through image), which parsing a spec (every command's option check) never needs
         from transpose_live.detect import base
 
         return getattr(base, name)
@@ -57,26 +58,33 @@ def create_detector(spec: str = "ssd", min_score: float | None = None, device: o
     if tiles:
         if parse_detector_spec(spec)[0] == "none":
             raise TransposeLiveError("detect tiles need a detector (not none)")
-        from transpose_live.detect.tiles import TiledDetector
+        from transpose_live.detect.tiles import TiledDetector  # deferred: cv2, as below
 
         return TiledDetector(detector, tiles)
     return detector
 
 
 def _create(spec: str, min_score: float | None, device: object) -> "Detector":
+    # deferred, each: a detector module loads cv2 (the SSD also its engine: OpenCV's dnn, torch or OpenVINO; an
+    # ONNX detector onnxruntime), which parsing a spec never needs
     kind, path = parse_detector_spec(spec)
-    options = {} if min_score is None else {"min_score": min_score}
     if kind == "ssd":
-        from transpose_live.detect.ssd import SSDDetector  # imported here: loading OpenCV's dnn model costs ~1 s
+        from transpose_live.detect.ssd import SSDDetector
 
-        return SSDDetector(**options, device=device)
+        if min_score is None:
+            return SSDDetector(device=device)
+        return SSDDetector(min_score=min_score, device=device)
     if kind == "none":
         from transpose_live.detect.whole_frame import WholeFrameDetector
 
         return WholeFrameDetector()
     from transpose_live.detect.onnx import OnnxDetector
 
-    return OnnxDetector(path, layout="auto" if kind == "onnx" else kind, **options)
+    assert path is not None   # parse_detector_spec gives the file of a file kind
+    layout = "auto" if kind == "onnx" else kind
+    if min_score is None:
+        return OnnxDetector(path, layout=layout)
+    return OnnxDetector(path, layout=layout, min_score=min_score)
 
 
 __all__ = ["Detections", "Detector", "create_detector", "parse_detector_spec", "as_bgr", "nms", "SPECS"]

@@ -13,7 +13,9 @@ import threading
 
 import numpy as np
 
-from transpose_live.detect.base import detector_lock
+from transpose_live.detect.base import Detections, Detector, detector_lock
+
+_Result = tuple[Detections | None, BaseException | None]   # (detections, None) or (None, the error)
 
 
 class DetectorBeside:
@@ -21,13 +23,13 @@ class DetectorBeside:
     `detect_now(image)` is for frames with nobody to follow (the one in flight, else this frame, waited for).
     A detector error is raised by the call that would have handed its result over."""
 
-    def __init__(self, detector):
+    def __init__(self, detector: Detector):
         self.detector = detector
         self._detector_lock = detector_lock(detector)
         self.calls = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._result = None          # (detections or None, exception or None)
+        self._result: _Result | None = None
         self._generation = 0         # bumped by forget(): a detection of an older stream position is dropped
 
     def busy(self) -> bool:
@@ -40,7 +42,8 @@ class DetectorBeside:
         generation, frame = self._generation, np.array(image, copy=True)
         self.calls += 1
 
-        def work():
+        def work() -> None:
+            result: _Result
             try:
                 result = (self._detect(frame), None)
             except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread by take()
@@ -55,7 +58,7 @@ class DetectorBeside:
         self._thread.start()
         return True
 
-    def take(self):
+    def take(self) -> Detections | None:
         """The detections finished since the last take(), or None."""
         with self._lock:
             result, self._result = self._result, None
@@ -66,20 +69,20 @@ class DetectorBeside:
             raise error
         return found
 
-    def wait(self):
+    def wait(self) -> Detections | None:
         """The detection in flight, waited for (None when there is none)."""
         if self._thread is not None:
             self._thread.join()
         return self.take()
 
-    def detect_now(self, image: np.ndarray):
+    def detect_now(self, image: np.ndarray) -> Detections:
         found = self.wait()
         if found is None:
             self.calls += 1
             found = self._detect(image)
         return found
 
-    def _detect(self, image: np.ndarray):
+    def _detect(self, image: np.ndarray) -> Detections:
         with self._detector_lock:
             return self.detector.detect(image)
 

@@ -62,7 +62,7 @@ def yolox_grid(size_wh: tuple[int, int], strides: Sequence[int] = YOLOX_STRIDES)
 
 def _session(path: Path, providers: Sequence[str] | None):
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: loaded only when an ONNX detector is made
     except ImportError:
         raise TransposeLiveError(
             "ONNX detectors need the Python package 'onnxruntime' (pip install onnxruntime)") from None
@@ -104,7 +104,8 @@ class OnnxDetector:
             raise TransposeLiveError(f"ONNX detector {path.name}: expected one (B, 3, H, W) input, got {inp.shape}")
         self.input_name = inp.name
         h, w = inp.shape[2], inp.shape[3]
-        self.input_size = (w, h) if isinstance(w, int) and isinstance(h, int) else tuple(int(v) for v in input_size)
+        self.input_size: tuple[int, int] = (w, h) if isinstance(w, int) and isinstance(h, int) \
+            else (int(input_size[0]), int(input_size[1]))
         self.dynamic_batch = not isinstance(inp.shape[0], int)
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
         if self.layout == "auto":
@@ -169,6 +170,7 @@ class OnnxDetector:
                 raise TransposeLiveError(f"ONNX detector {self.path.name}: yolox output needs 5 + C columns")
             xywh, score = out[:, :4].copy(), out[:, 4] * out[:, 5]
             if self._is_raw_yolox(out):
+                assert self._grid is not None   # made by _is_raw_yolox
                 grid, stride = self._grid
                 xywh[:, :2] = (xywh[:, :2] + grid) * stride
                 xywh[:, 2:] = np.exp(np.minimum(xywh[:, 2:], 20.0)) * stride

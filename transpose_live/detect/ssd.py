@@ -20,14 +20,14 @@ from __future__ import annotations
 import importlib.util
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from transpose_live.detect import ssd_openvino
 from transpose_live.detect.base import Detections, as_bgr, check_score, nms
-from transpose_live.detect.ssd_openvino import person_detections
+from transpose_live.detect.ssd_openvino import OpenVinoSSD, person_detections
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import clip_boxes
 
@@ -117,18 +117,20 @@ class SSDDetector:
         graph, text = (None, None) if engine == "torch" and torch_weights else find_model_files()
         self.engine = self._pick_engine(engine, graph, torch_weights)
         self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
+        # the network engines: RGB (h, w, 3) at the network size -> (boxes (N, 4) x1 y1 x2 y2 in 0..1, scores (N, C))
+        self._network: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
         if self.engine in ("openvino", "torch"):
-            import torch
+            import torch  # deferred: only the network engines load torch (for a CUDA device, or the thread count)
 
             if self.engine == "torch":
-                from transpose_live.detect.ssd_torch import TorchSSD
+                from transpose_live.detect.ssd_torch import TorchSSD  # deferred: torch, as above
 
                 self._network = TorchSSD(graph, self.device, file=torch_weights)
             else:
-                from transpose_live.detect.ssd_openvino import OpenVinoSSD
-
+                assert graph is not None   # found: only the torch engine runs from its weights alone
                 self._network = OpenVinoSSD(graph, threads or torch.get_num_threads())
             return
+        assert graph is not None and text is not None   # found: the opencv engine runs the graph files
         self._graph, self._text = graph.read_bytes(), text.read_bytes()
         if not isinstance(self.input_size, int):
             self._net(self.input_size)   # fail now, not on the first frame
@@ -150,9 +152,9 @@ class SSDDetector:
         if not fits:
             return "opencv"
         if self.device.startswith("cuda"):
-            from transpose_live.detect.ssd_torch import cache_path
+            from transpose_live.detect.ssd_torch import cache_path  # deferred: the module loads torch
 
-            if torch_weights or cache_path(graph).is_file() or ssd_openvino.available():
+            if torch_weights or (graph is not None and cache_path(graph).is_file()) or ssd_openvino.available():
                 return "torch"
         return "openvino" if ssd_openvino.available() else "opencv"
 
@@ -190,7 +192,9 @@ class SSDDetector:
 
     def _detect_network(self, frame: np.ndarray) -> Detections:
         # the blob OpenCV makes: a plain bilinear resize to the network size, RGB 0..255 (the graph scales it)
-        rgb = cv2.cvtColor(cv2.resize(frame, self.input_size), cv2.COLOR_BGR2RGB)
+        size = self.input_size
+        assert not isinstance(size, int)   # the network engines run the trained 300x300 input only (_pick_engine)
+        rgb = cv2.cvtColor(cv2.resize(frame, size), cv2.COLOR_BGR2RGB)
         boxes, scores = person_detections(*self._network(rgb), self.min_score)
         return self._decode(boxes, scores, frame.shape[1], frame.shape[0])
 

@@ -34,6 +34,8 @@ import numpy as np
 
 from transpose_live.detect.base import nms
 from transpose_live.errors import TransposeLiveError
+from transpose_live.model.backends.openvino_core import shared_core
+from transpose_live.model.cache import cache_dir, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ IR_VARIANT = "persons"                         # in the cache name: an IR of the
 
 def available() -> bool:
     try:
-        import openvino  # noqa: F401
+        import openvino  # noqa: F401  (deferred, as everywhere here: OpenVINO loads only where it is used)
     except ImportError:
         return False
     return True
@@ -61,8 +63,6 @@ def available() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _file_hash(path: str, size: int, mtime: float) -> str:
-    from transpose_live.model.cache import file_sha256
-
     return file_sha256(Path(path))
 
 
@@ -73,9 +73,7 @@ def graph_hash(graph: Path) -> str:
 
 
 def ir_cache_path(graph: Path) -> Path:
-    import openvino as ov
-
-    from transpose_live.model.cache import cache_dir
+    import openvino as ov  # deferred: OpenVINO
 
     version = ov.get_version().split("-")[0]
     return cache_dir() / "openvino" / f"ssd_mobilenet_v2-{IR_VARIANT}-{graph_hash(graph)[:16]}-ov{version}.xml"
@@ -106,7 +104,7 @@ def keep_classes(model, classes=KEPT_CLASSES):
     concatenated and put through one sigmoid (SCORES_NODE). Output channel a * 91 + c of a conv is class c
     of its anchor a, so keeping classes means keeping those rows of the weights and the bias, and the
     reshape's last dimension becomes len(classes)."""
-    import openvino as ov
+    import openvino as ov  # deferred: OpenVINO
 
     ops = {op.get_friendly_name(): op for op in model.get_ops()}
     concat = ops[SCORES_NODE].input(0).get_source_output().get_node()
@@ -131,7 +129,7 @@ def convert(graph: Path, xml: Path) -> Path:
     """The frozen graph as OpenVINO IR at `xml` (+ .bin): input (1, 300, 300, 3) uint8 RGB, outputs boxes and
     the scores of KEPT_CLASSES. Written under temporary names and renamed into place, the .bin first (an .xml
     names a whole pair)."""
-    import openvino as ov
+    import openvino as ov  # deferred: OpenVINO
 
     log.info("converting the SSD detector for OpenVINO (once; cached in %s)", xml.parent)
     model = ov.convert_model(str(graph), input=[1, NET_SIZE[1], NET_SIZE[0], 3])
@@ -163,8 +161,6 @@ class OpenVinoSSD:
     columns are KEPT_CLASSES (background, person)."""
 
     def __init__(self, graph: Path, threads: int):
-        from transpose_live.model.backends.openvino_core import shared_core
-
         xml = ir_cache_path(graph)
         core = shared_core()
         settings = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,

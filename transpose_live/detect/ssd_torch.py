@@ -20,14 +20,18 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from transpose_live.detect.ssd_openvino import KEPT_CLASSES, graph_hash
 from transpose_live.errors import TransposeLiveError
+from transpose_live.model.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,11 @@ class Block(nn.Module):
 
 
 class SSDMobileNetV2(nn.Module):
+    """The network. torch's stubs iterate and index an nn.ModuleList as Module; the casts below say what each holds
+    (blocks: Block; extras: three SameConvs each; box and class heads: SameConv)."""
+
+    anchors: torch.Tensor   # a buffer (register_buffer below)
+
     def __init__(self):
         super().__init__()
         self.stem = _conv(3, 32, 3, 2)
@@ -107,8 +116,9 @@ class SSDMobileNetV2(nn.Module):
         if self.num_classes != NUM_CLASSES:
             raise TransposeLiveError("the SSD's class heads are pruned already")
         columns = torch.as_tensor(classes)
-        for head, anchors in zip(self.class_heads, ANCHORS_PER_MAP):
+        for head, anchors in zip(cast("Iterable[SameConv]", self.class_heads), ANCHORS_PER_MAP):
             rows = (torch.arange(anchors)[:, None] * NUM_CLASSES + columns[None, :]).reshape(-1)
+            assert head.bias is not None   # every SameConv here has one (_conv)
             head.weight = nn.Parameter(head.weight.data[rows].clone(), requires_grad=False)
             head.bias = nn.Parameter(head.bias.data[rows].clone(), requires_grad=False)
             head.out_channels = len(rows)
@@ -118,10 +128,10 @@ class SSDMobileNetV2(nn.Module):
     def conv_layers(self) -> list[SameConv]:
         """The body's convolutions in network order (the order OpenVINO's graph lists them)."""
         out = [self.stem]
-        for b in self.blocks:
+        for b in cast("Iterable[Block]", self.blocks):
             out += [m for m in (b.expand, b.depthwise, b.project) if m is not None]
         out.append(self.last)
-        for extra in self.extras:
+        for extra in cast("Iterable[Iterable[SameConv]]", self.extras):
             out += list(extra)
         return out
 
@@ -136,7 +146,7 @@ class SSDMobileNetV2(nn.Module):
                 x = block(x)
         x = F.relu6(self.last(x))
         maps.append(x)
-        for conv1, dw, conv2 in self.extras:
+        for conv1, dw, conv2 in cast("Iterable[nn.ModuleList]", self.extras):
             x = F.relu6(conv2(F.relu6(dw(F.relu6(conv1(x))))))
             maps.append(x)
         return maps
@@ -187,7 +197,7 @@ def _producing_conv(node):
 def state_from_graph(graph: Path) -> dict[str, torch.Tensor]:
     """The module's state dict from the frozen TensorFlow graph (OpenVINO reads it; no TensorFlow)."""
     try:
-        import openvino as ov
+        import openvino as ov  # deferred: needed once, to convert the graph
     except ImportError:
         raise TransposeLiveError("converting the SSD for PyTorch needs the openvino package once "
                                  "(pip install 'transpose-live[openvino]'), or a converted file") from None
@@ -225,7 +235,7 @@ def state_from_graph(graph: Path) -> dict[str, torch.Tensor]:
         producer = _producing_conv(_source(op, 0))
         k = tap_index[id(body_of[producer.get_friendly_name()])]
         is_box = op.get_output_partial_shape(0)[1].get_length() == ANCHORS_PER_MAP[k] * 4
-        put((net.box_heads if is_box else net.class_heads)[k], op)
+        put(cast(SameConv, (net.box_heads if is_box else net.class_heads)[k]), op)
     anchors = [op for op in model.get_ordered_ops() if op.get_friendly_name() == "Postprocessor/Tile"]
     if len(anchors) != 1:
         raise TransposeLiveError("unexpected SSD graph: no anchors")
@@ -240,13 +250,11 @@ def _map_layer_indices(net: SSDMobileNetV2) -> list[int]:
     """Indices in conv_layers() of the convolutions whose outputs are the six feature maps."""
     layers = net.conv_layers()
     index = {id(m): i for i, m in enumerate(layers)}
-    return [index[id(net.blocks[13].expand)], index[id(net.last)]] + [index[id(e[2])] for e in net.extras]
+    extras = cast("Iterable[nn.ModuleList]", net.extras)
+    return [index[id(cast(Block, net.blocks[13]).expand)], index[id(net.last)]] + [index[id(e[2])] for e in extras]
 
 
 def cache_path(graph: Path) -> Path:
-    from transpose_live.detect.ssd_openvino import graph_hash
-    from transpose_live.model.cache import cache_dir
-
     return cache_dir() / "ssd" / f"ssd_mobilenet_v2-{graph_hash(graph)[:16]}.pt"
 
 
@@ -257,6 +265,8 @@ def load_state(graph: Path | None = None, file: str | os.PathLike | None = None)
         if not path.is_file():
             raise TransposeLiveError(f"SSD weights file not found: {path}")
     else:
+        if graph is None:
+            raise TransposeLiveError("the SSD's torch weights need the graph to convert or a converted file")
         path = cache_path(graph)
         if not path.is_file():
             log.info("converting the SSD detector for PyTorch (once; cached in %s)", path.parent)
@@ -285,8 +295,6 @@ class TorchSSD:
                  file: str | os.PathLike | None = None):
         self.device = torch.device(device)
         self.half = self.device.type == "cuda" if half is None else bool(half)
-        from transpose_live.detect.ssd_openvino import KEPT_CLASSES
-
         net = SSDMobileNetV2()
         state = {k: v.float() for k, v in load_state(graph, file).items()}
         # a file of tools/export_ssd_torch.py holds the pruned heads already; a converted graph all 91 classes

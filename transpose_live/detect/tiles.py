@@ -17,9 +17,11 @@ whole-frame call only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from transpose_live.detect.base import Detections, nms
+from transpose_live.detect.base import Detections, Detector, nms
 from transpose_live.errors import TransposeLiveError
 
 EDGE_PX = 4.0            # a window's box this close to an inner window edge is a cut person
@@ -40,7 +42,7 @@ def window_origins(width: int, height: int, tiles: int) -> list[tuple[int, int, 
 class TiledDetector:
     """`detector` on the whole frame plus `tiles` square windows (see the module's docstring)."""
 
-    def __init__(self, detector, tiles: int, nms_iou: float | None = None, min_score: float | None = None):
+    def __init__(self, detector: Detector, tiles: int, nms_iou: float | None = None, min_score: float | None = None):
         if isinstance(tiles, bool) or not isinstance(tiles, int) or tiles < 1:
             raise TransposeLiveError(f"detect tiles must be a whole number >= 1, got {tiles!r}")
         self.detector = detector
@@ -58,6 +60,9 @@ class TiledDetector:
         boxes = np.concatenate([d.boxes for d in found])
         scores = np.concatenate([d.scores for d in found])
         return nms(boxes, scores, self.nms_iou, self.min_score)
+
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        return [self.detect(f) for f in frames]
 
 
 def _whole_persons(det: Detections, x: int, y: int, side: int, width: int, height: int) -> Detections:
