@@ -1,0 +1,75 @@
+"""`monitor --cluster local|auto|ray://HOST:PORT --replicas N`: the options checked, and the monitor the
+command runs in cluster mode (transpose_live.monitor.cluster.ClusterMonitor, the in-process Monitor's face).
+
+    transpose-live monitor --config cameras.yaml --cluster local            # Ray on this machine
+    transpose-live monitor --config cameras.yaml --cluster auto             # the cluster `ray start` joined
+    transpose-live monitor --config cameras.yaml --cluster ray://head:10001 --replicas 2
+
+cameras.yaml may say the same with a top-level `cluster:` (and `replicas:`); the command line wins.
+Ray is imported only here, in cluster mode (`pip install 'transpose-live[cluster]'`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from transpose_live.errors import TransposeLiveError
+
+CLUSTER_HELP = ("Run the cameras on Ray: local (a Ray instance on this machine, on 127.0.0.1), auto (the "
+                "cluster `ray start` set up) or ray://HOST:PORT (a remote cluster). Needs "
+                "pip install 'transpose-live[cluster]'.")
+REPLICAS_HELP = "With --cluster: replicas of the pose model (and detector) service; default: autoscaling."
+
+
+def cluster_option() -> Any:
+    return typer.Option(None, "--cluster", help=CLUSTER_HELP)
+
+
+def replicas_option() -> Any:
+    return typer.Option(None, "--replicas", help=REPLICAS_HELP)
+
+
+def cluster_settings(config: Path | None) -> dict:
+    """The `cluster:` and `replicas:` keys at the top of cameras.yaml (empty without a file or keys)."""
+    if config is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(config).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}                  # load_config reports the file's own problems
+    if not isinstance(data, dict):
+        return {}
+    return {key: data[key] for key in ("cluster", "replicas") if data.get(key) is not None}
+
+
+def check_cluster_options(cluster: str | None, replicas: str | int | None, config: Path | None = None):
+    """(ClusterAddress or None, replicas or None) from the options, else from cameras.yaml; checked."""
+    from transpose_live.monitor.cluster.address import check_replicas, parse_cluster
+
+    settings = cluster_settings(config)
+    cluster = cluster if cluster is not None else settings.get("cluster")
+    replicas = replicas if replicas is not None else settings.get("replicas")
+    if cluster is None:
+        if replicas is not None:
+            raise TransposeLiveError("--replicas needs --cluster (local, auto or ray://HOST:PORT)")
+        return None, None
+    return parse_cluster(str(cluster)), check_replicas(replicas)
+
+
+def cluster_monitor(cameras, spec, outputs, source_options: dict, address, replicas: int | None):
+    """The ClusterMonitor for `address` (Ray joined or started, services deployed); call start() next."""
+    import importlib.util
+
+    # found, not imported: a local Ray must see the loopback settings before its first import
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
+        raise TransposeLiveError("--cluster needs Ray: pip install 'transpose-live[cluster]'")
+    from transpose_live.monitor.cluster.driver import ClusterMonitor
+
+    return ClusterMonitor(cameras, spec, outputs, source_options, address=address, replicas=replicas)
+
+
+__all__ = ["cluster_option", "replicas_option", "check_cluster_options", "cluster_settings", "cluster_monitor"]

@@ -1,0 +1,96 @@
+"""Starting the services: Serve without its HTTP proxy, the pose model app and (unless --detector none) the
+detector app, each with its replicas' resources; their handles are what camera workers call.
+
+Resources. A pose replica takes `pose_cpus` CPUs (1: torch, OpenVINO and ONNX Runtime use the cores they
+get) and one GPU when the cluster has GPUs and --device is not cpu (CUDA fp16 there). A detector replica
+takes half a CPU and stays on the CPU. Replicas: --replicas N, or Serve's autoscaling between 1 and
+`AUTOSCALE_MAX` replicas, aiming at `TARGET_ONGOING` calls in flight per replica (a camera has at most one).
+Nothing queues without bound: a replica takes up to `MAX_ONGOING` calls, and the handles' queue holds at most
+`QUEUE_PER_CAMERA` calls per camera (a full queue is a BackPressureError: the camera's call waits and its
+newer frames replace the older ones).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from transpose_live.live.spec import RunSpec
+from transpose_live.monitor.cluster.services import DETECT_APP, MAX_CROPS, POSE_APP, WAIT_MS, PersonDetector, PoseModel
+
+MAX_ONGOING = 64        # calls one pose replica holds at once (more than one batch's worth of cameras)
+QUEUE_PER_CAMERA = 4    # calls waiting in the handles per camera, at most
+AUTOSCALE_MAX = 8
+TARGET_ONGOING = 8
+DETECTOR_CPUS = 0.5
+# what decides the pose model (RunSpec's names), sent to each replica
+MODEL_OPTIONS = ("model", "weights", "device", "backend", "precision", "image_size", "flip")
+
+
+@dataclass
+class Services:
+    """The handles of the running deployments (detector None with --detector none)."""
+
+    pose: Any
+    detector: Any | None
+    image_size: tuple[int, int]
+    max_crops: int
+
+
+def model_options(spec: RunSpec) -> dict:
+    return {name: getattr(spec, name) for name in MODEL_OPTIONS}
+
+
+def _gpus_wanted(spec: RunSpec) -> bool:
+    import ray  # deferred: Ray is an optional extra
+
+    return spec.device != "cpu" and ray.cluster_resources().get("GPU", 0) > 0
+
+
+def _scaling(replicas: int | None) -> dict:
+    if replicas is not None:
+        return {"num_replicas": replicas}
+    return {"num_replicas": "auto", "autoscaling_config": {"min_replicas": 1, "max_replicas": AUTOSCALE_MAX,
+                                                           "target_ongoing_requests": TARGET_ONGOING}}
+
+
+def deploy_services(spec: RunSpec, cameras: int, replicas: int | None = None, pose_cpus: float = 1.0,
+                    max_crops: int = MAX_CROPS, wait_ms: float = WAIT_MS) -> Services:
+    """Start Serve (no HTTP proxy) and the deployments; returns once every replica answers."""
+    from ray import serve  # deferred: Ray is an optional extra
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)     # its INFO lines would cross the status table
+    serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
+    queue = QUEUE_PER_CAMERA * max(1, cameras)
+    gpu = _gpus_wanted(spec)
+    pose_app = serve.deployment(
+        name="PoseModel", max_ongoing_requests=MAX_ONGOING, max_queued_requests=queue,
+        ray_actor_options={"num_cpus": pose_cpus, "num_gpus": 1 if gpu else 0}, **_scaling(replicas),
+    )(PoseModel).bind(model_options(spec), max_crops, wait_ms)
+    pose = serve.run(pose_app, name=POSE_APP, route_prefix=None)
+    info = pose.info.remote().result()
+    detector = None
+    if spec.detector != "none":
+        detect_app = serve.deployment(
+            name="PersonDetector", max_ongoing_requests=4, max_queued_requests=queue,
+            ray_actor_options={"num_cpus": DETECTOR_CPUS}, **_scaling(replicas),
+        )(PersonDetector).bind(spec.detector, "cpu", spec.detect_tiles)
+        detector = serve.run(detect_app, name=DETECT_APP, route_prefix=None)
+    return Services(pose, detector, tuple(info["image_size"]), int(info["max_crops"]))
+
+
+def remove_services(services: Services) -> None:
+    """Delete the apps (their replicas end); Serve itself ends with the Ray session."""
+    from ray import serve  # deferred: Ray is an optional extra
+
+    for app in (POSE_APP, DETECT_APP if services.detector is not None else None):
+        if app is None:
+            continue
+        try:
+            serve.delete(app)
+        except Exception:      # the cluster is gone already
+            pass
+
+
+__all__ = ["Services", "deploy_services", "remove_services", "model_options", "MODEL_OPTIONS"]

@@ -1,0 +1,184 @@
+"""CameraWorker: one camera in a Ray actor (its process shows as `ray::CameraWorker`): capture → person
+following → tracking and smoothing → events → (recording), the pipeline every command runs, with the pose
+model and the detector called as services. Ray restarts it when it or its node dies; a restarted worker
+reconnects its stream, says `worker_restarted` then `stream_back`, and numbers its persons in a new range.
+
+The driver empties the worker's outbox with `poll()` (per-frame summaries, events, status) and may ask for
+the newest frame as JPEG. Recordings are written here, under the record folder, which on a cluster must be
+shared storage: the worker checks it can write there before its camera starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transpose_live.detect.base import Detector
+from transpose_live.detect.masked import MaskedDetector
+from transpose_live.errors import TransposeLiveError
+from transpose_live.live.pipeline import Pipeline
+from transpose_live.live.spec import RunSpec
+from transpose_live.media.sources import Source, open_source
+from transpose_live.monitor.cameras import CameraConfig
+from transpose_live.monitor.cluster.deploy import Services
+from transpose_live.monitor.cluster.relay import ID_RANGE, CameraRelay, FrameKeeper, Outbox
+from transpose_live.monitor.cluster.remote import RemoteDetector, RemoteEstimator
+from transpose_live.monitor.events import PoseEvents
+
+log = logging.getLogger(__name__)
+
+STOP_S = 3.0
+STATS_EVERY_S = 10.0   # a {"event": "stats"} line this often, as in-process
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """What every camera worker is told besides its camera: recording, events and stream options."""
+
+    record_dir: str | None = None
+    segment_minutes: float = 10.0
+    down_seconds: float = 2.0
+    source_options: dict = field(default_factory=dict)
+
+
+def record_dir_problem(folder: str) -> str | None:
+    """None when a file can be made and removed in `folder` (made if missing), else the reason."""
+    try:
+        path = Path(folder).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".transpose-live-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+class CameraWorker:
+    """One camera; made a Ray actor by the driver (ray.remote(CameraWorker).options(...))."""
+
+    def __init__(self, camera: CameraConfig, spec: RunSpec, services: Services, settings: CameraSettings, ranges):
+        import ray  # deferred: Ray is an optional extra
+
+        self.started = time.monotonic()
+        self.camera = camera
+        self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
+        self.settings = settings
+        self.start_number = int(ray.get(ranges.start.remote(camera.name)))     # 0, or the restarts so far
+        self.node = ray.util.get_node_ip_address()
+        self.outbox = Outbox()
+        self.estimator = RemoteEstimator(services.pose, services.image_size, services.max_crops, spec.flip)
+        self.estimator.warm_up()
+        self.detector = MaskedDetector(self._detector(services), camera.mask)
+        self.source: Source | None = None
+        self.pipeline: Pipeline | None = None
+        self.relay: CameraRelay | None = None
+        self.error: str | None = None
+        self._stopped = threading.Event()
+        self.recording = bool(settings.record_dir and camera.record)
+        self.record_problem = record_dir_problem(settings.record_dir) if self.recording and settings.record_dir \
+            else None
+        if self.start_number:
+            self.outbox.event({"event": "worker_restarted", "restarts": self.start_number, "node": self.node,
+                               "first_id": self.start_number * ID_RANGE + 1})
+        self.thread = threading.Thread(target=self._run, name=f"camera-{camera.name}", daemon=True)
+        if self.record_problem is None:
+            self.thread.start()
+        else:
+            self.error = f"cannot write recordings to {settings.record_dir} on {self.node}: {self.record_problem}"
+
+    @staticmethod
+    def _detector(services: Services) -> Detector:
+        if services.detector is not None:
+            return RemoteDetector(services.detector)
+        from transpose_live.detect.whole_frame import WholeFrameDetector
+
+        return WholeFrameDetector()     # --detector none: the whole frame, found here
+
+    # ------------------------------------------------------------------------------------------- run
+
+    def _run(self) -> None:
+        try:
+            self._open_and_run()
+        except TransposeLiveError as exc:
+            self.error = str(exc)
+        except Exception as exc:             # a bug must not pass silently: it is this camera's error
+            log.exception("camera %s failed", self.camera.name)
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _open_and_run(self) -> None:
+        source = open_source(self.camera.url, **self.settings.source_options)
+        self.source = source
+        if self._stopped.is_set():
+            source.close()
+            return
+        with source:
+            live = bool(getattr(source, "is_live", False))
+            keeper = FrameKeeper(source, keep=3 * (1 if live else self.spec.queue_size) + 8)
+            self.relay = CameraRelay(self.outbox, keeper, self.spec, self.start_number * ID_RANGE,
+                                     PoseEvents(down_seconds=self.settings.down_seconds), self._recorder(source),
+                                     restarted=self.start_number > 0, started=self.started)
+            pipeline = self.pipeline = Pipeline(keeper, self.spec, [self.relay], estimator=self.estimator,
+                                                detector=self.detector, stats_every=STATS_EVERY_S)
+            if not self._stopped.is_set():
+                pipeline.run()
+
+    def _recorder(self, source):
+        if not self.recording or self.settings.record_dir is None:
+            return None
+        from transpose_live.media.sinks import SegmentedVideoWriter, cleanup_partial
+
+        cleanup_partial(self.settings.record_dir)     # segments an earlier (killed) worker left unfinished
+        return SegmentedVideoWriter(self.settings.record_dir, self.camera.name, self.settings.segment_minutes,
+                                    fps=getattr(source, "fps", None))
+
+    # ------------------------------------------------------------------------------------ the driver's
+
+    @property
+    def state(self) -> str:
+        if self.error:
+            return "failed"
+        if self.source is None:
+            return "connecting" if self.thread.is_alive() else "stopped"
+        if not self.thread.is_alive():
+            return "stopped"
+        return getattr(self.source, "state", "live")
+
+    def ready(self) -> dict:
+        """Answered once the worker is up: where it runs, which start it is, a record folder problem."""
+        return {"node": self.node, "pid": os.getpid(), "start": self.start_number, "record_problem":
+                self.record_problem, "error": self.error}
+
+    def poll(self) -> dict:
+        """The summaries and events since the last poll, and this start's status."""
+        stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
+        return {"start": self.start_number, "node": self.node, "pid": os.getpid(), "state": self.state,
+                "frames": stats.frames_processed if stats else 0, "dropped": stats.frames_dropped if stats else 0,
+                "latency_p50_ms": stats.latency_p50_ms if stats and stats.frames_processed else None,
+                "latency_p95_ms": stats.latency_p95_ms if stats and stats.frames_processed else None,
+                "persons": self.relay.persons if self.relay is not None else 0,
+                "reconnects": getattr(self.source, "reconnects", 0), "error": self.error,
+                "items": self.outbox.take(), "replicas": dict(self.estimator.replicas),
+                "retries": self.estimator.call.retries, "summaries_lost": self.outbox.frames_lost}
+
+    def newest_jpeg(self) -> bytes | None:
+        return self.relay.newest_jpeg() if self.relay is not None else None
+
+    def stop(self, timeout: float = STOP_S) -> bool:
+        """End the camera (its events close: persons still present leave); True when it ended in time."""
+        self._stopped.set()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.source is not None:
+            self.source.close()
+        if self.thread.is_alive():       # (never started when the record folder was refused)
+            self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+__all__ = ["CameraWorker", "CameraSettings", "record_dir_problem"]
