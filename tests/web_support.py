@@ -146,3 +146,41 @@ def image_loaded(driver, css: str) -> bool:
     """Whether the <img> matched by `css` shows a decoded picture (naturalWidth > 0)."""
     return bool(driver.execute_script(
         "const i = document.querySelector(arguments[0]); return !!i && i.complete && i.naturalWidth > 0;", css))
+
+
+# ------------------------------------------------------------------------------------------- real cameras
+
+class Cameras:
+    """Real pipelines, one per camera, into a view's sinks the way `monitor` runs them: each RTSP stream in its
+    own Pipeline, one shared model (SharedEstimator batches their crops), pose events, a stats event every
+    `stats_every` s; each sink bound to its pipeline (the overlay toggle)."""
+
+    def __init__(self, view: WebView, runner, urls: dict[str, str], timeout: float = 1.0, stats_every: float = 1.0,
+                 records: bool = False):
+        import threading
+
+        from transpose_live.live.pipeline import Pipeline
+        from transpose_live.media.sources import open_source
+        from transpose_live.monitor.events import PoseEvents
+        from transpose_live.pose.batching import SharedEstimator
+
+        self.estimator = SharedEstimator(runner.estimator)
+        self.sources, self.pipelines, self.threads = {}, {}, []
+        for name, url in urls.items():
+            source = open_source(url, timeout=timeout)
+            sink = view.sink(name, url=url, records=records)
+            pipeline = Pipeline(source, runner.spec, [sink], estimator=self.estimator, detector=runner.detector,
+                                events=[PoseEvents()], stats_every=stats_every)
+            sink.bind(pipeline)
+            self.sources[name], self.pipelines[name] = source, pipeline
+            thread = threading.Thread(target=pipeline.run, name=f"test-camera-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        for name, pipeline in self.pipelines.items():
+            pipeline.stop()
+            self.sources[name].close()
+        for thread in self.threads:
+            thread.join(10)
+        self.estimator.close()

@@ -71,7 +71,9 @@ class CameraFeed:
             self.frames += 1
             self.persons = len(result.poses)
             self._times.append(now)
-            changed = self._set_state("live") if self.state in ("connecting", "reconnecting") else False
+            # the first frame makes a camera live; after a loss only stream_back does (frames still queued in the
+            # pipeline when the stream was lost come out after stream_lost)
+            changed = self._set_state("live") if self.state == "connecting" else False
             self.new_frame.notify_all()
         if changed:
             self._changed()

@@ -15,8 +15,14 @@
   function play() {
     live.src = TL.url(TL.cameraPath(name) + "/mjpeg" + (toggle.checked ? "?attention=1" : ""));
   }
+  // A stream left open would keep costing (and keep the overlay on): end it when the page is hidden or left
+  // (a phone's screen off, another tab, the back/forward cache), start it again when the page is back.
+  function stop() { live.src = "data:,"; }
   live.onload = () => { noFrame.hidden = true; };
   toggle.onchange = play;
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", (event) => { if (event.persisted) play(); });
+  document.addEventListener("visibilitychange", () => (document.hidden ? stop() : play()));
 
   function update(camera) {
     if (camera.name !== name) return;
