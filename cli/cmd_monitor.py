@@ -74,7 +74,14 @@ def monitor_command(
             camera.record = True
     if record_dir is None and any(c.record for c in cameras):
         record_dir = Path("recordings")
-    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.mqtt, stream.down_seconds)
+    more = []
+    if stream.mqtt is not None:
+        from transpose_live.monitor.mqtt import publisher_opener
+
+        broker = stream.mqtt
+        publisher_opener(broker, "camera")            # a bad broker spec fails here, before the model loads
+        more.append(lambda camera: [publisher_opener(broker, camera.name)])
+    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.down_seconds, more=more)
     monitor = Monitor(cameras, spec, outputs, stream.source_options())
     monitor.start()
     say(f"monitoring {len(cameras)} camera{'s' if len(cameras) != 1 else ''}; logs in {log_dir}; "

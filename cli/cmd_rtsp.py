@@ -46,19 +46,14 @@ def rtsp_command(
 
         check_display()
     check_outputs(out, json_out)
-    publisher = None
+    more = []
     if stream.mqtt is not None:
-        from transpose_live.monitor.mqtt import MqttPublisher
+        from transpose_live.monitor.mqtt import publisher_opener
 
-        publisher = MqttPublisher(stream.mqtt, camera=camera)     # a bad broker spec fails here; a dead one never does
-    try:
-        source = open_source(url, **stream.source_options())
-    except BaseException:
-        if publisher is not None:
-            publisher.close()
-        raise
+        more.append(publisher_opener(stream.mqtt, camera))    # a bad broker spec fails here; a dead one never does
+    source = open_source(url, **stream.source_options())
     run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=stream.down_seconds)],
-             sinks=[publisher] if publisher is not None else [])
+             more_outputs=more)
 
 
 def register(app: typer.Typer) -> None:

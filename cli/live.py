@@ -36,9 +36,9 @@ def sigterm_as_interrupt():
 STATS_EVERY_S = 10.0     # live JSON logs get a {"event": "stats"} line (fps, latency p50/p95) this often
 
 
-def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), sinks=()) -> None:
-    """Run `spec` over an opened live `source` into the outputs (and extra `sinks`: MQTT), in the window
-    or headless."""
+def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), more_outputs=()) -> None:
+    """Run `spec` over an opened live `source` into the outputs (and `more_outputs`, open_outputs' openers:
+    MQTT, Home Assistant), in the window or headless."""
     from transpose_live.live.run import Interrupted, has_content, process_video
     from transpose_live.media.sinks import open_outputs
 
@@ -47,16 +47,16 @@ def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, e
             say("running; press Ctrl-C to stop")
             try:
                 with sigterm_as_interrupt():
-                    summary = process_video(source, out, json_out, progress=True, events=events, sinks=sinks,
-                                            stats_every=STATS_EVERY_S, **vars(spec))
+                    summary = process_video(source, out, json_out, progress=True, events=events,
+                                            more_outputs=more_outputs, stats_every=STATS_EVERY_S, **vars(spec))
             except Interrupted as stop:      # Ctrl-C is how a camera run ends: not a failure
                 summary = stop.summary
             say(summary.line())
             return
         from transpose_live.ui.app import run_app
 
-        outputs = open_outputs(source, out, json_out, live=True)
-        rc = run_app(source, spec, sinks=[*outputs, *sinks])    # the window finishes them when it closes
+        outputs = open_outputs(source, out, json_out, live=True, more=more_outputs)
+        rc = run_app(source, spec, sinks=outputs)    # the window finishes them when it closes
     for path in (out, json_out):
         if path is not None and path != "-" and has_content(path):
             say(f"wrote {path}")

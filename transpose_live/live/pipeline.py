@@ -22,15 +22,22 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from transpose_live.errors import OutputClosed, TransposeLiveError
 from transpose_live.live.following import PersonFollower, TrackSmoother
 from transpose_live.live.spec import RunSpec
-from transpose_live.media.sinks import abort_sink
+from transpose_live.media.sinks.base import Event, EventListener, Sink
+from transpose_live.media.sinks.dispatch import OutputDispatcher, finish_sinks
 from transpose_live.types import FrameResult, Pose
+
+if TYPE_CHECKING:
+    from transpose_live.detect.base import Detector
+    from transpose_live.media.sources import Frame
+    from transpose_live.model.config import ModelConfig
+    from transpose_live.pose.estimator import BoxesLike, ScoresLike
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,54 @@ LATENCY_WINDOW = 300       # latency percentiles over the last this many frames 
 _END = object()            # sentinel: the source has ended
 _STAGE_WORDS = {"capture": "reading the source", "model": "pose estimation", "track": "tracking",
                 "render": "rendering/writing"}
+
+
+# ---------------------------------------------------------------------------------- what the stages use
+
+
+class FrameSource(Protocol):
+    """What the capture stage reads: Frames in order (media.sources.Source and its kinds). is_live: a camera
+    or a stream (the newest frame is kept, older ones dropped); close() also ends a read that waits."""
+
+    is_live: bool
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def __next__(self) -> Frame: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamEvents(Protocol):
+    """A source with a connection of its own (media.sources.RtspSource): it reports stream_lost / stream_back /
+    stream_failed by calling its `on_event` hook from its reading thread, and counts its reconnects."""
+
+    on_event: EventListener | None
+    reconnects: int
+
+
+class PoseModel(Protocol):
+    """The pose estimator (pose.estimator.PoseEstimator, pose.batching.SharedEstimator)."""
+
+    def estimate(self, frame_bgr: np.ndarray, boxes: BoxesLike = None, box_scores: ScoresLike = None,
+                 attention: bool = False) -> list[Pose]: ...
+
+
+@runtime_checkable
+class ConfiguredModel(Protocol):
+    """A pose model that tells its input size (the attention overlay is drawn on its token grid)."""
+
+    @property
+    def config(self) -> ModelConfig: ...
+
+
+class EventDetector(Protocol):
+    """Events from tracked poses (monitor.events.PoseEvents): fed every output frame, closed at the end."""
+
+    def update(self, result: FrameResult) -> list[Event]: ...
+
+    def finish(self, timestamp: float) -> list[Event]: ...
 
 
 @dataclass
@@ -67,7 +122,7 @@ class PipelineStats:
 
     @property
     def slowest_stage(self) -> str:
-        return max(self.stage_ms, key=self.stage_ms.get)
+        return max(self.stage_ms, key=lambda stage: self.stage_ms[stage])
 
     def as_dict(self) -> dict:
         return asdict(self) | {"fps": self.fps}
@@ -75,7 +130,7 @@ class PipelineStats:
 
 @dataclass
 class _Item:
-    frame: Any                      # sources.Frame
+    frame: Frame
     captured: float                 # time.monotonic() when it left the source
     poses: list[Pose] | None = None
     result: FrameResult | None = None
@@ -115,43 +170,40 @@ class _Rate:
 
 
 class Pipeline:
-    """Run `spec` over `source` into `sinks` (anything with write_frame(image, result), close(), abort()
-    and `needs_image`: VideoWriter, JsonlWriter, CocoResultsWriter).
+    """Run `spec` over `source` into `sinks` (media.sinks.Sink: the video, JSON Lines, COCO results, segments,
+    MQTT...), which it meets through one media.sinks.OutputDispatcher.
 
     estimator / detector: loaded objects (`transpose_live.live.run.load_runner(spec)` makes them once; a window
     reuses them across runs). on_frame(image_bgr, result) is called from the last stage's thread with each
     rendered frame (keep it cheap; it must not touch widgets). on_result(result) likewise, without rendering.
 
-    Events: `events` are detectors (update(result) -> [event dict], finish(timestamp) -> [...]: persons
-    appearing, falls) run on every output frame; a source with an `on_event` attribute (a stream that
-    reconnects) reports stream_lost / stream_back through it. Every event goes to the sinks that have
-    write_event(record) and to on_event(record). stats_every: a {"event": "stats"} record that often (seconds
-    of running) with fps, latency p50/p95, drops and reconnects, for long live runs' logs.
+    Events: `events` are detectors (EventDetector: persons appearing, falls) run on every output frame; a
+    source with a connection of its own (StreamEvents) reports stream_lost / stream_back into the run's
+    emit(), which the pipeline hands it once here. Every event goes to the sinks that take events
+    (media.sinks.EventSink) and then to on_event(record). stats_every: a {"event": "stats"} record that often
+    (seconds of running) with fps, latency p50/p95, drops and reconnects, for long live runs' logs.
     """
 
-    def __init__(self, source, spec: RunSpec | None = None, sinks: Sequence = (), *, estimator, detector,
+    def __init__(self, source: FrameSource, spec: RunSpec | None = None, sinks: Sequence[Sink] = (), *,
+                 estimator: PoseModel, detector: Detector,
                  on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True,
-                 events: Sequence = (), on_event: Callable[[dict], None] | None = None,
+                 events: Sequence[EventDetector] = (), on_event: EventListener | None = None,
                  stats_every: float | None = None):
         self.source = source
         self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
-        self.sinks = list(sinks)
-        for sink in self.sinks:
-            if not (hasattr(sink, "write_frame") and hasattr(sink, "close")):
-                raise TransposeLiveError(f"not a sink: {type(sink).__name__} (needs write_frame and close)")
+        self.outputs = OutputDispatcher(sinks, [on_event] if on_event is not None else [])
+        self.sinks = self.outputs.sinks
         self.own_sinks = own_sinks
         self.on_frame = on_frame
         self.on_result = on_result
         self.estimator = estimator
         self.detector = detector
         self.events = list(events)
-        self.on_event = on_event
         self.stats_every = stats_every
-        self._event_sinks = [s for s in self.sinks if hasattr(s, "write_event")]
-        if hasattr(source, "on_event"):
-            source.on_event = self.emit
-        self.live = bool(getattr(source, "is_live", False))
+        if isinstance(source, StreamEvents):
+            source.on_event = self.emit        # the stream's own events join the run's (its reading thread)
+        self.live = bool(source.is_live)
         self.stats = PipelineStats()
         self._stats_lock = threading.Lock()
         self._stop = threading.Event()
@@ -186,20 +238,15 @@ class Pipeline:
                 self.stats.stop_reason = reason
         self._stop.set()
 
-    def emit(self, record: dict) -> None:
+    def emit(self, record: Event) -> None:
         """Hand one event to the sinks that take events and to on_event (any thread)."""
-        for sink in self._event_sinks:
-            sink.write_event(record)
-        if self.on_event is not None:
-            self.on_event(record)
+        self.outputs.publish(record)
 
     def end_source(self) -> None:
         """End the run as if the source had ended (any thread; --duration): what was read is finished.
         Closing the source also ends a read that waits (a stream reconnecting)."""
         self._source_ended.set()
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            close()
+        self.source.close()
 
     @property
     def stopping(self) -> bool:
@@ -219,7 +266,9 @@ class Pipeline:
             raise TransposeLiveError("a Pipeline runs once; make a new one")
         self._ran = True
         size = self.spec.queue_size if not self.live else 1
-        q_frames, q_poses, q_results = (queue.Queue(maxsize=size) for _ in range(3))
+        q_frames: queue.Queue = queue.Queue(maxsize=size)
+        q_poses: queue.Queue = queue.Queue(maxsize=size)
+        q_results: queue.Queue = queue.Queue(maxsize=size)
         stages = [("capture", self._capture, (q_frames,)), ("model", self._model, (q_frames, q_poses)),
                   ("track", self._track, (q_poses, q_results)), ("render", self._render, (q_results,))]
         threads = [threading.Thread(target=self._guard, args=(name, body, *queues), daemon=True,
@@ -266,7 +315,7 @@ class Pipeline:
         with self._stats_lock:
             self._fill_stats(time.perf_counter() - self._t0)
         if self.own_sinks:
-            finish_sinks(self.sinks, keep)
+            self.outputs.finish(keep)
 
     def _fill_stats(self, wall: float) -> None:
         s = self.stats
@@ -277,7 +326,7 @@ class Pipeline:
         if self._recent_latency:
             s.latency_p50_ms, s.latency_p95_ms = (float(v) for v in np.percentile(self._recent_latency, (50, 95)))
 
-    def _guard(self, stage: str, body: Callable, *queues: queue.Queue) -> None:
+    def _guard(self, stage: str, body: Callable[..., None], *queues: queue.Queue) -> None:
         """A stage's thread: any exception stops the whole pipeline and is kept for run(); a reader that
         went away from a streamed output only stops it."""
         try:
@@ -372,15 +421,19 @@ class Pipeline:
         self._put(q_out, _END)
 
     def _render(self, q_in: queue.Queue) -> None:
-        from transpose_live.live.render import draw_frame
+        from transpose_live.live.render import draw_frame  # deferred: torch and OpenCV (pose.preprocess)
 
-        clock, spec = self._clocks["render"], self.spec
-        need_image = self.on_frame is not None or any(getattr(s, "needs_image", True) for s in self.sinks)
-        config = getattr(self.estimator, "config", None)
-        input_size = tuple(config.image_size) if config is not None else None
+        clock, spec, outputs = self._clocks["render"], self.spec, self.outputs
+        need_image = self.on_frame is not None or outputs.needs_image
+        model = self.estimator
+        input_size = None
+        if isinstance(model, ConfiguredModel):
+            height, width = model.config.image_size
+            input_size = (int(height), int(width))
         rate = _Rate()
         last_time = 0.0
-        next_stats = time.monotonic() + self.stats_every if self.stats_every else None
+        every = self.stats_every
+        next_stats = time.monotonic() + every if every else None
         while (item := self._get(q_in)) is not _END:
             t = time.perf_counter()
             result = item.result
@@ -392,9 +445,8 @@ class Pipeline:
                 image = draw_frame(item.frame.image, result, draw_boxes=spec.boxes, draw_ids=spec.ids,
                                    attention=spec.attention, hud=hud, input_size=input_size,
                                    min_score=spec.min_joint_score, joint=spec.joint)
-            for sink in self.sinks:
-                sink.write_frame(image, result)
-            if self.on_frame is not None:
+            outputs.write_frame(image, result)
+            if self.on_frame is not None and image is not None:
                 self.on_frame(image, result)
             if self.on_result is not None:
                 self.on_result(result)
@@ -410,41 +462,20 @@ class Pipeline:
                 self._recent_latency.append(1000 * latency)
                 self.stats.max_latency_ms = max(self.stats.max_latency_ms, 1000 * latency)
                 self.stats.frames_processed += 1
-            if next_stats is not None and time.monotonic() >= next_stats:
-                next_stats += self.stats_every
+            if every and next_stats is not None and time.monotonic() >= next_stats:
+                next_stats += every
                 self.emit(self._stats_event(rate.fps, result.timestamp))
         for detector in self.events:            # the run's end closes what is open (persons still present)
             for record in detector.finish(last_time):
                 self.emit(record)
 
-
-    def _stats_event(self, fps: float | None, timestamp: float) -> dict:
+    def _stats_event(self, fps: float | None, timestamp: float) -> Event:
         stats = self.stats_snapshot()
         return {"event": "stats", "timestamp": timestamp, "fps": round(fps or 0.0, 2),
                 "frames": stats.frames_processed, "dropped": stats.frames_dropped,
                 "latency_p50_ms": round(stats.latency_p50_ms, 1), "latency_p95_ms": round(stats.latency_p95_ms, 1),
-                "reconnects": getattr(self.source, "reconnects", 0)}
+                "reconnects": self.source.reconnects if isinstance(self.source, StreamEvents) else 0}
 
 
-def finish_sinks(sinks: Sequence, keep: bool) -> None:
-    """Close every sink (keep) or abort them all (after an error). Every sink is closed even if one fails;
-    the first failure is raised after."""
-    if not keep:
-        for sink in sinks:
-            abort_sink(sink)
-        return
-    failure = None
-    for sink in sinks:
-        try:
-            sink.close()
-        except OutputClosed:
-            pass                    # its reader went away: what it got is what it wanted
-        except Exception as exc:
-            failure = failure or exc
-    if failure is not None:
-        if isinstance(failure, TransposeLiveError):
-            raise failure
-        raise TransposeLiveError(f"closing the outputs failed: {failure}") from failure
-
-
-__all__ = ["Pipeline", "PipelineStats", "finish_sinks", "STAGES"]
+__all__ = ["Pipeline", "PipelineStats", "finish_sinks", "STAGES", "FrameSource", "StreamEvents", "PoseModel",
+           "ConfiguredModel", "EventDetector"]

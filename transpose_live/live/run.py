@@ -19,16 +19,28 @@ import queue
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from transpose_live.detect import create_detector
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.following import PersonFollower, confident
-from transpose_live.live.pipeline import Pipeline, PipelineStats
+from transpose_live.live.pipeline import EventDetector, FrameSource, Pipeline, PipelineStats
 from transpose_live.live.spec import RunSpec
+from transpose_live.media import sources
+from transpose_live.media.photos import check_photo_output, read_photo, write_photo
 from transpose_live.media.redact import source_label
+from transpose_live.media.sinks.base import EventListener, Sink, abort_sink
+from transpose_live.media.sinks.outputs import SinkOpener, check_outputs, open_outputs
+from transpose_live.media.sinks.target import is_stream_path
+from transpose_live.model.device import resolve_device
+from transpose_live.progress import Progress, WarningsToProgress
 from transpose_live.types import FrameResult, Pose
+
+if TYPE_CHECKING:
+    from transpose_live.detect.base import Detector
+    from transpose_live.pose.estimator import PoseEstimator
 
 # options that decide what is loaded: a runner serves only specs that agree on them
 _LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "detector", "detect_tiles")
@@ -36,9 +48,9 @@ _LOADED = ("model", "weights", "device", "backend", "precision", "image_size", "
 
 # ------------------------------------------------------------------------------------------ loading
 
-def load_estimator(spec: RunSpec):
+def load_estimator(spec: RunSpec) -> PoseEstimator:
     """The PoseEstimator a spec names (the shipped default for model "default")."""
-    from transpose_live.pose.estimator import PoseEstimator
+    from transpose_live.pose.estimator import PoseEstimator  # deferred: torch
 
     return PoseEstimator(model=spec.model, weights=spec.weights, device=spec.device,
                          image_size=spec.image_size, flip=spec.flip, backend=spec.backend,
@@ -50,8 +62,8 @@ class PoseRunner:
     """A validated spec with its model and detector loaded: finds poses in pictures and builds pipelines."""
 
     spec: RunSpec
-    estimator: Any
-    detector: Any
+    estimator: PoseEstimator
+    detector: Detector
 
     def with_options(self, **options) -> "PoseRunner":
         """The same loaded parts under changed run options (drawing, thresholds, smoothing, frames...)."""
@@ -71,20 +83,21 @@ class PoseRunner:
         if boxes is None:
             # one picture: nothing to run beside (a detection started for a next frame would be wasted)
             return PersonFollower.from_spec(self.detector, self.estimator, self.spec.replace(detect_async=False))(image)
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        poses = self.estimator.estimate(image, boxes, attention=self.spec.attention)
+        given = np.asarray(boxes, np.float64).reshape(-1, 4)
+        poses = self.estimator.estimate(image, given, attention=self.spec.attention)
         return confident(poses, self.spec.min_person_score)
 
     def draw(self, image: np.ndarray, poses: Sequence[Pose], ids: bool | None = None) -> np.ndarray:
         """A copy of `image` with the poses drawn as the spec says (boxes, ids, attention, joint)."""
-        from transpose_live.live.render import annotate
+        from transpose_live.live.render import annotate  # deferred: torch and OpenCV (pose.preprocess)
 
         spec = self.spec
+        height, width = self.estimator.config.image_size
         return annotate(image, poses, draw_boxes=spec.boxes, draw_ids=spec.ids if ids is None else ids,
                         attention=spec.attention, min_score=spec.min_joint_score, joint=spec.joint,
-                        input_size=tuple(self.estimator.config.image_size))
+                        input_size=(int(height), int(width)))
 
-    def pipeline(self, source, sinks: Sequence = (), **callbacks) -> Pipeline:
+    def pipeline(self, source: FrameSource, sinks: Sequence[Sink] = (), **callbacks: Any) -> Pipeline:
         """A Pipeline over `source` with these parts (callbacks: on_frame, on_result, own_sinks)."""
         self.estimator.flip = self.spec.flip
         return Pipeline(source, self.spec, sinks, estimator=self.estimator, detector=self.detector, **callbacks)
@@ -92,9 +105,6 @@ class PoseRunner:
 
 def load_runner(spec: RunSpec | None = None, **options) -> PoseRunner:
     """Validate the options and load the model and the detector once."""
-    from transpose_live.detect import create_detector
-    from transpose_live.model.device import resolve_device
-
     spec = RunSpec.from_options(spec, **options)
     # a bad detector fails before the (slower) model loads; on a GPU the SSD runs there too
     detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
@@ -107,12 +117,10 @@ def _runner_for(runner: PoseRunner | None, options: dict) -> PoseRunner:
 
 # ------------------------------------------------------------------------------------------ sources
 
-def _open(source, spec: RunSpec):
+def _open(source: Any, spec: RunSpec) -> tuple[Any, bool]:
     """(opened source, whether we opened it). Opened Sources are used as they are."""
-    from transpose_live.media.sources import open_source
-
     if isinstance(source, (str, int)) or hasattr(source, "__fspath__"):
-        return open_source(source, start=spec.start, end=spec.end), True
+        return sources.open_source(source, start=spec.start, end=spec.end), True
     if not hasattr(source, "__next__"):
         raise TransposeLiveError(f"not a source: {source!r} (give a path, a camera index or a URL)")
     return source, False
@@ -156,25 +164,24 @@ class Interrupted(KeyboardInterrupt):
 
 def process_video(source, out: str | os.PathLike | None = None, json: str | os.PathLike | None = None,
                   coco_json: str | os.PathLike | None = None, *, progress: bool = False,
-                  runner: PoseRunner | None = None, events: Sequence = (), sinks: Sequence = (),
-                  on_event=None, stats_every: float | None = None, **options) -> RunSummary:
+                  runner: PoseRunner | None = None, events: Sequence[EventDetector] = (), sinks: Sequence[Sink] = (),
+                  more_outputs: Iterable[SinkOpener] = (), on_event: EventListener | None = None,
+                  stats_every: float | None = None, **options: Any) -> RunSummary:
     """Poses on every frame of `source` (a video file, image folder, camera index, stream URL or an opened
     Source) into an annotated video (`out`, audio and timestamps kept), JSON Lines (`json`, "-" for
     stdout) and/or COCO results (`coco_json`). Files lose no frame; live sources keep the newest.
     progress: a progress bar on stderr. events: detectors (transpose_live.monitor.events) whose events, with a
-    stream's own (stream_lost / stream_back), go into the JSON Lines, extra `sinks` and on_event.
+    stream's own (stream_lost / stream_back), go into the JSON Lines, extra `sinks` and on_event;
+    more_outputs: outputs opened with the others (open_outputs' `more`: MQTT, Home Assistant), finished with them.
     `duration` (an option) ends the run after that many seconds; stats_every adds {"event": "stats"} lines
     (fps, latency percentiles) that often. Ctrl-C finishes the outputs and raises Interrupted."""
-    from transpose_live.media.sinks import abort_sink, check_outputs, open_outputs
-    from transpose_live.progress import Progress, WarningsToProgress
-
     spec = RunSpec.from_options(runner.spec if runner is not None else None, **options)
     named_input = source if isinstance(source, (str, os.PathLike)) else None
     check_outputs(out, json, coco_json, inputs=[named_input])     # before anything is opened or loaded
     runner = runner.with_options(**options) if runner is not None else load_runner(spec)
     src, opened = _open(source, spec)
     try:
-        outputs = open_outputs(src, out, json, coco_json, live=bool(getattr(src, "is_live", False)))
+        outputs = open_outputs(src, out, json, coco_json, live=bool(src.is_live), more=more_outputs)
         total = getattr(src, "frame_count", None)
         if spec.max_frames is not None:
             total = min(total, spec.max_frames) if total else spec.max_frames
@@ -213,8 +220,6 @@ def process_video(source, out: str | os.PathLike | None = None, json: str | os.P
 def has_content(path) -> bool:
     """An output that got something: a stream (stdout, a FIFO, a device) was written as the run went; a
     file must hold bytes (a live JSON file exists from the start, empty until a frame)."""
-    from transpose_live.media.sinks import is_stream_path
-
     if is_stream_path(path):
         return True
     try:
@@ -236,8 +241,6 @@ def annotate_image(image_or_path, *, out: str | os.PathLike | None = None, boxes
                    runner: PoseRunner | None = None, **options) -> list[Pose]:
     """The poses of the persons in one picture (a path or a BGR array); `out` also writes it annotated.
     boxes: person boxes (K, 4) x, y, w, h to use instead of the detector. Nobody found: []."""
-    from transpose_live.media.photos import check_photo_output, read_photo, write_photo
-
     if out is not None:
         check_photo_output(out)
     image = image_or_path if isinstance(image_or_path, np.ndarray) else read_photo(image_or_path)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.media.sinks import OutputTarget
+from transpose_live.media.sinks.target import OutputTarget
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
     """(H, W, 3) uint8 BGR; grayscale and 16-bit files are converted."""
-    import cv2
+    import cv2  # deferred: OpenCV takes ~0.2 s to import
 
     path = Path(path)
     if not path.exists():
@@ -32,7 +32,7 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
 
 def check_photo_output(path: str | os.PathLike) -> None:
     """Fail before any work: a format OpenCV can write, a writable folder."""
-    import cv2
+    import cv2  # deferred: OpenCV takes ~0.2 s to import
 
     if os.fspath(path) == "-" or not cv2.haveImageWriter(str(path)):
         raise TransposeLiveError(f"cannot write {path}: unknown image format "
@@ -42,7 +42,7 @@ def check_photo_output(path: str | os.PathLike) -> None:
 
 def write_photo(path: str | os.PathLike, image: np.ndarray) -> None:
     """Encode by the file's suffix (JPEG at quality 90) and put it in place atomically."""
-    import cv2
+    import cv2  # deferred: OpenCV takes ~0.2 s to import
 
     suffix = Path(path).suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix in (".jpg", ".jpeg") else []

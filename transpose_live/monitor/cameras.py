@@ -108,35 +108,4 @@ def _polygons(value, where: str) -> list[np.ndarray]:
     return out
 
 
-def inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Which of the (N, 2) points lie inside the polygon (even-odd rule)."""
-    x, y = points[:, 0:1], points[:, 1:2]                      # (N, 1)
-    x1, y1 = polygon[:, 0], polygon[:, 1]                       # (K,)
-    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    crosses = (y1 > y) != (y2 > y)                              # (N, K)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    return (crosses & (x < at)).sum(1) % 2 == 1
-
-
-class MaskedDetector:
-    """A detector that ignores persons whose box centre lies in a mask polygon (nobody is tracked there)."""
-
-    def __init__(self, detector, polygons: list[np.ndarray]):
-        self.detector = detector
-        self.polygons = polygons
-
-    def detect(self, frame):
-        from transpose_live.detect import Detections
-
-        found = self.detector.detect(frame)
-        if not self.polygons or len(found) == 0:
-            return found
-        centres = found.boxes[:, :2] + found.boxes[:, 2:] / 2
-        masked = np.zeros(len(found), bool)
-        for polygon in self.polygons:
-            masked |= inside(centres.astype(np.float64), polygon)
-        return Detections(found.boxes[~masked], found.scores[~masked])
-
-
-__all__ = ["CameraConfig", "camera_name", "expand_env", "from_urls", "load_config", "inside", "MaskedDetector"]
+__all__ = ["CameraConfig", "camera_name", "expand_env", "from_urls", "load_config"]

@@ -23,12 +23,15 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+import numpy as np
 import paho.mqtt.client as mqtt
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.records import frame_record
 from transpose_live.media.redact import redact_url
-from transpose_live.media.sinks import wall_clock
+from transpose_live.media.sinks.base import Abortable, Event, EventSink, Sink
+from transpose_live.media.sinks.jsonl import wall_clock
+from transpose_live.media.sinks.outputs import SinkOpener
 from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -112,7 +115,7 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-class MqttPublisher:
+class MqttPublisher(Sink, EventSink, Abortable):
     """A pipeline sink that publishes on `transpose-live/<camera>/poses` and `.../events`.
 
     needs_image is False; write_frame / write_event never block on the network and never raise for a
@@ -202,7 +205,7 @@ class MqttPublisher:
 
     # -- sink interface ----------------------------------------------------------------------------------
 
-    def write_frame(self, image, result: FrameResult) -> None:
+    def write_frame(self, image: np.ndarray | None, result: FrameResult) -> None:
         """The frame's summary on .../poses, or dropped (counted) when the broker is away or behind."""
         payload = self._encode(frame_record(result))
         with self._lock:
@@ -221,7 +224,7 @@ class MqttPublisher:
             self._frames_in_flight.append(info)
             self.frames_sent += 1
 
-    def write_event(self, record: dict) -> None:
+    def write_event(self, record: Event) -> None:
         """One event on .../events with its wall-clock "time"; queued while the broker is away."""
         payload = self._encode({**record, "time": record.get("time") or wall_clock()})
         if payload is None:
@@ -310,10 +313,16 @@ class MqttPublisher:
             return None
 
 
+def publisher_opener(broker: str, camera: str) -> SinkOpener:
+    """An MqttPublisher for open_outputs' `more`; a bad broker spec is an error now, before any output opens."""
+    parse_broker(broker)
+    return lambda source: MqttPublisher(broker, camera=camera)
+
+
 def _prune(in_flight: collections.deque) -> None:
     """Drop the delivered messages from the front of an in-flight list."""
     while in_flight and in_flight[0].is_published():
         in_flight.popleft()
 
 
-__all__ = ["MqttPublisher", "Broker", "parse_broker", "topic_name", "TOPIC_ROOT", "DEFAULT_PORT"]
+__all__ = ["MqttPublisher", "publisher_opener", "Broker", "parse_broker", "topic_name", "TOPIC_ROOT", "DEFAULT_PORT"]

@@ -11,57 +11,59 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
+from transpose_live.detect.base import Detector
+from transpose_live.detect.locked import LockedDetector
+from transpose_live.detect.masked import MaskedDetector
 from transpose_live.errors import TransposeLiveError
+from transpose_live.live.pipeline import Pipeline, PoseModel
+from transpose_live.live.run import PoseRunner, load_runner
 from transpose_live.live.spec import RunSpec
-from transpose_live.monitor.cameras import CameraConfig, MaskedDetector
+from transpose_live.media import sources
+from transpose_live.media.sinks.base import Sink
+from transpose_live.media.sinks.outputs import Recording, SinkOpener, open_outputs
+from transpose_live.media.sinks.segments import cleanup_partial
+from transpose_live.monitor.cameras import CameraConfig
+from transpose_live.monitor.events import PoseEvents
+from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
 
 STOP_S = 3.0        # everything stops within this after stop()
 STATS_EVERY_S = 10.0   # each camera's log gets a {"event": "stats"} line (fps, latency p50/p95) this often
 
-
-class LockedDetector:
-    """One detector shared by the camera threads, one call at a time."""
-
-    def __init__(self, detector):
-        from transpose_live.detect.base import detector_lock
-
-        self.detector = detector
-        self._lock = detector_lock(detector)
-
-    def detect(self, frame):
-        with self._lock:
-            return self.detector.detect(frame)
+# more outputs for one camera (MQTT, Home Assistant, the web view): opened with its log by open_outputs
+CameraOutputs = Callable[[CameraConfig], Sequence[SinkOpener]]
 
 
 @dataclass
 class Outputs:
-    """Where the cameras write: logs/<name>.jsonl always; segments and MQTT when asked."""
+    """Where the cameras write: logs/<name>.jsonl always; segments when asked; `more` adds outputs per
+    camera (monitor.publishing.MqttOutputs.for_camera: MQTT and Home Assistant; the web view)."""
 
     log_dir: Path
     record_dir: Path | None = None
     segment_minutes: float = 10.0
-    mqtt: str | None = None
     down_seconds: float = 2.0
+    more: Sequence[CameraOutputs] = field(default_factory=tuple)
 
 
 class CameraRun:
     """One camera: open (with the stream's own retries), run, report; never raises out of its thread."""
 
-    def __init__(self, camera: CameraConfig, spec: RunSpec, estimator, detector, outputs: Outputs,
-                 source_options: dict):
+    def __init__(self, camera: CameraConfig, spec: RunSpec, estimator: PoseModel, detector: Detector,
+                 outputs: Outputs, source_options: dict[str, Any]):
         self.camera = camera
         self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
         self.estimator = estimator
         self.detector = MaskedDetector(detector, camera.mask)
         self.outputs = outputs
         self.source_options = source_options
-        self.source = None
-        self.pipeline = None
+        self.source: sources.Source | None = None
+        self.pipeline: Pipeline | None = None
         self.error: str | None = None
         self.persons = 0
         self._stopped = threading.Event()
@@ -83,11 +85,7 @@ class CameraRun:
             log.warning("camera %s: %s", self.camera.name, self.error)
 
     def _open_and_run(self) -> None:
-        from transpose_live.live.pipeline import Pipeline
-        from transpose_live.media.sources import open_source
-        from transpose_live.monitor.events import PoseEvents
-
-        source = open_source(self.camera.url, **self.source_options)
+        source = sources.open_source(self.camera.url, **self.source_options)
         self.source = source
         if self._stopped.is_set():
             source.close()
@@ -99,24 +97,19 @@ class CameraRun:
                                      events=[PoseEvents(down_seconds=self.outputs.down_seconds)])
             if not self._stopped.is_set():
                 self.pipeline.run()
+            else:                            # stopped before it ran: its outputs still end cleanly
+                self.pipeline.outputs.finish(keep=True)
 
-    def _sinks(self, source) -> list:
-        from transpose_live.media.sinks import JsonlWriter
+    def _sinks(self, source: sources.Source) -> list[Sink]:
+        """The camera's outputs: its JSON Lines log (written line by line), its segments, then the rest."""
+        out, camera = self.outputs, self.camera
+        record = (Recording(out.record_dir, camera.name, out.segment_minutes)
+                  if out.record_dir is not None and camera.record else None)
+        more = [opener for outputs in out.more for opener in outputs(camera)]
+        return open_outputs(source, json_out=out.log_dir / f"{camera.name}.jsonl", live=True, record=record,
+                            more=more)
 
-        out = self.outputs
-        sinks: list = [JsonlWriter(out.log_dir / f"{self.camera.name}.jsonl", live=True)]
-        if out.record_dir is not None and self.camera.record:
-            from transpose_live.media.segments import SegmentedVideoWriter
-
-            sinks.append(SegmentedVideoWriter(out.record_dir, self.camera.name, out.segment_minutes,
-                                              fps=getattr(source, "fps", None)))
-        if out.mqtt:
-            from transpose_live.monitor.mqtt import MqttPublisher
-
-            sinks.append(MqttPublisher(out.mqtt, camera=self.camera.name))
-        return sinks
-
-    def _on_result(self, result) -> None:
+    def _on_result(self, result: FrameResult) -> None:
         self.persons = len(result.poses)
 
     # ------------------------------------------------------------------------------------ control
@@ -142,9 +135,9 @@ class CameraRun:
             return "connecting" if self.thread.is_alive() else "stopped"
         if not self.thread.is_alive():
             return "stopped"
-        return getattr(self.source, "state", "live")
+        return self.source.state if isinstance(self.source, sources.RtspSource) else "live"
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """One row of the status table (fps over the time since the last call)."""
         stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
         now = time.monotonic()
@@ -157,16 +150,16 @@ class CameraRun:
                 "latency_p50_ms": stats.latency_p50_ms if stats else None,
                 "latency_p95_ms": stats.latency_p95_ms if stats else None,
                 "persons": self.persons, "frames": done, "dropped": stats.frames_dropped if stats else 0,
-                "reconnects": getattr(self.source, "reconnects", 0), "error": self.error}
+                "reconnects": self.source.reconnects if isinstance(self.source, sources.RtspSource) else 0,
+                "error": self.error}
 
 
 class Monitor:
     """All the cameras: start(), status(), stop(); the model and detector are loaded once."""
 
-    def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict,
-                 runner=None):
-        from transpose_live.live.run import load_runner
-        from transpose_live.pose.batching import SharedEstimator
+    def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict[str, Any],
+                 runner: PoseRunner | None = None):
+        from transpose_live.pose.batching import SharedEstimator  # deferred: torch
 
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
@@ -175,8 +168,6 @@ class Monitor:
         detector = LockedDetector(runner.detector)
         outputs.log_dir.mkdir(parents=True, exist_ok=True)
         if outputs.record_dir is not None:
-            from transpose_live.media.segments import cleanup_partial
-
             outputs.record_dir.mkdir(parents=True, exist_ok=True)
             cleanup_partial(outputs.record_dir)
         self.cameras = [CameraRun(c, runner.spec, self.estimator, detector, outputs, source_options)
@@ -203,9 +194,9 @@ class Monitor:
         return not self.running()
 
 
-def status_table(rows: list[dict]):
+def status_table(rows: list[dict[str, Any]]) -> Any:
     """The live status table (rich)."""
-    from rich.table import Table
+    from rich.table import Table  # deferred: rich, only on a terminal
 
     table = Table(title="transpose-live monitor", expand=False)
     for column in ("camera", "state", "fps", "latency p50/p95 ms", "persons", "dropped", "reconnects"):
@@ -219,7 +210,7 @@ def status_table(rows: list[dict]):
     return table
 
 
-def status_line(r: dict) -> str:
+def status_line(r: dict[str, Any]) -> str:
     """The same as one plain line (logs, CI)."""
     latency = (f"{r['latency_p50_ms']:.0f}/{r['latency_p95_ms']:.0f} ms" if r["latency_p50_ms"] is not None
                else "-")
@@ -228,4 +219,4 @@ def status_line(r: dict) -> str:
             + (f" ({r['error']})" if r["error"] else ""))
 
 
-__all__ = ["Monitor", "Outputs", "CameraRun", "LockedDetector", "status_table", "status_line"]
+__all__ = ["Monitor", "Outputs", "CameraRun", "CameraOutputs", "status_table", "status_line"]

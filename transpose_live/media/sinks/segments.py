@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from transpose_live.errors import TransposeLiveError
-from transpose_live.media.sinks import VideoWriter, check_output
+from transpose_live.media.sinks.base import Abortable, Sink
+from transpose_live.media.sinks.target import check_output
+from transpose_live.media.sinks.video import VideoWriter
 from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 _RUN_STARTED = time.time()
 # a frame this close to the segment's end counts as at the end (timestamps like i * 0.1 are not exact)
 _EPS = 1e-3
-# VideoWriter's temporary name (sinks.OutputTarget): .<stem>.<8 hex>.part.mp4
+# VideoWriter's temporary name (target.OutputTarget): .<stem>.<8 hex>.part.mp4
 _PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part\.mp4$")
 
 
@@ -42,7 +44,7 @@ def safe_camera_name(camera: str) -> str:
     return text or "camera"
 
 
-class SegmentedVideoWriter:
+class SegmentedVideoWriter(Sink, Abortable):
     """A sink (`write_frame(image, result)`, `close()`, `abort()`) that records `camera` into `folder` as
     consecutive MP4 segments.
 
@@ -88,12 +90,12 @@ class SegmentedVideoWriter:
         self._closed = False
         self._lock = threading.Lock()      # frames come from the render thread, close() may come from another
 
-    def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
+    def write(self, image: np.ndarray | None, timestamp: float | None = None) -> None:
         """Add one BGR frame; timestamp in seconds of stream time (None: frames so far / fps)."""
         if image is None:
             raise ValueError("SegmentedVideoWriter needs the rendered frame, got None")
         if self.size is not None and image.shape[1::-1] != self.size:
-            import cv2
+            import cv2  # deferred: OpenCV is only needed when frames are scaled
 
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         t = float(timestamp) if timestamp is not None else self._frames / (self.fps or 30.0)
@@ -104,12 +106,11 @@ class SegmentedVideoWriter:
             if writer is not None and ((writer.height, writer.width) != image.shape[:2] or t < self._t0
                                        or t - self._t0 >= self.segment_seconds - _EPS):
                 self._finish()
-            if self._writer is None:
-                self._start(image.shape[1], image.shape[0], t)
-            self._writer.write(image, t)
+            writer = self._writer or self._start(image.shape[1], image.shape[0], t)
+            writer.write(image, t)
             self._frames += 1
 
-    def write_frame(self, image: np.ndarray, result: FrameResult) -> None:
+    def write_frame(self, image: np.ndarray | None, result: FrameResult) -> None:
         """The sink interface: the rendered frame at its stream timestamp."""
         self.write(image, result.timestamp)
 
@@ -118,9 +119,10 @@ class SegmentedVideoWriter:
         """The name the segment in progress will have when finished (None between segments)."""
         return self._writer.path if self._writer is not None else None
 
-    def _start(self, width: int, height: int, t: float) -> None:
+    def _start(self, width: int, height: int, t: float) -> VideoWriter:
         self._writer = VideoWriter(self._segment_path(), width, height, fps=self.fps)
         self._t0 = t
+        return self._writer
 
     def _segment_path(self) -> Path:
         stem = f"{self.camera}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
