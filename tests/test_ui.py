@@ -38,7 +38,7 @@ def wait_until(app, predicate, timeout=5.0) -> bool:
 
 
 def test_bgr_to_qimage_copies_and_keeps_colours():
-    from transpose_live.ui.worker import bgr_to_qimage
+    from transpose_live.ui.images import bgr_to_qimage
 
     image = np.zeros((4, 6, 3), np.uint8)
     image[..., 2] = 255                       # BGR red
@@ -103,7 +103,7 @@ def test_missing_platform_libraries_reads_the_real_plugin():
 
 
 def test_source_labels():
-    from transpose_live.ui.worker import source_label
+    from transpose_live.ui.sources import source_label
 
     assert source_label(0) == "camera 0"
     assert source_label("/videos/clip.mp4") == "clip.mp4"
@@ -164,7 +164,9 @@ def test_real_worker_writes_its_sinks_across_toggles_and_a_seek_and_closes_them_
     """The default factory (the tiny model loaded through load_runner) plays a clip into a real JsonlWriter;
     smoothing and attention are toggled live and a seek rebuilds the pipeline on the reopened file (the model
     is reused). The writer is closed exactly once, at the end."""
-    from transpose_live.ui.worker import PipelineWorker, launch, real_pipeline, shutdown
+    from transpose_live.ui.pipeline_factory import real_pipeline
+    from transpose_live.ui.threads import launch, shutdown
+    from transpose_live.ui.worker import PipelineWorker
 
     built = []
 

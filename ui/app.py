@@ -1,15 +1,23 @@
-"""run_app: the desktop window's entry point (used by `transpose-live gui` and `transpose-live webcam`)."""
+"""run_app: the desktop window's entry point (used by `transpose-live gui` and `transpose-live webcam`).
+
+The CLI imports this module to check for a display before anything else, so Qt (and the window, which loads
+torch) is imported inside the functions that need it: Qt aborts the process when it finds no display, and a
+command that shows no window never pays for it."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.ui.settings import default_config, with_settings
 
 NO_DISPLAY = "no display for the preview window: set DISPLAY"
 NO_SHOW_ADVICE = "use --no-show / --out"
@@ -27,7 +35,7 @@ def _x_display_reachable(display: str) -> bool:
 
 
 def _qt_running() -> bool:
-    from PyQt6.QtGui import QGuiApplication
+    from PyQt6.QtGui import QGuiApplication  # deferred: Qt (see the module's docstring)
 
     return QGuiApplication.instance() is not None
 
@@ -88,8 +96,6 @@ def _package_of(library: str) -> str:
 
 def _qt_platform_plugin(name: str) -> Path | None:
     """The file of one of PyQt6's platform plugins (found without loading Qt)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("PyQt6")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -103,9 +109,6 @@ def _qt_platform_plugin(name: str) -> Path | None:
 def missing_platform_libraries(plugin: str = "xcb") -> list[str]:
     """Shared libraries Qt's platform plugin needs and the system lacks (by `ldd`; [] when it cannot tell).
     Without them Qt aborts the process (SIGABRT) instead of raising anything."""
-    import shutil
-    import subprocess
-
     path = _qt_platform_plugin(plugin)
     ldd = shutil.which("ldd")
     if path is None or ldd is None:
@@ -143,7 +146,7 @@ def check_platform() -> None:
 
 def application():
     """The running QApplication, or a new one (after check_display and check_platform)."""
-    from PyQt6.QtWidgets import QApplication
+    from PyQt6.QtWidgets import QApplication  # deferred: Qt
 
     app = QApplication.instance()
     if app is None:
@@ -161,7 +164,7 @@ _QT_NOISE = ("propagateSizeHints",)      # the offscreen plugin's note on every 
 
 def _quiet_qt_notes() -> None:
     """Qt's own messages go to stderr as before, except known harmless notes."""
-    from PyQt6.QtCore import qInstallMessageHandler
+    from PyQt6.QtCore import qInstallMessageHandler  # deferred: Qt
 
     def handler(mode, context, message):
         if not any(text in message for text in _QT_NOISE):
@@ -174,7 +177,7 @@ def run_app(source=None, config=None, *, sinks=(), autostart: bool = True, view=
     """Show the window (optionally playing `source`: a file, camera index, URL or opened Source) and run Qt's
     event loop until it is closed. sinks: outputs the first run writes (and finishes). Returns the exit code.
     Raises TransposeLiveError without a display."""
-    from transpose_live.ui.main_window import MainWindow
+    from transpose_live.ui.main_window import MainWindow  # deferred: Qt and torch
 
     app = application()
     window = MainWindow(config=config, sinks=sinks, view=view)
@@ -196,7 +199,7 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
     """Headless check (tests, bug reports): play `frames` frames of `source` as fast as the model goes, save a
     screenshot of the whole window, quit. 0 when the frames were shown and the picture saved; raises
     TransposeLiveError when the source fails or nothing could be shown."""
-    from PyQt6.QtCore import QTimer
+    from PyQt6.QtCore import QTimer  # deferred (here and below): Qt, and the window loads torch
 
     from transpose_live.ui.main_window import MainWindow
 
@@ -242,8 +245,6 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
 
 
 def _with_max_frames(config, frames: int):
-    from transpose_live.ui.worker import default_config, with_settings
-
     return with_settings(default_config() if config is None else config, max_frames=frames)
 
 
@@ -251,7 +252,7 @@ def _with_max_frames(config, frames: int):
 def _ctrl_c_closes(window):
     """Ctrl-C in the terminal closes the window (which stops the pipeline and finishes the outputs). Qt's
     event loop holds the interpreter, so a timer lets Python look at signals a few times a second."""
-    from PyQt6.QtCore import QTimer
+    from PyQt6.QtCore import QTimer  # deferred: Qt
 
     if threading.current_thread() is not threading.main_thread():
         yield

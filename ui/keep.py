@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Any
 
+import cv2
 import numpy as np
 
+from transpose_live.errors import TransposeLiveError
+from transpose_live.media.sinks import JsonlWriter, VideoWriter
 from transpose_live.types import FrameResult
 
 
@@ -39,8 +41,6 @@ class PoseLog:
 
     def export(self, path: str | Path) -> int:
         """Write the frames as JSON Lines (transpose_live.media.sinks.JsonlWriter); returns the number of lines."""
-        from transpose_live.media.sinks import JsonlWriter
-
         with self._lock:
             frames = sorted(self._frames.values(), key=lambda r: (r.timestamp, r.index))
         writer = JsonlWriter(path)
@@ -62,8 +62,6 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
         return image
     if (width - w, height - h) in ((0, 1), (1, 0), (1, 1)):
         return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
-    import cv2
-
     scale = min(width / w, height / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     canvas = np.zeros((height, width, 3), np.uint8)
@@ -82,7 +80,7 @@ class Recorder:
         self.path = Path(path)
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self._lock = threading.Lock()
-        self._writer: Any = None
+        self._writer: VideoWriter | None = None
         self._size: tuple[int, int] | None = None     # (w, h) of the file, from its first frame
         self._closed = False
         self.frames = 0
@@ -93,9 +91,6 @@ class Recorder:
         return not self._closed
 
     def write(self, image: np.ndarray) -> None:
-        from transpose_live.errors import TransposeLiveError
-        from transpose_live.media.sinks import VideoWriter
-
         with self._lock:
             if self._closed or self.error is not None:
                 return

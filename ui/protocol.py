@@ -1,20 +1,35 @@
-"""The small piece of `transpose_live.live.pipeline.Pipeline` the window's worker depends on."""
+"""The small piece of `transpose_live.live.pipeline.Pipeline` the window's worker depends on, and how one is built.
+
+PipelineWorker (ui/worker.py) only ever calls what PosePipeline names; tests give it stand-ins built by their own
+PipelineFactory. The default factory is ui/pipeline_factory.py's real_pipeline."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
+
+from transpose_live.types import FrameResult
+
+if TYPE_CHECKING:          # for the annotations only: these modules load torch
+    from transpose_live.detect.base import Detector
+    from transpose_live.live.pipeline import PipelineStats
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.pose.estimator import PoseEstimator
+    from transpose_live.ui.sources import RememberingSource
+
+FrameCallback = Callable[[np.ndarray, FrameResult], None]     # (rendered BGR frame, its result), the last thread
+EventCallback = Callable[[dict], None]                         # a stream's own events: stream_lost / stream_back
 
 
 class PosePipeline(Protocol):
     """What PipelineWorker calls: run() blocks in the worker's thread until the source ends or stop();
     the rest are called from other threads while it runs."""
 
-    estimator: Any       # a PoseEstimator (reused by the next pipeline: the model loads once)
-    detector: Any
+    estimator: PoseEstimator      # reused by the next pipeline: the model loads once
+    detector: Detector
 
-    def run(self) -> Any: ...
+    def run(self) -> PipelineStats: ...
 
     def stop(self, reason: str = "stopped") -> None: ...
 
@@ -22,12 +37,14 @@ class PosePipeline(Protocol):
 
     def set_smooth(self, on: bool) -> None: ...
 
-    def stats_snapshot(self) -> Any: ...      # PipelineStats: .as_dict() with fps, frames_dropped, latency
+    def stats_snapshot(self) -> PipelineStats: ...      # .as_dict() with fps, frames_dropped, latency
 
 
 class PipelineFactory(Protocol):
-    """Builds a PosePipeline over an opened source (the default: load_runner + Pipeline)."""
+    """Builds a PosePipeline over an opened source (the default: load_runner + Pipeline). estimator / detector:
+    those of the previous pipeline (None at first: the factory loads them). sinks: outputs with write_frame and
+    close (VideoWriter, JsonlWriter...), owned by the worker: the pipeline must not close them."""
 
-    def __call__(self, source: Any, config: Any, *, sinks: Sequence[Any],
-                 on_frame: Callable[[np.ndarray, Any], None], on_event: Callable[[dict], None],
-                 estimator: Any, detector: Any) -> PosePipeline: ...
+    def __call__(self, source: RememberingSource, config: RunSpec, *, sinks: Sequence[Any],
+                 on_frame: FrameCallback, on_event: EventCallback, estimator: PoseEstimator | None,
+                 detector: Detector | None) -> PosePipeline: ...

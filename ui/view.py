@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from transpose_live.skeleton import KEYPOINT_NAMES
+from transpose_live.types import FrameResult, Pose
+
+if TYPE_CHECKING:          # for the annotations only: these load torch
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.pose.estimator import PoseEstimator
+    from transpose_live.pose.inspector import Inspection
 
 DEFAULT_OPACITY = 0.65
 STRIP_HEIGHT = 150
@@ -51,7 +57,7 @@ class View:
         return self.overlay and not self.inspects
 
 
-def selected_pose(poses: Sequence[Any], person: int | None) -> tuple[int, Any] | None:
+def selected_pose(poses: Sequence[Pose], person: int | None) -> tuple[int, Pose] | None:
     """(index, pose) of the selected person: by track id, else by index; None selected: the largest box."""
     if not poses:
         return None
@@ -66,20 +72,22 @@ def selected_pose(poses: Sequence[Any], person: int | None) -> tuple[int, Any] |
     return i, poses[i]
 
 
-def person_key(poses: Sequence[Any], index: int) -> int:
+def person_key(poses: Sequence[Pose], index: int) -> int:
     """How View.person names poses[index]: its track id, or its index when untracked."""
     track = poses[index].track_id
     return index if track is None else int(track)
 
 
-def _joints(seen, min_score: float) -> list[int]:
+def _joints(seen: Inspection, min_score: float) -> list[int]:
     """The joints "all joints" shows: those scoring >= min_score (every joint when none does)."""
     return [j for j in range(len(KEYPOINT_NAMES)) if seen.scores[j] >= min_score] or list(range(len(KEYPOINT_NAMES)))
 
 
-def _draw(raw, seen, view: View, layer: int | None, joints: list[int], box) -> np.ndarray:
+def _draw(raw: np.ndarray, seen: Inspection, view: View, layer: int | None, joints: list[int],
+          box: tuple[float, float, float, float]) -> np.ndarray:
     """One layer's areas over the raw frame: the chosen joint in the colormap, or all joints each in its
     own colour."""
+    # deferred (here and below): render and the inspector load torch and OpenCV; the CLI imports View first
     from transpose_live.live.render import draw_area, draw_joint_areas
 
     if view.joint is not None:
@@ -88,12 +96,12 @@ def _draw(raw, seen, view: View, layer: int | None, joints: list[int], box) -> n
     return draw_joint_areas(raw, seen.all_joints(layer, view.affected), joints, box, seen.input_size, view.opacity)
 
 
-def render_inspection(raw: np.ndarray, result: Any, view: View, estimator: Any, spec: Any
-                      ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def render_inspection(raw: np.ndarray, result: FrameResult, view: View, estimator: PoseEstimator | None,
+                      spec: RunSpec) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """The frame drawn with the selected person's chosen areas under every skeleton, its box outlined,
     the chosen joint marked; the Fig. 6 strip when view.strip; facts for the window (person, layers).
     Returns (image, strip or None, facts)."""
-    import cv2
+    import cv2  # deferred with render and the inspector (see _draw)
 
     from transpose_live.live.render import annotate, area_strip, mark_joints
     from transpose_live.pose.inspector import inspect_person
