@@ -4,11 +4,16 @@ find poses through these, so the same settings give the same persons everywhere.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from transpose_live.geometry import box_containment, box_iou, pose_arrays, pose_oks_matrix
 from transpose_live.skeleton import OKS_SIGMAS
 from transpose_live.types import Pose
+
+if TYPE_CHECKING:
+    from transpose_live.detect.beside import DetectorBeside
 
 FOLLOW_JOINT_SCORE = 0.2   # joints at or above this shape a followed person's next box
 DUPLICATE_IOU = 0.6        # two boxes overlapping this much hold one person
@@ -72,7 +77,7 @@ class PersonFollower:
 
     def __init__(self, detector, estimator, detect_every: int = 1, min_score: float = 0.3, pad: float = 0.1,
                  attention: bool = False, min_person_score: float = 0.0, detect_async: bool = False):
-        from transpose_live.detect.beside import DetectorBeside
+        from transpose_live.detect.beside import DetectorBeside  # deferred: detect's modules load cv2
 
         self.detector = detector
         self.estimator = estimator
@@ -102,7 +107,7 @@ class PersonFollower:
 
     def __call__(self, image: np.ndarray) -> list[Pose]:
         if self._beside is not None:
-            return self._call_beside(image)
+            return self._call_beside(image, self._beside)
         h, w = image.shape[:2]
         due = self._since_detection + 1 >= self.detect_every
         poses = None
@@ -117,17 +122,17 @@ class PersonFollower:
         self._followed = [p for p in poses if mean_score(p) >= self.min_score]
         return confident(poses, self.min_person_score)
 
-    def _call_beside(self, image: np.ndarray) -> list[Pose]:
+    def _call_beside(self, image: np.ndarray, beside: DetectorBeside) -> list[Pose]:
         h, w = image.shape[:2]
         follow = [(box, p.box_score) for p in self._followed
                   if (box := follow_box(p, w, h, self.pad)) is not None]
-        found = self._beside.take()
+        found = beside.take()
         if found is None and not follow:          # nobody to look for: wait for the detector
-            found = self._beside.detect_now(image)
+            found = beside.detect_now(image)
         if found is not None:
             self._since_detection = 0
             boxes = np.asarray(found.boxes, np.float64).reshape(-1, 4)
-            scores = list(np.asarray(found.scores, np.float64).reshape(-1))
+            scores: list[float] = list(np.asarray(found.scores, np.float64).reshape(-1))
             # as in series, the detection decides who is there; but it is a frame or more old, so a person
             # it boxed who is followed keeps the box of their last pose (where they are now)
             followed = np.zeros(len(boxes), bool)
@@ -139,7 +144,7 @@ class PersonFollower:
             scores = [s for _, s in follow]
             followed = np.ones(len(boxes), bool)
         if self._since_detection + 1 >= self.detect_every:
-            self._beside.submit(image)            # runs while this frame's poses are estimated
+            beside.submit(image)            # runs while this frame's poses are estimated
         poses = (self.estimator.estimate(image, boxes, box_scores=scores, attention=self.attention)
                  if len(boxes) else [])
         # a followed person turned unconfident is lost: detect this frame beside the next ones (an
@@ -147,7 +152,7 @@ class PersonFollower:
         if len(poses) != len(boxes):              # (a box the estimator refused: the pairing is unknown)
             followed = np.full(len(poses), bool(followed.any()))
         if any(f and mean_score(p) < self.min_score for p, f in zip(poses, followed)):
-            if not self._beside.submit(image):
+            if not beside.submit(image):
                 self._since_detection = self.detect_every    # busy: the next frame asks again
         poses = one_pose_per_person(poses)
         self._followed = [p for p in poses if mean_score(p) >= self.min_score]
@@ -178,7 +183,7 @@ def _followed_in_detections(follow: np.ndarray, detected: np.ndarray) -> list[tu
     person's box must not take the big one's), ties going to the better box overlap."""
     if not len(follow) or not len(detected):
         return []
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # deferred: scipy loads only when someone is followed
 
     inside = box_containment(follow, detected)                               # (followed, detected)
     fit = np.where(inside >= BOXED_SHARE, inside + 0.5 * box_iou(follow, detected), 0.0)
@@ -237,7 +242,7 @@ def drop_group_boxes(poses: list[Pose]) -> list[Pose]:
     boxes = np.array([p.box if p.box is not None else (0, 0, 0, 0) for p in poses], np.float64)
     centres = boxes[:, :2] + boxes[:, 2:] / 2
     lo, hi = boxes[:, None, :2], boxes[:, None, :2] + boxes[:, None, 2:]              # (N, 1, 2) outer
-    inside = ((centres[None] >= lo) & (centres[None] <= hi)).all(-1)                 # (N outer, N inner)
+    inside: np.ndarray = np.all((centres[None] >= lo) & (centres[None] <= hi), axis=-1)   # (N outer, N inner)
     np.fill_diagonal(inside, False)
     inside[:, [p.box is None for p in poses]] = False                              # no box, no centre
     wide = boxes[:, 2] > GROUP_ASPECT * boxes[:, 3]
@@ -266,6 +271,7 @@ class TrackSmoother:
     frames (the window's S key); filters from before a switch are dropped, they would be stale."""
 
     def __init__(self, smooth: bool = True, strength: float = 0.5):
+        # deferred: smoothing loads filterpy and scipy, tracking scipy (importing the run API stays light)
         from transpose_live.live.smoothing import PoseSmoother
         from transpose_live.live.tracking import Tracker
 

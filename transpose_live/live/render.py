@@ -16,7 +16,7 @@ import numpy as np
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.image import as_bgr
-from transpose_live.pose.preprocess import box_to_center_scale, get_affine_transform
+from transpose_live.pose.preprocess import PIXEL_STD, box_to_center_scale, get_affine_transform
 from transpose_live.skeleton import KEYPOINT_NAMES, LIMBS, NUM_JOINTS, limb_color, side_color
 from transpose_live.types import FrameResult, Pose
 
@@ -186,8 +186,7 @@ def attention_map(pose: Pose, joint: int | str | None = None, min_score: float =
         return None
     sel = np.nan_to_num(maps[joints], nan=0.0, posinf=0.0, neginf=0.0)           # (k, h, w)
     peak = sel.reshape(len(joints), -1).max(1)
-    sel = sel / np.where(peak > 0, peak, 1.0)[:, None, None]
-    m = sel.max(0)
+    m = (sel / np.where(peak > 0, peak, 1.0)[:, None, None]).max(0)            # each joint at its own peak
     lo, hi = float(m.min()), float(m.max())
     if hi <= lo:
         return None                                                                 # flat: no area to show
@@ -319,7 +318,7 @@ def draw_hud(image: np.ndarray, fps: float | None = None, latency_ms: float | No
 def _draw_poses(out: np.ndarray, poses: Iterable[Pose], draw_boxes: bool, draw_ids: bool, attention: bool,
                 min_score: float, joint, input_size) -> None:
     poses = list(poses)
-    shown = [[] for _ in poses]
+    shown: list[list[int]] = [[] for _ in poses]
     if attention:   # under the skeletons, so the joints stay readable
         shown = [_draw_attention(out, pose, joint, min_score, input_size, 0.65, cv2.COLORMAP_JET) for pose in poses]
     for pose in poses:
@@ -407,7 +406,7 @@ def draw_area(image: np.ndarray, grid_map: np.ndarray, box: Sequence[float],
 def _joint_colors(n: int = NUM_JOINTS) -> tuple[tuple[int, int, int], ...]:
     """n BGR colours spread around the hue circle: one per joint."""
     hsv = np.array([[[int(180 * j / n), 220, 255] for j in range(n)]], np.uint8)
-    return tuple(tuple(int(c) for c in bgr) for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0])
+    return tuple((int(b), int(g), int(r)) for b, g, r in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0])
 
 
 JOINT_COLORS = _joint_colors()     # BGR, by joint index: the inspector's "all joints" areas and its legend
@@ -422,9 +421,9 @@ def draw_joint_areas(image: np.ndarray, maps: np.ndarray, joints: Sequence[int],
     joints = [int(j) for j in joints]
     if not joints:
         return out
-    sel = np.nan_to_num(np.asarray(maps, dtype=np.float32)[joints], nan=0.0, posinf=0.0, neginf=0.0)   # (k, h, w)
-    peak = sel.reshape(len(joints), -1).max(1)
-    sel = sel / np.where(peak > 0, peak, 1.0)[:, None, None]
+    raw = np.nan_to_num(np.asarray(maps, dtype=np.float32)[joints], nan=0.0, posinf=0.0, neginf=0.0)   # (k, h, w)
+    peak = raw.reshape(len(joints), -1).max(1)
+    sel = raw / np.where(peak > 0, peak, 1.0)[:, None, None]
     strongest, value = sel.argmax(0), sel.max(0)                                   # (h, w), (h, w)
     if float(value.max()) <= 0:
         return out
@@ -435,8 +434,13 @@ def draw_joint_areas(image: np.ndarray, maps: np.ndarray, joints: Sequence[int],
     if projected is None:
         return out
     heat, x0, y0 = projected
-    colour = np.stack([project_to_image(np.ascontiguousarray(colours[..., c]), box, frame_wh, input_size)[0]
-                       for c in range(3)], axis=-1)                                # (rh, rw, 3)
+
+    def channel(c: int) -> np.ndarray:   # one colour channel through the same projection as `heat`
+        region = project_to_image(np.ascontiguousarray(colours[..., c]), box, frame_wh, input_size)
+        assert region is not None        # the same box and frame as `value8`'s, which projected
+        return region[0]
+
+    colour = np.stack([channel(c) for c in range(3)], axis=-1)                     # (rh, rw, 3)
     roi = out[y0:y0 + heat.shape[0], x0:x0 + heat.shape[1]]
     # no floor tint here: where every joint's area is low the winning colour means nothing
     w_map = (float(alpha) * np.arange(256, dtype=np.float32) / 255).reshape(1, 256)
@@ -457,8 +461,6 @@ def area_strip(image: np.ndarray, maps: np.ndarray, box: Sequence[float], input_
     """The paper's Fig. 6 strip: (L, h, w) maps (one per layer) each drawn over the person's crop region,
     or (L, J, h, w) maps drawn as draw_joint_areas (these `joints`, each in its own colour),
     side by side, `height` pixels tall, labelled "1".."L" (or `labels`). (height, L * width, 3) uint8."""
-    from transpose_live.pose.preprocess import PIXEL_STD
-
     frame = as_bgr(image)
     H, W = frame.shape[:2]
     in_h, in_w = input_size if input_size is not None else (4, 3)

@@ -124,28 +124,28 @@ class PoseSmoother:
         timestamp = float(timestamp)
         if self.strength == 0.0:
             return [replace(p) for p in poses]
-        out = [self._smooth_one(p, timestamp) if p.track_id is not None else replace(p) for p in poses]
+        out = [self._smooth_one(p, p.track_id, timestamp) if p.track_id is not None else replace(p) for p in poses]
         # forget tracks not seen for longer than max_gap: they would restart anyway
         for tid in [t for t, s in self._tracks.items() if timestamp - s.last_time > self.max_gap]:
             del self._tracks[tid]
         return out
 
-    def _smooth_one(self, pose: Pose, t: float) -> Pose:
+    def _smooth_one(self, pose: Pose, track_id: int, t: float) -> Pose:
         kp = np.asarray(pose.keypoints, np.float64)
         scores = np.asarray(pose.scores, np.float64)
         n = len(kp)
         size = _person_size(pose, kp) if n else 0.0
         if n == 0 or not np.isfinite(size):
-            self._tracks.pop(pose.track_id, None)       # no joints (a changed joint count) or no scale: restart
+            self._tracks.pop(track_id, None)       # no joints (a changed joint count) or no scale: restart
             return replace(pose, keypoints=kp.astype(np.float32))
-        state = self._tracks.get(pose.track_id)
+        state = self._tracks.get(track_id)
         if state is not None:
             dt = t - state.last_time
             if dt <= 0 or dt > self.max_gap or state.n != n:
                 state = None
         if state is None:
             state = _TrackState(t, n)
-            self._tracks[pose.track_id] = state
+            self._tracks[track_id] = state
             dt = 0.0
         state.last_time = t
 
@@ -170,7 +170,7 @@ class PoseSmoother:
         if not (np.isfinite(state.kf.x).all() and np.isfinite(state.kf.P).all()):
             # a keypoint near the float64 limit overflowed: in one stacked filter 0 x inf would spread NaN to
             # every joint of the track, so the track restarts and this frame passes raw
-            self._tracks.pop(pose.track_id, None)
+            self._tracks.pop(track_id, None)
             return replace(pose, keypoints=kp.astype(np.float32))
         result = kp.copy()
         shown = update | (state.active & ~measured)             # filtered, or predicted while unmeasured
@@ -214,12 +214,12 @@ def lag_frames(raw: np.ndarray, smoothed: np.ndarray, max_lag: int = 5) -> float
     raw, smoothed = raw.reshape(n, -1), smoothed.reshape(n, -1)
     t = np.arange(max_lag + 1, n - max_lag - 1)   # the same frames for every shift, so errors compare
     shifts = np.arange(-max_lag - 1, max_lag + 2)
-    errors = []
+    per_shift: list[float] = []
     for k in shifts:
         diff = smoothed[t + k] - raw[t]
         diff = diff[np.isfinite(diff)]
-        errors.append(float(np.mean(diff**2)) if diff.size else np.inf)
-    errors = np.asarray(errors)
+        per_shift.append(float(np.mean(diff**2)) if diff.size else np.inf)
+    errors = np.asarray(per_shift)
     i = int(np.argmin(errors[1:-1])) + 1          # best within ±max_lag, with a neighbour on each side
     e0, e1, e2 = errors[i - 1:i + 2]
     curve = e0 - 2 * e1 + e2

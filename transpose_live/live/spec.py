@@ -12,8 +12,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from transpose_live.detect import parse_detector_spec
 from transpose_live.errors import TransposeLiveError
-from transpose_live.skeleton import KEYPOINT_NAMES
+from transpose_live.model.backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
+from transpose_live.model.config import parse_image_size
+from transpose_live.model.device import resolve_device
 
 # A person's score is its box score x its mean joint score (as in the COCO evaluation). Below this no
 # pose is output by any command: it drops the background crops the detector boxed with low confidence
@@ -83,11 +86,7 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Check every option once (cheap: no model is loaded); returns self, normalised."""
-        # deferred: the model package loads torch (and detect the model package), which --help never needs
-        from transpose_live.detect import parse_detector_spec
-        from transpose_live.model.backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
-        from transpose_live.model.config import parse_image_size
-        from transpose_live.model.device import resolve_device
+        from transpose_live.skeleton import KEYPOINT_NAMES  # deferred: it loads numpy, which --help never needs
 
         self.model = (self.model or "default").strip()
         if self.weights is not None:

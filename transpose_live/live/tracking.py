@@ -99,8 +99,8 @@ class Tracker:
 
     def update(self, poses: list[Pose]) -> list[Pose]:
         """The same poses (new objects, same order) with `track_id` set; None for a pose with no box or keypoints."""
-        boxes = [pose_box(p) for p in poses]
-        det_idx = [i for i, b in enumerate(boxes) if b is not None]
+        boxes = {i: b for i, b in enumerate(pose_box(p) for p in poses) if b is not None}   # pose index -> box
+        det_idx = list(boxes)
         ids: list[int | None] = [None] * len(poses)
 
         sim, admissible = self._similarity([poses[i] for i in det_idx], [boxes[i] for i in det_idx])
@@ -146,26 +146,27 @@ class Tracker:
             det_kp, det_conf = np.full((m, K, 2), np.nan), np.zeros((m, K), bool)
             for j, pose in enumerate(poses):
                 kp, sc = _keypoints_of(pose)
-                if kp is not None:
+                if kp is not None and sc is not None:
                     det_kp[j], det_conf[j] = kp, _confident(kp, sc)
         for k, t in enumerate(self._tracks):
-            with_oks = self.use_oks and t.keypoints is not None
-            if with_oks:
-                both = _confident(t.keypoints, t.scores)[None] & det_conf             # (m, K)
+            track_kp = t.keypoints if self.use_oks else None   # None: this track compares by IoU alone
+            if track_kp is not None:
+                assert t.scores is not None   # set together with the keypoints (_keypoints_of)
+                both = _confident(track_kp, t.scores)[None] & det_conf               # (m, K)
                 counted = (both.sum(1) >= OKS_MIN_JOINTS) & (det_area > 0)            # (m,)
             for shift in (t.predicted_shift(), np.zeros(2)):
                 moved = t.box + np.r_[shift, 0.0, 0.0]
                 iou = box_iou(moved[None], det_boxes)[0]                               # (m,)
                 s, good = iou.copy(), iou >= self.iou_threshold
-                if with_oks and counted.any():
-                    o = oks(t.keypoints + shift, det_kp[counted], det_area[counted], both[counted])
+                if track_kp is not None and counted.any():
+                    o = oks(track_kp + shift, det_kp[counted], det_area[counted], both[counted])
                     s[counted] = (iou[counted] + o) / 2
                     good[counted] |= o >= self.oks_threshold
                 better = good & (s > sim[k])
                 sim[k, better], ok[k, better] = s[better], True
         return sim, ok
 
-    def _reidentify(self, matched: set[int], free: list[int], boxes: list) -> list[tuple[int, int]]:
+    def _reidentify(self, matched: set[int], free: list[int], boxes: dict[int, np.ndarray]) -> list[tuple[int, int]]:
         """(track, detection) pairs for the persons left over and the tracks left unmatched (missed now, or
         for a while) whose expected centre lies near: one to one, least distance in all."""
         waiting = [k for k in range(len(self._tracks)) if k not in matched]
@@ -189,7 +190,7 @@ class Tracker:
         rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
         return [(waiting[a], free[b]) for a, b in zip(rows, cols) if np.isfinite(cost[a, b])]
 
-    def _match(self, track: _Track, pose: Pose, box: np.ndarray) -> None:
+    def _match(self, track: _Track, pose: Pose, box: np.ndarray) -> int | None:
         step = (box[:2] + box[2:] / 2 - track.box[:2] - track.box[2:] / 2) / (track.missed + 1)
         # the first step sets the velocity; later ones are averaged in
         a = self.velocity_smoothing if track.hits > 1 else 0.0
@@ -205,7 +206,7 @@ class Tracker:
             self._next_id += 1
         return track.track_id
 
-    def _new_track(self, pose: Pose, box: np.ndarray) -> int:
+    def _new_track(self, pose: Pose, box: np.ndarray) -> int | None:
         kp, sc = _keypoints_of(pose)
         track = _Track(None, box, kp, sc, np.zeros(2))
         self._tracks.append(track)
