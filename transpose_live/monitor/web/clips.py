@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from transpose_live.media.sinks.segments import safe_camera_name
 
 log = logging.getLogger(__name__)
@@ -143,7 +145,7 @@ def _reencode(segments: list[Segment], t0: float, t1: float, out: Path) -> int:
                         continue
                     if wall > t1:
                         break
-                    image = frame.to_ndarray(format="bgr24")
+                    image: np.ndarray = frame.to_ndarray(format="bgr24")
                     if writer is None:
                         out.parent.mkdir(parents=True, exist_ok=True)
                         writer = VideoWriter(out, image.shape[1], image.shape[0], fps=fps)

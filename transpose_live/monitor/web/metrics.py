@@ -44,10 +44,10 @@ class ViewCollector:
         counters = {"frames": ("Frames processed", "frames"), "dropped_frames": ("Frames dropped (a live source "
                     "keeps the newest)", "dropped"), "reconnects": ("Times the stream came back", "reconnects")}
         for name, (doc, key) in counters.items():
-            family = CounterMetricFamily(f"{PREFIX}_camera_{name}", doc, labels=["camera"])
+            counter = CounterMetricFamily(f"{PREFIX}_camera_{name}", doc, labels=["camera"])
             for row in rows:
-                family.add_metric([row["name"]], float(row[key]))
-            yield family
+                counter.add_metric([row["name"]], float(row[key]))
+            yield counter
         events = CounterMetricFamily(f"{PREFIX}_events", "Events since the view started", labels=["camera", "type"])
         for row in rows:
             for kind, n in sorted(row["events"].items()):

@@ -14,7 +14,7 @@ from transpose_live.errors import TransposeLiveError
 log = logging.getLogger(__name__)
 
 START_S = 10.0
-GRACE_S = 1.0           # open streams (MJPEG, websockets) get this long to end at stop()
+GRACE_S = 1               # open streams (MJPEG, websockets) get this long to end at stop()
 
 
 def bind(host: str, port: int) -> socket.socket:
