@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from transpose_live.media.sinks.base import Abortable, Event, EventSink, Sink
 from transpose_live.monitor.web.feeds import CameraFeed, Controls
 from transpose_live.monitor.web.recorder import EventRecorder, Pending
 from transpose_live.types import FrameResult
@@ -18,9 +19,9 @@ EVENT_TYPES = ("person_appeared", "person_left", "person_down", "person_up", "st
                "stream_failed")
 
 
-class WebSink:
-    """write_frame / write_event / close / abort for one camera; `bind(controls)` lets the page turn the
-    pipeline's attention maps on and off (live.pipeline.Pipeline is such a controls object)."""
+class WebSink(Sink, EventSink, Abortable):
+    """One camera's output to the web view (media.sinks' Sink, EventSink, Abortable); `bind(controls)` lets the
+    page turn the pipeline's attention maps on and off (live.pipeline.Pipeline is such a controls object)."""
 
     needs_image = True
 
@@ -34,7 +35,7 @@ class WebSink:
     def write_frame(self, image: np.ndarray | None, result: FrameResult) -> None:
         self.feed.take_frame(image, result)
 
-    def write_event(self, record: dict) -> None:
+    def write_event(self, record: Event) -> None:
         kind = record.get("event")
         if kind not in EVENT_TYPES and kind != "stats":
             return

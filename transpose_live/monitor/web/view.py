@@ -2,8 +2,8 @@
 
     view = WebView(WebConfig(port=8080, event_dir=Path("events")))
     view.start()                                    # serving at view.url
-    sinks.append(view.sink("front_door", url=camera_url, records=True))   # one per camera, beside the others
-    ...                                             # after building the pipeline: sink.bind(pipeline)
+    Outputs(..., more=(view.for_camera,))          # monitor: each camera's sink, opened with its other outputs
+    sink = view.sink("door", url=camera_url)       # or one by hand; sink.bind(pipeline) for the overlay toggle
     view.stop()
 
 Everything reaches it through the cameras' sinks (frames, events, how the output ended), the same output
@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from transpose_live.media.sinks.outputs import SinkOpener
+from transpose_live.monitor.cameras import CameraConfig
 from transpose_live.monitor.web.clips import ClipCutter
 from transpose_live.monitor.web.config import WebConfig
 from transpose_live.monitor.web.feeds import CameraFeed
@@ -57,6 +59,16 @@ class WebView:
                 state.streams[camera] = JpegStream(feed)
         feed.reopen(records=records)
         return WebSink(feed, self.recorder)
+
+    def for_camera(self, camera: CameraConfig | str) -> list[SinkOpener]:
+        """The camera's web output for open_outputs' `more` (a monitor.runner.CameraOutputs, like MQTT's):
+        clips are offered for cameras that record into this view's record_dir."""
+        if isinstance(camera, CameraConfig):
+            name, url, records = camera.name, camera.url, camera.record
+        else:
+            name, url, records = str(camera), None, False
+        records = records and self.config.record_dir is not None
+        return [lambda source: self.sink(name, url=url, records=records)]
 
     def _changed(self, feed: CameraFeed) -> None:
         self.state.push.publish({"type": "camera", "camera": feed.row()})
