@@ -358,7 +358,7 @@ def test_metrics_in_prometheus_text_format(tmp_path):
 
     view = make_view(tmp_path)
     # the shared model's counters as pose.batching.BatchStats has them
-    view.state.model_stats = lambda: SimpleNamespace(forwards=10, requests=25, crops=40, mean_batch=4.0)
+    view.model_stats = lambda: SimpleNamespace(forwards=10, requests=25, crops=40, mean_batch=4.0)
     try:
         door, yard = view.sink("door"), view.sink("yard")
         feed_frames(door, 10, persons=3, period=0.01)

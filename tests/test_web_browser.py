@@ -33,8 +33,11 @@ def world(tmp_path_factory, tiny_options, loud_weights):
     server = RtspServer(paths=("/door", "/yard"), user=CAM_USER, password=CAM_SECRET)
     # the whole frame is the person (no detector); the loud weights make it a confident, tracked one
     runner = load_runner(**{**tiny_options, "weights": str(loud_weights)})
-    view = make_view(tmp_path_factory.mktemp("web"))
-    cameras = Cameras(view, runner, {"door": server.url("/door"), "yard": server.url("/yard")})
+    folder = tmp_path_factory.mktemp("web")
+    view = make_view(folder, record_dir=folder / "recordings")
+    # the door records in 3-second segments: its events get clips once their footage is in finished segments
+    cameras = Cameras(view, runner, {"door": server.url("/door"), "yard": server.url("/yard")}, folder,
+                      records=("door",), segment_minutes=0.05)
     try:
         wait_for(lambda: all(r["state"] == "live" and r["frames"] > 3 for r in get_json(view, "/api/cameras")), 30)
         yield server, view, cameras
@@ -115,6 +118,23 @@ def test_an_outage_is_seen_on_the_pages_as_it_happens(world, browser):
     browser.close()
     browser.switch_to.window(grid)
     assert get_json(view, "/api/cameras/door")["reconnects"] >= 1
+
+
+def test_an_event_of_a_recording_camera_plays_its_clip(world, browser):
+    _, view, _ = world
+    browser.get(view.url + "events?camera=door&type=person_appeared")
+    item = '#events li[data-type=person_appeared][data-camera=door]'
+    wait_for(lambda: browser.execute_script(f"return !!document.querySelector('{item} .clip button')"), 10)
+    epoch = float(browser.execute_script(f"return document.querySelector('{item}').dataset.epoch"))
+    # the clip ends 5 s after the event; it is cut once that footage is in a finished 3-second segment
+    time.sleep(max(0.0, epoch + 5 + 3 + 1 - time.time()))
+    browser.execute_script(f"document.querySelector('{item} .clip button').click()")
+    wait_for(lambda: browser.execute_script(
+        f"const v = document.querySelector('{item} .clip video'); return !!v && v.readyState >= 1 && v.duration > 1"),
+        20)
+    assert browser.execute_script("return document.querySelector('#events li[data-camera=yard]')") is None
+    yard = get_json(view, "/api/events?camera=yard&type=person_appeared")[0]
+    assert yard["clip"] is None                          # yard does not record: its events say so
 
 
 def test_a_password_protected_view_works_in_the_browser(tmp_path, browser):

@@ -46,7 +46,8 @@ def test_measure_fps_with_0_and_4_mjpeg_viewers_on_2_cameras(tmp_path):
     pairs = int(os.environ.get("TRANSPOSE_LIVE_WEB_PAIRS", 5))
     with RtspServer(paths=("/a", "/b"), size=(640, 480), fps=30) as server:
         view = make_view(tmp_path)
-        cameras = Cameras(view, load_runner(), {"a": server.url("/a"), "b": server.url("/b")}, timeout=5)
+        cameras = Cameras(view, load_runner(), {"a": server.url("/a"), "b": server.url("/b")}, tmp_path,
+                          timeout=5)
         try:
             wait_for(lambda: all(n > 30 for n in _frames(view).values()), 120)
             time.sleep(10)                                       # warm: caches, the encoder threads
@@ -166,7 +167,7 @@ def test_soak_rss_threads_and_files(tmp_path, tiny_options, loud_weights):
     server = RtspServer(paths=("/door", "/yard"))
     view = make_view(tmp_path)
     cameras = Cameras(view, load_runner(**{**tiny_options, "weights": str(loud_weights)}),
-                      {"door": server.url("/door"), "yard": server.url("/yard")}, timeout=2)
+                      {"door": server.url("/door"), "yard": server.url("/yard")}, tmp_path, timeout=2)
     outages = 0
     try:
         with chromium() as browser:

@@ -151,36 +151,31 @@ def image_loaded(driver, css: str) -> bool:
 # ------------------------------------------------------------------------------------------- real cameras
 
 class Cameras:
-    """Real pipelines, one per camera, into a view's sinks the way `monitor` runs them: each RTSP stream in its
-    own Pipeline, one shared model (SharedEstimator batches their crops), pose events, a stats event every
-    `stats_every` s; each sink bound to its pipeline (the overlay toggle)."""
+    """Real cameras into the view the way `transpose-live monitor --web` runs them: the monitor's engine
+    (monitor.runner.Monitor: a pipeline per camera, one shared model, pose events, its JSON log and segments)
+    with the view's output opened beside the others (Outputs.more = view.for_camera). `records`: these cameras
+    record segments of `segment_minutes` into `record_dir` (the view's, for clips)."""
 
-    def __init__(self, view: WebView, runner, urls: dict[str, str], timeout: float = 1.0, stats_every: float = 1.0,
-                 records: bool = False):
-        import threading
+    def __init__(self, view: WebView, runner, urls: dict[str, str], folder: Path, timeout: float = 1.0,
+                 records: tuple[str, ...] = (), segment_minutes: float = 10.0):
+        from transpose_live.monitor.cameras import CameraConfig
+        from transpose_live.monitor.runner import Monitor, Outputs
 
-        from transpose_live.live.pipeline import Pipeline
-        from transpose_live.media.sources import open_source
-        from transpose_live.monitor.events import PoseEvents
-        from transpose_live.pose.batching import SharedEstimator
+        cameras = [CameraConfig(name, url, record=name in records) for name, url in urls.items()]
+        outputs = Outputs(folder / "logs", view.config.record_dir, segment_minutes, more=[view.for_camera])
+        self.monitor = Monitor(cameras, runner.spec, outputs, {"transport": "tcp", "timeout": timeout,
+                                                               "max_retries": None}, runner=runner)
+        self.monitor.start()
+        view.model_stats = lambda: self.monitor.estimator.stats
+        wait_for(lambda: all(c.pipeline is not None for c in self.monitor.cameras), 30)
+        self.pipelines = {c.camera.name: c.pipeline for c in self.monitor.cameras}
+        # the overlay toggle: each web sink steers its own pipeline (the pipeline does not bind sinks itself)
+        from transpose_live.monitor.web.sink import WebSink
 
-        self.estimator = SharedEstimator(runner.estimator)
-        self.sources, self.pipelines, self.threads = {}, {}, []
-        for name, url in urls.items():
-            source = open_source(url, timeout=timeout)
-            sink = view.sink(name, url=url, records=records)
-            pipeline = Pipeline(source, runner.spec, [sink], estimator=self.estimator, detector=runner.detector,
-                                events=[PoseEvents()], stats_every=stats_every)
-            sink.bind(pipeline)
-            self.sources[name], self.pipelines[name] = source, pipeline
-            thread = threading.Thread(target=pipeline.run, name=f"test-camera-{name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        for pipeline in self.pipelines.values():
+            for sink in pipeline.sinks:
+                if isinstance(sink, WebSink):
+                    sink.bind(pipeline)
 
     def stop(self) -> None:
-        for name, pipeline in self.pipelines.items():
-            pipeline.stop()
-            self.sources[name].close()
-        for thread in self.threads:
-            thread.join(10)
-        self.estimator.close()
+        self.monitor.stop()

@@ -73,6 +73,15 @@ class WebView:
     def _changed(self, feed: CameraFeed) -> None:
         self.state.push.publish({"type": "camera", "camera": feed.row()})
 
+    @property
+    def model_stats(self) -> Callable[[], Any] | None:
+        return self.state.model_stats
+
+    @model_stats.setter
+    def model_stats(self, source: Callable[[], Any] | None) -> None:
+        """Where /metrics and /api/stats read the shared model's counters (the monitor's SharedEstimator.stats)."""
+        self.state.model_stats = source
+
     # ------------------------------------------------------------------------------------------ server
 
     @property
