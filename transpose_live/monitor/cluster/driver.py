@@ -60,6 +60,7 @@ class CameraView:
     start: int = 0
     state: str = "starting"
     node: str | None = None
+    node_id: str | None = None
     pid: int | None = None
     row: dict = field(default_factory=dict)
     frames_before: int = 0       # frames and drops of earlier starts
@@ -151,7 +152,7 @@ class ClusterMonitor:
                 view.config, self.spec, self.services, self.settings, self.ranges)
         answers = ray.get([view.worker.ready.remote() for view in self.views], timeout=READY_S)
         for view, answer in zip(self.views, answers):
-            view.node, view.pid = answer["node"], answer["pid"]
+            view.node, view.node_id, view.pid = answer["node"], answer["node_id"], answer["pid"]
         self.ready_s = time.monotonic() - self.t0
         refused = [(v, a) for v, a in zip(self.views, answers) if a["record_problem"]]
         if refused:
@@ -203,7 +204,8 @@ class ClusterMonitor:
             view.start = answer["start"]
         view.unavailable_since = None
         view.frames_now, view.dropped_now = answer["frames"], answer["dropped"]
-        view.state, view.node, view.pid = answer["state"], answer["node"], answer["pid"]
+        view.state, view.pid = answer["state"], answer["pid"]
+        view.node, view.node_id = answer["node"], answer["node_id"]
         for item in answer["items"]:
             if isinstance(item, dict):
                 self._event(view, item)

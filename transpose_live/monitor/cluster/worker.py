@@ -71,6 +71,7 @@ class CameraWorker:
         self.settings = settings
         self.start_number = int(ray.get(ranges.start.remote(camera.name)))     # 0, or the restarts so far
         self.node = ray.util.get_node_ip_address()
+        self.node_id = ray.get_runtime_context().get_node_id()
         self.outbox = Outbox()
         self.estimator = RemoteEstimator(services.pose, services.image_size, services.max_crops, spec.flip)
         self.estimator.warm_up()
@@ -151,13 +152,15 @@ class CameraWorker:
 
     def ready(self) -> dict:
         """Answered once the worker is up: where it runs, which start it is, a record folder problem."""
-        return {"node": self.node, "pid": os.getpid(), "start": self.start_number, "record_problem":
+        return {"node": self.node, "node_id": self.node_id, "pid": os.getpid(), "start": self.start_number,
+                "record_problem":
                 self.record_problem, "error": self.error}
 
     def poll(self) -> dict:
         """The summaries and events since the last poll, and this start's status."""
         stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
-        return {"start": self.start_number, "node": self.node, "pid": os.getpid(), "state": self.state,
+        return {"start": self.start_number, "node": self.node, "node_id": self.node_id, "pid": os.getpid(),
+                "state": self.state,
                 "frames": stats.frames_processed if stats else 0, "dropped": stats.frames_dropped if stats else 0,
                 "latency_p50_ms": stats.latency_p50_ms if stats and stats.frames_processed else None,
                 "latency_p95_ms": stats.latency_p95_ms if stats and stats.frames_processed else None,

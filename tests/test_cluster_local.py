@@ -1,0 +1,169 @@
+"""monitor --cluster on a real local Ray (one instance for the module, 2 CPUs, no dashboard, on 127.0.0.1):
+two cameras from the real RTSP test server, the tiny model served by Ray Serve, the whole frame as the
+person. Frames, events and ids reach the driver's logs; a camera worker killed with SIGKILL comes back
+(worker_restarted, stream_back, ids in a new range) while the other camera goes on; a pose model replica
+killed costs no camera its tracks (its frames wait, the newer ones replace them and are counted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from transpose_live.monitor.cluster.connect import LOOPBACK, loopback_environment
+
+import rtsp_server
+from helpers import wait_until
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="needs Ray (pip install 'transpose-live[cluster]'; the dev extra has it)")
+if importlib.util.find_spec("ray") is not None:
+    loopback_environment()              # before Ray is first imported in this process
+
+CAMERAS = ("door", "yard")
+
+
+def log_lines(folder: Path, camera: str) -> list[dict]:
+    path = folder / f"{camera}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def events(folder: Path, camera: str, name: str | None = None) -> list[dict]:
+    return [r for r in log_lines(folder, camera) if "event" in r and (name is None or r["event"] == name)]
+
+
+def ids_seen(lines: list[dict]) -> set[int]:
+    return {p["id"] for r in lines for p in r.get("persons", []) if p["id"] is not None}
+
+
+def loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)          # ::ffff:127.0.0.1 is 127.0.0.1
+    return (mapped or ip).is_loopback
+
+
+def row(monitor, camera: str) -> dict:
+    return next(r for r in monitor.status() if r["camera"] == camera)
+
+
+def frames(monitor, camera: str) -> int:
+    return row(monitor, camera)["frames"]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address=LOOPBACK)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server():
+    rtsp_server.require()
+    with rtsp_server.RtspServer(paths=tuple(f"/{c}" for c in CAMERAS), size=(160, 120), fps=10) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def monitor(ray_session, server, loud_weights, tmp_path_factory):
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.monitor.cameras import CameraConfig
+    from transpose_live.monitor.cluster.driver import ClusterMonitor
+    from transpose_live.monitor.runner import Outputs
+
+    logs = tmp_path_factory.mktemp("logs")
+    spec = RunSpec.from_options(model="tp_m_a4", weights=str(loud_weights), device="cpu", detector="none")
+    cameras = [CameraConfig(c, server.url(f"/{c}")) for c in CAMERAS]
+    running = ClusterMonitor(cameras, spec, Outputs(logs), {"timeout": 5.0}, replicas=1, pose_cpus=0.5)
+    running.logs = logs
+    running.start()
+    assert wait_until(lambda: all(frames(running, c) >= 10 for c in CAMERAS), 90, 0.2), running.status()
+    yield running
+    running.stop()
+
+
+def test_ray_stays_on_loopback(ray_session):
+    """The node's address, and every socket Ray's processes listen on or talk to, are in 127.0.0.0/8."""
+    import psutil
+
+    assert {n["NodeManagerAddress"] for n in ray_session.nodes()} == {LOOPBACK}
+    assert ray_session.get_runtime_context().gcs_address.startswith(f"{LOOPBACK}:")
+    processes = psutil.Process().children(recursive=True)
+    assert any("raylet" in " ".join(p.cmdline()) for p in processes)
+    addresses = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        addresses += [c.laddr.ip for c in connections] + [c.raddr.ip for c in connections if c.raddr]
+    assert addresses and all(loopback(a) for a in addresses), sorted(set(addresses))
+
+
+def test_frames_events_and_status_reach_the_driver(monitor):
+    for camera in CAMERAS:
+        lines = log_lines(monitor.logs, camera)
+        assert sum("persons" in r for r in lines) >= 10
+        assert ids_seen(lines) and max(ids_seen(lines)) < 1_000_000
+        assert events(monitor.logs, camera, "person_appeared")
+        r = row(monitor, camera)
+        assert r["state"] == "live" and r["error"] is None and r["latency_p50_ms"] > 0 and r["node"] == LOOPBACK
+    stats = monitor.model_stats()
+    assert stats["replicas"] == 1 and stats["crops"] >= 20 and stats["mean_crops"] >= 1.0
+    jpeg = monitor.newest_jpeg("door")
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 500
+    pid = monitor.views[0].pid
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::CameraWorker")
+
+
+def test_a_killed_camera_worker_comes_back_in_a_new_id_range(monitor):
+    door = monitor.views[0]
+    pid, before_other = door.pid, frames(monitor, "yard")
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_until(lambda: row(monitor, "door")["restarts"] == 1 and door.frames_now >= 5, 60, 0.1), \
+        monitor.status()
+    back_s = time.monotonic() - killed
+    assert door.pid != pid and frames(monitor, "yard") > before_other + 5
+    names = [e["event"] for e in events(monitor.logs, "door")]
+    assert names.index("worker_restarted") < len(names) - names[::-1].index("stream_back") - 1
+    restarted = events(monitor.logs, "door", "worker_restarted")[-1]
+    assert restarted["restarts"] == 1 and restarted["first_id"] == 1_000_001
+    lines = log_lines(monitor.logs, "door")
+    last_restart = max(i for i, r in enumerate(lines) if r.get("event") == "worker_restarted")
+    assert ids_seen(lines[last_restart:]) and min(ids_seen(lines[last_restart:])) > 1_000_000
+    assert back_s < 30, back_s
+
+
+def test_a_killed_model_replica_costs_no_camera_its_tracks(monitor, ray_session):
+    replicas = [a for a in ray_session.util.list_named_actors(all_namespaces=True) if "PoseModel" in a["name"]]
+    assert len(replicas) == 1
+    ids_before = {c: ids_seen(log_lines(monitor.logs, c)[-3:]) for c in CAMERAS}
+    counts = {c: (frames(monitor, c), row(monitor, c)["dropped"]) for c in CAMERAS}
+    ray_session.kill(ray_session.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]))
+    assert wait_until(lambda: all(frames(monitor, c) >= counts[c][0] + 20 for c in CAMERAS), 90, 0.2), \
+        monitor.status()
+    for camera in CAMERAS:
+        r = row(monitor, camera)
+        assert r["state"] == "live" and r["error"] is None
+        assert r["dropped"] > counts[camera][1]              # frames waited for the model: the old ones dropped
+        assert ids_seen(log_lines(monitor.logs, camera)[-3:]) == ids_before[camera]   # the same person, same id
+    assert monitor.model_stats()["replicas"] == 2            # the restarted replica reports on its own
+
+
+def test_stop_closes_every_camera(monitor):
+    assert monitor.stop() is True
+    assert not monitor.running()
+    for camera in CAMERAS:
+        assert events(monitor.logs, camera, "person_left")
