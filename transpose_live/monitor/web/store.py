@@ -93,23 +93,28 @@ class EventStore:
         track = record.get("id")
         values = (camera, str(record.get("event", "")), float(epoch), _float(record.get("timestamp")),
                   int(track) if isinstance(track, int) else None, json.dumps(record, default=str), int(recorded))
+        keep_snapshot = bool(snapshot) and self.persistent
+        lost: OSError | None = None
         try:
-            with self._lock:
+            with self._lock:      # the row and its snapshot appear together: nobody reads one without the other
                 cursor = self._db.execute("INSERT INTO events (camera, type, epoch, timestamp, track_id, record, "
-                                          "recorded) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+                                          "recorded, snapshot_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                          (*values, len(snapshot or b"") if keep_snapshot else 0))
+                event_id = int(cursor.lastrowid or 0)
+                if keep_snapshot:
+                    try:
+                        _write_atomic(self.snapshot_file(event_id), snapshot or b"")
+                    except OSError as exc:
+                        lost = exc
+                        self._db.execute("UPDATE events SET snapshot_bytes = 0 WHERE id = ?", (event_id,))
                 self._db.commit()
-            event_id = int(cursor.lastrowid or 0)
         except sqlite3.Error as exc:
             self._rollback()
             self._failed("cannot keep an event", exc)
             return None
-        if snapshot and self.persistent:
-            try:
-                _write_atomic(self.snapshot_file(event_id), snapshot)
-                self.set_bytes(event_id, "snapshot_bytes", len(snapshot))
-            except OSError as exc:
-                self._failed(f"cannot keep the snapshot of event {event_id}", exc)
-                return event_id
+        if lost is not None:
+            self._failed(f"cannot keep the snapshot of event {event_id}", lost)
+            return event_id
         self._recovered()
         return event_id
 
