@@ -36,6 +36,7 @@ def _frames(view) -> dict[str, int]:
     return {row["name"]: row["frames"] for row in get_json(view, "/api/cameras")}
 
 
+@pytest.mark.timeout(1200)
 def test_measure_fps_with_0_and_4_mjpeg_viewers_on_2_cameras(tmp_path):
     """The shipped model on two 640x480 30 fps streams (the pipelines, not the streams, set the pace); rounds of
     TRANSPOSE_LIVE_WEB_ROUND_S (15) seconds alternating 0 and 4 curl viewers per camera (other processes),
@@ -114,6 +115,7 @@ class LoopingFile:
         self._source.close()
 
 
+@pytest.mark.timeout(1200)
 def test_measure_event_to_page_latency(tmp_path):
     """The shipped model on samples/pedestrians.mp4 played as a live camera: persons appear and leave as they
     walk in and out (and at each loop). The events page is open in Chromium; for every event pushed to it,
@@ -157,6 +159,7 @@ def _proc(field: str) -> int:
     raise KeyError(field)
 
 
+@pytest.mark.timeout(int(float(os.environ.get("TRANSPOSE_LIVE_WEB_SOAK_S", 1200))) + 600)
 def test_soak_rss_threads_and_files(tmp_path, tiny_options, loud_weights):
     """Two cameras (tiny model) into the view for TRANSPOSE_LIVE_WEB_SOAK_S seconds (default 1200), the grid and a
     camera's MJPEG open in Chromium, the RTSP server killed every 2 minutes (back 10 s later). RSS, threads and
