@@ -32,7 +32,15 @@ def apply_transform(image: np.ndarray, transform: tuple[bool, bool, bool]) -> np
 
 
 def display_matrix(av_frame) -> np.ndarray | None:
-    for side in av_frame.side_data:
+    """The frame's display matrix (9 int32), None when it has none.
+
+    Read through a side-data container of our own, not `av_frame.side_data`: PyAV caches that one on the
+    frame and it points back at the frame, a reference cycle only Python's cyclic collector frees, which
+    kept each connection's first frame (its picture, its swscale context and that context's threads) alive
+    for as long as no full collection ran (issue 27: +2 OS threads per RTSP reconnect)."""
+    from av.sidedata.sidedata import SideDataContainer  # deferred like every PyAV import (FFmpeg loads)
+
+    for side in SideDataContainer(av_frame):
         if getattr(side.type, "name", "") == "DISPLAYMATRIX":
             return np.frombuffer(bytes(side), dtype=np.int32)
     return None

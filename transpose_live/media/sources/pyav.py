@@ -37,6 +37,8 @@ class PyAVSource(Source):
         self._av = av
         self._label = label
         self._container: Any = None
+        self._stream: Any = None           # holds the decoder (its codec context and threads) while attached
+        self._reformatter: Any = None      # this connection's YUV → BGR converter
         self._frames: Generator[tuple[float, np.ndarray], None, None] | None = None
         self._pending: tuple[float, np.ndarray] | None = None
         self._index = 0
@@ -53,6 +55,10 @@ class PyAVSource(Source):
             raise TransposeLiveError(f"{self._label} has no video stream")
         self._stream = stream = container.streams.video[0]
         self._configure(stream)
+        # One converter for the connection's frames: av_frame.to_ndarray(format=...) would make a swscale
+        # context on every frame, starting and joining its slice threads each time (2 clone() per frame
+        # here), and leave it to whatever keeps that frame alive
+        self._reformatter = self._av.video.reformatter.VideoReformatter()    # (av imports av.video)
         self.time_base = stream.time_base
         self._origin = stream.start_time or 0          # pts of the source's t = 0
         # header facts copied out: PyAV's stream objects must not be read once the container is closed
@@ -120,7 +126,8 @@ class PyAVSource(Source):
                         log.warning("%s: rotation of %s degrees is not a multiple of 90; frames left as coded",
                                     self._label, av_frame.rotation)
                         self._transform = (False, False, False)
-                image = apply_transform(av_frame.to_ndarray(format="bgr24"), self._transform)
+                bgr = self._reformatter.reformat(av_frame, format="bgr24")
+                image = apply_transform(bgr.to_ndarray(), self._transform)
                 self._last_ts = ts
                 yield ts, image
 
@@ -164,9 +171,11 @@ class PyAVSource(Source):
         self._detach()
 
     def _detach(self) -> None:
-        """Close the decoder and the container (if any); the source's reading state stays."""
+        """Close the decoder and the container (if any); the source's reading state stays. Every reference
+        to the connection's PyAV objects goes: container.close() frees the demuxer and its socket, but a
+        codec context (and its decoder threads) lives for as long as its Python stream object does."""
         frames, container = self._frames, self._container
-        self._frames = self._container = self._pending = None
+        self._frames = self._container = self._pending = self._stream = self._reformatter = None
         try:
             if frames is not None:
                 frames.close()
