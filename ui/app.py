@@ -15,9 +15,19 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.ui.settings import default_config, with_settings
+
+if TYPE_CHECKING:          # for the annotations only (Qt, and the run's types load torch)
+    from PyQt6.QtWidgets import QApplication
+
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.media.sinks import Sink
+    from transpose_live.ui.main_window import MainWindow
+    from transpose_live.ui.sources import SourceLike
+    from transpose_live.ui.view import View
 
 NO_DISPLAY = "no display for the preview window: set DISPLAY"
 NO_SHOW_ADVICE = "use --no-show / --out"
@@ -144,7 +154,7 @@ def check_platform() -> None:
             f"`sudo apt-get install {' '.join(packages)}` (or run headless with QT_QPA_PLATFORM=offscreen)")
 
 
-def application():
+def application() -> QApplication:
     """The running QApplication, or a new one (after check_display and check_platform)."""
     from PyQt6.QtWidgets import QApplication  # deferred: Qt
 
@@ -173,7 +183,8 @@ def _quiet_qt_notes() -> None:
     qInstallMessageHandler(handler)
 
 
-def run_app(source=None, config=None, *, sinks=(), autostart: bool = True, view=None) -> int:
+def run_app(source: SourceLike | None = None, config: RunSpec | None = None, *, sinks: Sequence[Sink] = (),
+            autostart: bool = True, view: View | None = None) -> int:
     """Show the window (optionally playing `source`: a file, camera index, URL or opened Source) and run Qt's
     event loop until it is closed. sinks: outputs the first run writes (and finishes). Returns the exit code.
     Raises TransposeLiveError without a display."""
@@ -194,8 +205,8 @@ def run_app(source=None, config=None, *, sinks=(), autostart: bool = True, view=
     return int(rc)
 
 
-def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=None,
-              inspector: bool = False, timeout: float = 600.0) -> int:
+def run_check(source: SourceLike, config: RunSpec | None = None, *, frames: int, screenshot: str | Path,
+              view: View | None = None, inspector: bool = False, timeout: float = 600.0) -> int:
     """Headless check (tests, bug reports): play `frames` frames of `source` as fast as the model goes, save a
     screenshot of the whole window, quit. 0 when the frames were shown and the picture saved; raises
     TransposeLiveError when the source fails or nothing could be shown."""
@@ -244,12 +255,12 @@ def run_check(source, config=None, *, frames: int, screenshot: str | Path, view=
     return 0
 
 
-def _with_max_frames(config, frames: int):
+def _with_max_frames(config: RunSpec | None, frames: int) -> RunSpec:
     return with_settings(default_config() if config is None else config, max_frames=frames)
 
 
 @contextlib.contextmanager
-def _ctrl_c_closes(window):
+def _ctrl_c_closes(window: MainWindow) -> Iterator[None]:
     """Ctrl-C in the terminal closes the window (which stops the pipeline and finishes the outputs). Qt's
     event loop holds the interpreter, so a timer lets Python look at signals a few times a second."""
     from PyQt6.QtCore import QTimer  # deferred: Qt

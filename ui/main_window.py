@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QVBoxLayout, 
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
+from transpose_live.media.sinks import Sink
 from transpose_live.media.sources import Source
 from transpose_live.pose.inspector import joint_index
 from transpose_live.types import FrameResult, Pose
@@ -58,7 +59,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, config: RunSpec | None = None, *, pipeline_factory: PipelineFactory | None = None,
                  source_factory: Callable[..., Source] | None = None, source_options: dict[str, Any] | None = None,
-                 sinks: Sequence[Any] = (), view: View | None = None, parent: QWidget | None = None):
+                 sinks: Sequence[Sink] = (), view: View | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self._config = default_config() if config is None else config
         self._pipeline_factory = pipeline_factory

@@ -5,29 +5,31 @@ PipelineFactory. The default factory is ui/pipeline_factory.py's real_pipeline."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
+from transpose_live.media.sinks import EventListener, Sink
 from transpose_live.types import FrameResult
 
 if TYPE_CHECKING:          # for the annotations only: these modules load torch
     from transpose_live.detect.base import Detector
-    from transpose_live.live.pipeline import PipelineStats
+    from transpose_live.live.pipeline import PipelineStats, PoseModel
     from transpose_live.live.spec import RunSpec
-    from transpose_live.pose.estimator import PoseEstimator
     from transpose_live.ui.sources import RememberingSource
 
 FrameCallback = Callable[[np.ndarray, FrameResult], None]     # (rendered BGR frame, its result), the last thread
-EventCallback = Callable[[dict], None]                         # a stream's own events: stream_lost / stream_back
 
 
 class PosePipeline(Protocol):
     """What PipelineWorker calls: run() blocks in the worker's thread until the source ends or stop();
     the rest are called from other threads while it runs."""
 
-    estimator: PoseEstimator      # reused by the next pipeline: the model loads once
-    detector: Detector
+    @property
+    def estimator(self) -> PoseModel: ...     # reused by the next pipeline: the model loads once
+
+    @property
+    def detector(self) -> Detector: ...
 
     def run(self) -> PipelineStats: ...
 
@@ -42,9 +44,11 @@ class PosePipeline(Protocol):
 
 class PipelineFactory(Protocol):
     """Builds a PosePipeline over an opened source (the default: load_runner + Pipeline). estimator / detector:
-    those of the previous pipeline (None at first: the factory loads them). sinks: outputs with write_frame and
-    close (VideoWriter, JsonlWriter...), owned by the worker: the pipeline must not close them."""
+    those of the previous pipeline (None at first: the factory loads them); the inspector runs the estimator's
+    network, so it is a transpose_live.pose.estimator.PoseEstimator. sinks: outputs with write_frame and
+    close (VideoWriter, JsonlWriter...), owned by the worker: the pipeline must not close them. on_event: the
+    run's events (a stream lost and back)."""
 
-    def __call__(self, source: RememberingSource, config: RunSpec, *, sinks: Sequence[Any],
-                 on_frame: FrameCallback, on_event: EventCallback, estimator: PoseEstimator | None,
+    def __call__(self, source: RememberingSource, config: RunSpec, *, sinks: Sequence[Sink],
+                 on_frame: FrameCallback, on_event: EventListener, estimator: PoseModel | None,
                  detector: Detector | None) -> PosePipeline: ...

@@ -19,8 +19,8 @@ from transpose_live.skeleton import KEYPOINT_NAMES
 from transpose_live.types import FrameResult, Pose
 
 if TYPE_CHECKING:          # for the annotations only: these load torch
+    from transpose_live.live.pipeline import PoseModel
     from transpose_live.live.spec import RunSpec
-    from transpose_live.pose.estimator import PoseEstimator
     from transpose_live.pose.inspector import Inspection
 
 DEFAULT_OPACITY = 0.65
@@ -96,11 +96,12 @@ def _draw(raw: np.ndarray, seen: Inspection, view: View, layer: int | None, join
     return draw_joint_areas(raw, seen.all_joints(layer, view.affected), joints, box, seen.input_size, view.opacity)
 
 
-def render_inspection(raw: np.ndarray, result: FrameResult, view: View, estimator: PoseEstimator | None,
+def render_inspection(raw: np.ndarray, result: FrameResult, view: View, estimator: PoseModel | None,
                       spec: RunSpec) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """The frame drawn with the selected person's chosen areas under every skeleton, its box outlined,
     the chosen joint marked; the Fig. 6 strip when view.strip; facts for the window (person, layers).
-    Returns (image, strip or None, facts)."""
+    Returns (image, strip or None, facts). estimator: a transpose_live.pose.estimator.PoseEstimator (its
+    network runs again on the person's crop, every layer's attention kept)."""
     import cv2  # deferred with render and the inspector (see _draw)
 
     from transpose_live.live.render import annotate, area_strip, mark_joints

@@ -30,9 +30,10 @@ from PyQt6.QtGui import QImage
 
 from transpose_live.detect.base import Detector
 from transpose_live.errors import TransposeLiveError
+from transpose_live.live.pipeline import PoseModel
 from transpose_live.live.spec import RunSpec
+from transpose_live.media.sinks import Event, Sink
 from transpose_live.media.sources import Source
-from transpose_live.pose.estimator import PoseEstimator
 from transpose_live.types import FrameResult
 from transpose_live.ui.images import bgr_to_qimage
 from transpose_live.ui.keep import PoseLog, Recorder
@@ -102,8 +103,8 @@ class PipelineWorker(QObject):
 
     def __init__(self, source: SourceLike | None, config: RunSpec | None = None, *,
                  source_options: dict[str, Any] | None = None, pipeline_factory: PipelineFactory | None = None,
-                 source_factory: Callable[..., Source] | None = None, estimator: PoseEstimator | None = None,
-                 detector: Detector | None = None, sinks: Sequence[Any] = (), start: float | None = None,
+                 source_factory: Callable[..., Source] | None = None, estimator: PoseModel | None = None,
+                 detector: Detector | None = None, sinks: Sequence[Sink] = (), start: float | None = None,
                  speed: float | None = 1.0, paused: bool = False, view: View | None = None,
                  pose_log: PoseLog | None = None, recorder: Recorder | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -116,7 +117,7 @@ class PipelineWorker(QObject):
             raise TransposeLiveError("no source given: open a video file, a camera or a stream URL")
         self._source_options = dict(source_options or {})
         self._pipeline_factory: PipelineFactory = pipeline_factory or real_pipeline
-        self._source_factory = source_factory or open_for_window
+        self._source_factory: Callable[..., Source] = source_factory or open_for_window
         self._estimator = estimator
         self._detector = detector
         self._sinks = list(sinks)
@@ -379,7 +380,7 @@ class PipelineWorker(QObject):
 
     # ----------------------------------------------------------------------------- the pipeline's thread
 
-    def _on_event(self, record: dict) -> None:
+    def _on_event(self, record: Event) -> None:
         """A stream's own events (lost / back) become the window's state line."""
         kind = record.get("event")
         if kind == "stream_lost":
