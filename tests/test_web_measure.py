@@ -208,3 +208,59 @@ def test_soak_rss_threads_and_files(tmp_path, tiny_options, loud_weights):
           f"{min(s[3] for s in warm)}-{max(s[3] for s in warm)}; reconnects "
           f"{[r['reconnects'] for r in rows]}", flush=True)
     assert growth < 30
+
+
+@pytest.mark.timeout(600)
+def test_screenshots_for_the_docs(tmp_path):
+    """docs/images/web_grid.png, web_events.png, web_camera_phone.png from the real pages: the shipped model on
+    samples/pedestrians.mp4 played as two live cameras, and an RTSP camera whose server dies (reconnecting).
+    Writes into TRANSPOSE_LIVE_WEB_SCREENSHOTS (a folder), else skips."""
+    from transpose_live.live.pipeline import Pipeline
+    from transpose_live.monitor.events import PoseEvents
+
+    folder = os.environ.get("TRANSPOSE_LIVE_WEB_SCREENSHOTS")
+    if not folder:
+        pytest.skip("set TRANSPOSE_LIVE_WEB_SCREENSHOTS=docs/images")
+    rtsp_server.require()
+    out = Path(folder)
+    runner = load_runner()
+    view = make_view(tmp_path)
+    server = RtspServer(paths=("/garden",))
+    garden = Cameras(view, runner, {"garden": server.url("/garden")}, tmp_path, timeout=2)
+    runs = []
+    for name in ("street", "entrance"):
+        source = LoopingFile(REPO / "samples" / "pedestrians.mp4")
+        pipeline = Pipeline(source, runner.spec, [view.sink(name)], estimator=garden.monitor.estimator,
+                            detector=runner.detector, events=[PoseEvents()], stats_every=2.0)
+        thread = threading.Thread(target=pipeline.run, daemon=True)
+        thread.start()
+        runs.append((pipeline, source, thread))
+    try:
+        time.sleep(12)
+        server.kill()                                   # the garden camera goes away
+        wait_for(lambda: get_json(view, "/api/cameras/garden")["state"] == "reconnecting", 20)
+        with chromium(1280, 900) as browser:
+            browser.get(view.url)
+            wait_for(lambda: all(image_loaded(browser, f'.tile[data-camera="{n}"] img')
+                                 for n in ("street", "entrance", "garden")), 20)
+            time.sleep(2)
+            browser.save_screenshot(str(out / "web_grid.png"))
+            browser.get(view.url + "events")
+            wait_for(lambda: image_loaded(browser, "#events li img"), 20)
+            time.sleep(2)
+            browser.save_screenshot(str(out / "web_events.png"))
+            browser.set_window_size(390, 844)
+            browser.get(view.url + "camera/street")
+            wait_for(lambda: image_loaded(browser, "#live"), 20)
+            time.sleep(2)
+            browser.save_screenshot(str(out / "web_camera_phone.png"))
+    finally:
+        for pipeline, source, thread in runs:
+            pipeline.stop()
+            source.close()
+            thread.join(10)
+        garden.stop()
+        view.stop()
+        server.stop()
+    assert all((out / name).stat().st_size > 10_000 for name in ("web_grid.png", "web_events.png",
+                                                                   "web_camera_phone.png"))

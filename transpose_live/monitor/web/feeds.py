@@ -20,7 +20,7 @@ import numpy as np
 from transpose_live.media.redact import redact_url, url_secrets
 from transpose_live.types import FrameResult
 
-FPS_WINDOW_S = 2.0          # fps over the frames of the last this many seconds
+FPS_WINDOW_S = 10.0         # fps over the frames of the last this many seconds (a slow camera still has one)
 # how each stream event moves the camera's state
 STATE_AFTER = {"stream_lost": "reconnecting", "stream_back": "live", "stream_failed": "failed"}
 STATES = ("connecting", "live", "reconnecting", "failed", "stopped")
@@ -116,11 +116,17 @@ class CameraFeed:
 
     @property
     def fps(self) -> float:
+        """Frames per second over the last FPS_WINDOW_S; 0 once no frame has come for two frame intervals (and
+        at least a second)."""
+        now = time.monotonic()
         with self.new_frame:
-            times = [t for t in self._times if time.monotonic() - t <= FPS_WINDOW_S]
+            times = [t for t in self._times if now - t <= FPS_WINDOW_S]
         if len(times) < 2:
             return 0.0
-        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+        interval = (times[-1] - times[0]) / (len(times) - 1)
+        if now - times[-1] > max(1.0, 2 * interval):
+            return 0.0
+        return 1.0 / max(interval, 1e-6)
 
     def newest(self) -> tuple[np.ndarray | None, int]:
         with self.new_frame:
