@@ -429,3 +429,19 @@ def test_the_view_warns_nothing_on_a_clean_stop(tmp_path, caplog):
     assert get_json(view, "/api/cameras/door")["state"] == "stopped"
     view.stop()
     assert not [r for r in caplog.records if r.name.startswith("transpose_live")]
+
+
+def test_a_camera_that_fails_outside_its_outputs_says_so_once(view):
+    from transpose_live.monitor.cameras import CameraConfig
+
+    camera = CameraConfig("door", CAM_URL)
+    view.camera_failed(camera, f"cannot connect to {CAM_URL}: 401 Unauthorized")
+    row = get_json(view, "/api/cameras/door")
+    assert row["state"] == "failed" and row["source"] == "rtsp://viewer:***@127.0.0.1:8554/door"
+    sink = view.sink("yard", url=CAM_URL)
+    sink.write_event({"event": "stream_failed", "reason": "retries spent"})    # the stream's own, then the runner's
+    view.camera_failed(CameraConfig("yard", CAM_URL), "stream lost and not back")
+    events = wait_for(lambda: len(get_json(view, "/api/events")) == 2 and get_json(view, "/api/events"), 5)
+    assert [(e["camera"], e["type"]) for e in events] == [("yard", "stream_failed"), ("door", "stream_failed")]
+    assert "***" in events[1]["record"]["reason"] and SECRET not in json.dumps(events)
+    assert get_json(view, "/api/cameras/yard")["state"] == "failed"

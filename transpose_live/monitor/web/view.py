@@ -50,6 +50,11 @@ class WebView:
     def sink(self, camera: str, url: str | None = None, records: bool = False) -> WebSink:
         """The sink of one camera's pipeline (its tile appears now, "connecting"). The same name again (a
         camera's new pipeline) continues that camera's feed."""
+        feed = self._feed(camera, url, records)
+        feed.reopen(records=records)
+        return WebSink(feed, self.recorder)
+
+    def _feed(self, camera: str, url: str | None, records: bool) -> CameraFeed:
         state = self.state
         with state.lock:
             feed = state.feeds.get(camera)
@@ -57,8 +62,7 @@ class WebView:
                 feed = CameraFeed(camera, url, records, on_change=self._changed)
                 state.feeds[camera] = feed
                 state.streams[camera] = JpegStream(feed)
-        feed.reopen(records=records)
-        return WebSink(feed, self.recorder)
+            return feed
 
     def for_camera(self, camera: CameraConfig | str) -> list[SinkOpener]:
         """The camera's web output for open_outputs' `more` (a monitor.runner.CameraOutputs, like MQTT's):
@@ -69,6 +73,18 @@ class WebView:
             name, url, records = str(camera), None, False
         records = records and self.config.record_dir is not None
         return [lambda source: self.sink(name, url=url, records=records)]
+
+    def camera_failed(self, camera: CameraConfig | str, reason: str) -> None:
+        """A camera that ended with an error outside its outputs (a monitor.runner.CameraFailed, like MQTT's):
+        its tile says failed, with the reason on the events page."""
+        if isinstance(camera, CameraConfig):
+            feed = self._feed(camera.name, camera.url, camera.record and self.config.record_dir is not None)
+        else:
+            feed = self._feed(str(camera), None, False)
+        sink = WebSink(feed, self.recorder)
+        if (feed.last_event or {}).get("type") != "stream_failed":     # the stream said so itself already
+            sink.write_event({"event": "stream_failed", "reason": reason})
+        sink.abort()
 
     def _changed(self, feed: CameraFeed) -> None:
         self.state.push.publish({"type": "camera", "camera": feed.row()})
