@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from transpose_live.errors import TransposeLiveError
 from transpose_live.ui.settings import default_config, with_settings
 
-if TYPE_CHECKING:          # for the annotations only (Qt, and the run's types load torch)
+if TYPE_CHECKING:          # annotation-only: Qt and the window are imported when a window is wanted
     from PyQt6.QtWidgets import QApplication
 
     from transpose_live.live.spec import RunSpec

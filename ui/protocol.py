@@ -5,18 +5,16 @@ PipelineFactory. The default factory is ui/pipeline_factory.py's real_pipeline."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from transpose_live.detect.base import Detector
+from transpose_live.live.pipeline import PipelineStats, PoseModel
+from transpose_live.live.spec import RunSpec
 from transpose_live.media.sinks import EventListener, Sink
 from transpose_live.types import FrameResult
-
-if TYPE_CHECKING:          # for the annotations only: these modules load torch
-    from transpose_live.detect.base import Detector
-    from transpose_live.live.pipeline import PipelineStats, PoseModel
-    from transpose_live.live.spec import RunSpec
-    from transpose_live.ui.sources import RememberingSource
+from transpose_live.ui.sources import RememberingSource
 
 FrameCallback = Callable[[np.ndarray, FrameResult], None]     # (rendered BGR frame, its result), the last thread
 

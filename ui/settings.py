@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from transpose_live.live.spec import RunSpec
+from transpose_live.live.spec import RunSpec
 
 Settings = TypeVar("Settings")
 
 
 def default_config() -> RunSpec:
     """The defaults of every run option."""
-    # deferred: live.spec loads torch (through the model presets); app.py imports this module before the
-    # CLI knows whether a window is wanted at all
-    from transpose_live.live.spec import RunSpec
-
     return RunSpec()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from transpose_live.skeleton import KEYPOINT_NAMES
 from transpose_live.types import FrameResult, Pose
 
-if TYPE_CHECKING:          # for the annotations only: these load torch
+if TYPE_CHECKING:          # annotation-only: View stays light to import (the CLI), the inspector loads torch
     from transpose_live.live.pipeline import PoseModel
     from transpose_live.live.spec import RunSpec
     from transpose_live.pose.inspector import Inspection
