@@ -1,6 +1,6 @@
 """The ASGI application: pages, /static, the API, /metrics and /ws, all behind Basic auth when a password
 is set. FastAPI on Starlette: typed routes, the API described at /docs (behind the same password), and
-Starlette's StaticFiles, which refuses paths outside its folder."""
+Starlette's StaticFiles, which refuses paths outside its folder. The API is described at /openapi.json."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def build_app(state: WebState):
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
 
-    app = FastAPI(title="transpose-live monitor", lifespan=lifespan, redoc_url=None)
+    # no /docs: FastAPI's Swagger page loads its scripts from a CDN, and the view must work offline
+    app = FastAPI(title="transpose-live monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(pages_router(state))
     app.include_router(api_router(state))
     app.include_router(ws_router(state))

@@ -14,10 +14,6 @@ from transpose_live.monitor.web.feeds import CameraFeed, Controls
 from transpose_live.monitor.web.recorder import EventRecorder, Pending
 from transpose_live.types import FrameResult
 
-# events the pages list (the pipeline's periodic "stats" lines only update the camera's figures)
-EVENT_TYPES = ("person_appeared", "person_left", "person_down", "person_up", "stream_lost", "stream_back",
-               "stream_failed")
-
 
 class WebSink(Sink, EventSink, Abortable):
     """One camera's output to the web view (media.sinks' Sink, EventSink, Abortable); `bind(controls)` lets the
@@ -36,8 +32,10 @@ class WebSink(Sink, EventSink, Abortable):
         self.feed.take_frame(image, result)
 
     def write_event(self, record: Event) -> None:
+        """Every named event is kept and pushed (monitor.events', a stream's, a cluster's worker_restarted...),
+        except the pipeline's periodic "stats", which only update the camera's figures."""
         kind = record.get("event")
-        if kind not in EVENT_TYPES and kind != "stats":
+        if not isinstance(kind, str) or not kind:
             return
         record = _scrubbed(self.feed, record)
         self.feed.take_event(record)
@@ -60,4 +58,4 @@ def _scrubbed(feed: CameraFeed, record: dict) -> dict:
     return {key: feed.scrub(value) if isinstance(value, str) else value for key, value in record.items()}
 
 
-__all__ = ["WebSink", "EVENT_TYPES"]
+__all__ = ["WebSink"]
