@@ -19,6 +19,7 @@ from typing import Any
 from transpose_live.live.spec import RunSpec
 from transpose_live.monitor.cluster.services import DETECT_APP, MAX_CROPS, POSE_APP, WAIT_MS, PersonDetector, PoseModel
 
+POSE_DEPLOYMENT, DETECT_DEPLOYMENT = "PoseModel", "PersonDetector"
 MAX_ONGOING = 64        # calls one pose replica holds at once (more than one batch's worth of cameras)
 QUEUE_PER_CAMERA = 4    # calls waiting in the handles per camera, at most
 AUTOSCALE_MAX = 8
@@ -28,14 +29,27 @@ DETECTOR_CPUS = 0.5
 MODEL_OPTIONS = ("model", "weights", "device", "backend", "precision", "image_size", "flip")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """The handles of the running deployments (detector None with --detector none)."""
+    """The running deployments by app name (detector None with --detector none): plain values, so a camera
+    worker Ray restarts gets them again with its other arguments, and makes its own handles."""
 
-    pose: Any
-    detector: Any | None
+    pose_app: str
+    detector_app: str | None
     image_size: tuple[int, int]
     max_crops: int
+
+    def pose(self) -> Any:
+        from ray import serve  # deferred: Ray is an optional extra
+
+        return serve.get_deployment_handle(POSE_DEPLOYMENT, app_name=self.pose_app)
+
+    def detector(self) -> Any | None:
+        from ray import serve  # deferred: Ray is an optional extra
+
+        if self.detector_app is None:
+            return None
+        return serve.get_deployment_handle(DETECT_DEPLOYMENT, app_name=self.detector_app)
 
 
 def model_options(spec: RunSpec) -> dict:
@@ -65,26 +79,27 @@ def deploy_services(spec: RunSpec, cameras: int, replicas: int | None = None, po
     queue = QUEUE_PER_CAMERA * max(1, cameras)
     gpu = _gpus_wanted(spec)
     pose_app = serve.deployment(
-        name="PoseModel", max_ongoing_requests=MAX_ONGOING, max_queued_requests=queue,
+        name=POSE_DEPLOYMENT, max_ongoing_requests=MAX_ONGOING, max_queued_requests=queue,
         ray_actor_options={"num_cpus": pose_cpus, "num_gpus": 1 if gpu else 0}, **_scaling(replicas),
     )(PoseModel).bind(model_options(spec), max_crops, wait_ms)
     pose = serve.run(pose_app, name=POSE_APP, route_prefix=None)
     info = pose.info.remote().result()
-    detector = None
+    detect_app = None
     if spec.detector != "none":
-        detect_app = serve.deployment(
-            name="PersonDetector", max_ongoing_requests=4, max_queued_requests=queue,
+        detector = serve.deployment(
+            name=DETECT_DEPLOYMENT, max_ongoing_requests=4, max_queued_requests=queue,
             ray_actor_options={"num_cpus": DETECTOR_CPUS}, **_scaling(replicas),
         )(PersonDetector).bind(spec.detector, "cpu", spec.detect_tiles)
-        detector = serve.run(detect_app, name=DETECT_APP, route_prefix=None)
-    return Services(pose, detector, tuple(info["image_size"]), int(info["max_crops"]))
+        serve.run(detector, name=DETECT_APP, route_prefix=None)
+        detect_app = DETECT_APP
+    return Services(POSE_APP, detect_app, tuple(info["image_size"]), int(info["max_crops"]))
 
 
 def remove_services(services: Services) -> None:
     """Delete the apps (their replicas end); Serve itself ends with the Ray session."""
     from ray import serve  # deferred: Ray is an optional extra
 
-    for app in (POSE_APP, DETECT_APP if services.detector is not None else None):
+    for app in (services.pose_app, services.detector_app):
         if app is None:
             continue
         try:

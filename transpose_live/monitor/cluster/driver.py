@@ -144,12 +144,12 @@ class ClusterMonitor:
 
         from transpose_live.monitor.cluster.ids import start_ranges
 
-        self.ranges = start_ranges()
+        self.ranges, ranges_name = start_ranges()
         actor = ray.remote(CameraWorker)
         for view in self.views:
             view.worker = actor.options(num_cpus=self.camera_cpus, max_restarts=-1, max_task_retries=0,
                                         scheduling_strategy="SPREAD").remote(
-                view.config, self.spec, self.services, self.settings, self.ranges)
+                view.config, self.spec, self.services, self.settings, ranges_name)
         answers = ray.get([view.worker.ready.remote() for view in self.views], timeout=READY_S)
         for view, answer in zip(self.views, answers):
             view.node, view.node_id, view.pid = answer["node"], answer["node_id"], answer["pid"]

@@ -18,17 +18,21 @@ class TrackIdRanges:
 
 
 def start_ranges():
-    """The actor, pinned to this (the driver's) node when Ray can say which node that is."""
+    """(the actor, its name), pinned to this (the driver's) node when Ray can say which node that is.
+    Workers find it by name (an actor handle among a restartable actor's arguments would pin them)."""
+    import uuid
+
     import ray  # deferred: Ray is an optional extra
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    options: dict = {"num_cpus": 0, "max_restarts": 0}
+    name = f"transpose-live-track-ids-{uuid.uuid4().hex[:8]}"
+    options: dict = {"num_cpus": 0, "max_restarts": 0, "name": name}
     try:
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                                         soft=True)
     except Exception:          # Ray Client: the driver is not a node of the cluster
         pass
-    return ray.remote(TrackIdRanges).options(**options).remote()
+    return ray.remote(TrackIdRanges).options(**options).remote(), name
 
 
 __all__ = ["TrackIdRanges", "start_ranges"]

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from transpose_live.detect.base import Detector
 from transpose_live.detect.masked import MaskedDetector
@@ -62,18 +63,21 @@ def record_dir_problem(folder: str) -> str | None:
 class CameraWorker:
     """One camera; made a Ray actor by the driver (ray.remote(CameraWorker).options(...))."""
 
-    def __init__(self, camera: CameraConfig, spec: RunSpec, services: Services, settings: CameraSettings, ranges):
+    def __init__(self, camera: CameraConfig, spec: RunSpec, services: Services, settings: CameraSettings,
+                 ranges: str):
         import ray  # deferred: Ray is an optional extra
 
         self.started = time.monotonic()
         self.camera = camera
         self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
         self.settings = settings
-        self.start_number = int(ray.get(ranges.start.remote(camera.name)))     # 0, or the restarts so far
+        book: Any = ray.get_actor(ranges)   # by name: an actor handle among the arguments would pin them
+        start: Any = ray.get(book.start.remote(camera.name))
+        self.start_number = int(start)      # 0, or the restarts so far
         self.node = ray.util.get_node_ip_address()
         self.node_id = ray.get_runtime_context().get_node_id()
         self.outbox = Outbox()
-        self.estimator = RemoteEstimator(services.pose, services.image_size, services.max_crops, spec.flip)
+        self.estimator = RemoteEstimator(services.pose(), services.image_size, services.max_crops, spec.flip)
         self.estimator.warm_up()
         self.detector = MaskedDetector(self._detector(services), camera.mask)
         self.source: Source | None = None
@@ -95,8 +99,9 @@ class CameraWorker:
 
     @staticmethod
     def _detector(services: Services) -> Detector:
-        if services.detector is not None:
-            return RemoteDetector(services.detector)
+        handle = services.detector()
+        if handle is not None:
+            return RemoteDetector(handle)
         from transpose_live.detect.whole_frame import WholeFrameDetector
 
         return WholeFrameDetector()     # --detector none: the whole frame, found here
