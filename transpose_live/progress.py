@@ -118,6 +118,7 @@ def clock(seconds: float) -> str:
 
 
 def _rich_progress(label: str, total: float | None, unit: str, stream: TextIO):
+    # deferred: rich loads only when a bar is drawn on a terminal
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -26,7 +26,10 @@ from pathlib import Path
 
 from transpose_live.bench.models import on_worker_thread
 from transpose_live.live.following import PersonFollower, TrackSmoother
+from transpose_live.live.run import load_runner, process_video
 from transpose_live.live.spec import RunSpec
+from transpose_live.media import sources  # sources.open_source: what every command calls (a test may stand in)
+from transpose_live.media.sinks import VideoWriter
 from transpose_live.types import FrameResult
 
 STAGE_LABELS = {
@@ -54,7 +57,7 @@ class PipelineBench:
 
     @property
     def slowest(self) -> str:
-        return max(self.stage_ms, key=self.stage_ms.get)
+        return max(self.stage_ms, key=lambda stage: self.stage_ms[stage])
 
     @property
     def bound_fps(self) -> float:
@@ -88,21 +91,18 @@ def _timed(fn, items) -> tuple[list, float]:
 def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> PipelineBench:
     """Per-stage ms/frame (each stage alone, on the same frames) and the threaded pipeline's fps.
     spec.max_frames frames (100 when unset) of the video are used."""
-    from transpose_live.live.run import load_runner
-    from transpose_live.media.sinks import VideoWriter
-    from transpose_live.media.sources import FileSource
-
-    spec = (spec or RunSpec()).replace(max_frames=(spec.max_frames if spec else None) or 100).validate()
+    max_frames = (spec.max_frames if spec else None) or 100
+    spec = (spec or RunSpec()).replace(max_frames=max_frames).validate()
     runner = runner.with_options(**vars(spec)) if runner is not None else load_runner(spec)
     path = Path(video_path)
 
     # capture alone: decode into memory (the other stages then run on these very frames)
-    with FileSource(path) as source:
+    with sources.FileSource(path) as source:
         fps, time_base, size = source.fps, source.time_base, source.size
         frames, t0 = [], time.perf_counter()
         for frame in source:
             frames.append(frame)
-            if len(frames) >= spec.max_frames:
+            if len(frames) >= max_frames:
                 break
         capture_ms = 1000.0 * (time.perf_counter() - t0) / len(frames)
 
@@ -128,7 +128,7 @@ def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> Pipe
         render_ms = 1000.0 * (time.perf_counter() - t0) / len(frames)
 
         # the whole pipeline on the same frames, read from the file again (capture included)
-        with FileSource(path) as source:
+        with sources.FileSource(path) as source:
             sink = VideoWriter(Path(tmp) / "pipeline.mp4", *size, fps=fps, time_base=time_base)
             stats = runner.with_options(max_frames=len(frames)).pipeline(source, [sink]).run()
 
@@ -149,14 +149,12 @@ def bench_pipeline(video_path, spec: RunSpec | None = None, runner=None) -> Pipe
 def bench_stream(url: str, spec: RunSpec, runner=None, **source_options) -> dict:
     """A live stream through the whole pipeline for spec.duration seconds (20 when unset): frames/s and the
     capture -> rendered latency each frame really had (percentiles), drops and reconnects."""
-    from transpose_live.live.run import process_video
-    from transpose_live.media.sources import open_source
-
     spec = spec.replace(duration=spec.duration or 20.0).validate()
-    with open_source(url, **source_options) as source:
+    with sources.open_source(url, **source_options) as source:
         summary = process_video(source, runner=runner, **vars(spec))
         reconnects = getattr(source, "reconnects", 0)
     stats = summary.stats
+    assert stats is not None   # process_video's summary carries the run's stats
     return {"source": summary.source, "seconds": round(stats.wall_s, 2), "frames": stats.frames_processed,
             "fps": round(summary.fps, 2), "dropped": stats.frames_dropped, "reconnects": reconnects,
             "latency_p50_ms": round(stats.latency_p50_ms, 1), "latency_p95_ms": round(stats.latency_p95_ms, 1),

@@ -58,27 +58,25 @@ def create_detector(spec: str = "ssd", min_score: float | None = None, device: o
     if tiles:
         if parse_detector_spec(spec)[0] == "none":
             raise TransposeLiveError("detect tiles need a detector (not none)")
-        from transpose_live.detect.tiles import TiledDetector  # deferred: cv2, as below
+        from transpose_live.detect.tiles import TiledDetector  # deferred: cv2 (through base)
 
         return TiledDetector(detector, tiles)
     return detector
 
 
 def _create(spec: str, min_score: float | None, device: object) -> "Detector":
-    # deferred, each: a detector module loads cv2 (the SSD also its engine: OpenCV's dnn, torch or OpenVINO; an
-    # ONNX detector onnxruntime), which parsing a spec never needs
     kind, path = parse_detector_spec(spec)
     if kind == "ssd":
-        from transpose_live.detect.ssd import SSDDetector
+        from transpose_live.detect.ssd import SSDDetector  # deferred: cv2 (its engines then torch or OpenVINO)
 
         if min_score is None:
             return SSDDetector(device=device)
         return SSDDetector(min_score=min_score, device=device)
     if kind == "none":
-        from transpose_live.detect.whole_frame import WholeFrameDetector
+        from transpose_live.detect.whole_frame import WholeFrameDetector  # deferred: cv2 (through base)
 
         return WholeFrameDetector()
-    from transpose_live.detect.onnx import OnnxDetector
+    from transpose_live.detect.onnx import OnnxDetector  # deferred: cv2 (then onnxruntime)
 
     assert path is not None   # parse_detector_spec gives the file of a file kind
     layout = "auto" if kind == "onnx" else kind

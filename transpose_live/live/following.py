@@ -271,9 +271,8 @@ class TrackSmoother:
     frames (the window's S key); filters from before a switch are dropped, they would be stale."""
 
     def __init__(self, smooth: bool = True, strength: float = 0.5):
-        # deferred: smoothing loads filterpy and scipy, tracking scipy (importing the run API stays light)
-        from transpose_live.live.smoothing import PoseSmoother
-        from transpose_live.live.tracking import Tracker
+        from transpose_live.live.smoothing import PoseSmoother  # deferred: filterpy and scipy
+        from transpose_live.live.tracking import Tracker  # deferred: scipy
 
         self.tracker = Tracker()
         self.smoother = PoseSmoother(strength)

@@ -24,7 +24,7 @@ def check_device_name(device: object) -> str:
 
 def resolve_device(device="auto"):
     """auto -> cuda when available, else cpu; any other name must exist on this machine."""
-    import torch
+    import torch  # deferred: checking a device name (check_device_name) needs no torch
 
     if isinstance(device, torch.device):
         device = str(device)

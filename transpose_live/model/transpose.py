@@ -13,6 +13,7 @@ from transpose_live.model.encoder import TransformerEncoder, sine_position_embed
 from transpose_live.model.hrnet_s import HRNetS
 from transpose_live.model.mobilenet_s import MobileNetS
 from transpose_live.model.resnet_s import ResNetS
+from transpose_live.model.weights import load_strict, read_checkpoint
 
 _STEMS: dict[str, type[ResNetS] | type[HRNetS] | type[MobileNetS]] = {
     "resnet_s": ResNetS, "hrnet_s": HRNetS, "mobilenet_s": MobileNetS,
@@ -102,14 +103,10 @@ def create_model(
     wanted = config.with_image_size(*image_size) if image_size is not None else config
     state = None
     if weights is not None:
-        from transpose_live.model.weights import read_checkpoint
-
         state = weights if isinstance(weights, dict) else read_checkpoint(weights)
     built = wanted if state is None else config.with_image_size(*_trained_size(state, config, wanted))
     model = TransPose(built)
     if state is not None:
-        from transpose_live.model.weights import load_strict
-
         load_strict(model, state, source=str(weights) if not isinstance(weights, dict) else "checkpoint")
     model.config = wanted if image_size is not None else built   # default: the size it was trained at
     return model

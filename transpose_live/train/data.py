@@ -348,7 +348,7 @@ class KeypointDataset(Dataset):
         if self.train:
             if vis.sum() > self.num_joints_half_body and rng.random() < self.half_body_prob:
                 c_hb, s_hb = half_body_center_scale(joints, vis, rng, self.aspect_ratio)
-                if c_hb is not None:
+                if c_hb is not None and s_hb is not None:   # both or neither (too few upper/lower joints)
                     c, s = c_hb, s_hb
             sf, rf = self.scale_factor, self.rotation_factor
             s = s * np.float32(np.clip(rng.standard_normal() * sf + 1, 1 - sf, 1 + sf))

@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import cv2
 import numpy as np
 
+from transpose_live.detect import create_detector
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import box_area_for_nms, box_iou
 from transpose_live.media.records import PERSON_CATEGORY, coco_result
@@ -33,7 +35,7 @@ GT_BOXES = "gt"         # predict_coco's detector value for ground-truth person 
 
 def load_coco(ann_file: Any):
     """A pycocotools COCO for a json path (quietly), or the COCO object passed in."""
-    from pycocotools.coco import COCO
+    from pycocotools.coco import COCO  # deferred: pycocotools loads only where annotations are read
 
     if isinstance(ann_file, COCO):
         return ann_file
@@ -68,8 +70,6 @@ def labelled_persons(coco, img_ids: Iterable[int]) -> list[dict]:
 
 def read_image(images_dir: str | os.PathLike, file_name: str) -> np.ndarray:
     """BGR uint8 (H, W, 3); grayscale and alpha images are converted by OpenCV."""
-    import cv2
-
     path = Path(images_dir) / file_name
     if not path.is_file():
         alt = Path(images_dir) / Path(file_name).name   # jsons that keep a split folder in file_name
@@ -154,8 +154,6 @@ def _box_source(detector: str | object, detector_min_score: float | None = None,
     if isinstance(detector, str):
         if detector == GT_BOXES:
             return None
-        from transpose_live.detect import create_detector
-
         if detector_min_score is None:
             detector_min_score = EVAL_DETECTOR_MIN_SCORE
         return create_detector(detector, min_score=detector_min_score, device=device, tiles=detect_tiles)
@@ -240,7 +238,7 @@ def coco_eval(ann_file: Any, results: Sequence[dict], img_ids: Sequence[int] | N
     An empty result list scores 0; a statistic with no ground truth to score (e.g. no medium
     persons) is NaN (COCOeval's -1).
     """
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.cocoeval import COCOeval  # deferred: pycocotools, as in load_coco
 
     coco = load_coco(ann_file)
     if not results:

@@ -8,15 +8,22 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model import create_model
 from transpose_live.model.config import get_config
 from transpose_live.model.device import resolve_device
+from transpose_live.model.pretrained import init_mobilenet_from_imagenet
+from transpose_live.model.weights import load_strict, read_checkpoint
+from transpose_live.pose.estimator import PoseEstimator
 from transpose_live.progress import Progress
+from transpose_live.train import evaluate  # called through the module, so that a test may stand in for it
+from transpose_live.train.data import KeypointDataset, load_id_list
 
 
 @dataclass
@@ -82,10 +89,6 @@ def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
 
 def build_datasets(cfg: TrainConfig):
-    from torch.utils.data import ConcatDataset
-
-    from transpose_live.train.data import KeypointDataset, load_id_list
-
     if not cfg.data:
         raise TransposeLiveError("no training data: pass --data JSON[:IMAGES_DIR][@WEIGHT] at least once")
     exclude = load_id_list(cfg.exclude_ids) if cfg.exclude_ids else None
@@ -103,13 +106,9 @@ def make_model(cfg: TrainConfig) -> nn.Module:
     model = create_model(preset)
     if cfg.init == "imagenet":
         if preset.backbone == "mobilenet_s":
-            from transpose_live.model.pretrained import init_mobilenet_from_imagenet
-
             init_mobilenet_from_imagenet(model, cfg.imagenet_weights)
         # ResNet-S / HRNet-S: no ImageNet weights reachable offline → from scratch
     elif cfg.init not in ("none", ""):
-        from transpose_live.model.weights import load_strict, read_checkpoint
-
         load_strict(model, read_checkpoint(cfg.init), source=cfg.init)
     return model
 
@@ -163,13 +162,10 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, target:
 
 def evaluate_model(model: nn.Module, val: DataSpec, device: torch.device) -> dict:
     """COCO keypoint AP on `val` with ground-truth boxes and flip test; the model's train/eval mode is kept."""
-    from transpose_live.pose.estimator import PoseEstimator
-    from transpose_live.train.evaluate import coco_eval, predict_coco
-
     was_training = model.training
     est = PoseEstimator(model=model, device=str(device), flip=True)
-    results = predict_coco(est, val.ann_file, val.images_dir, detector="gt", flip=True, progress=False)
-    stats = coco_eval(val.ann_file, results)
+    results = evaluate.predict_coco(est, val.ann_file, val.images_dir, detector="gt", flip=True, progress=False)
+    stats = evaluate.coco_eval(val.ann_file, results)
     model.train(was_training)
     return stats
 
@@ -186,7 +182,8 @@ def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None
     model = make_model(cfg).to(device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
-    state = {"epoch": 0, "step": 0, "trained_seconds": 0.0, "best_ap": -1.0, "history": []}
+    # the run's counters and history, saved into each checkpoint as they are
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "trained_seconds": 0.0, "best_ap": -1.0, "history": []}
     last = out / "last.pt"
     if resume or resume_from:
         src = Path(resume_from) if resume_from else last
@@ -247,9 +244,8 @@ def train(cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None
                 state["epoch"] += 1
             entry = {"epoch": state["epoch"], "step": state["step"], "loss": loss_sum / max(1, n_seen),
                      "trained_minutes": state["trained_seconds"] / 60}
-            do_eval = cfg.val is not None and (stopped_early or state["epoch"] % cfg.eval_every == 0
-                                               or state["epoch"] >= cfg.epochs)
-            if do_eval:
+            if cfg.val is not None and (stopped_early or state["epoch"] % cfg.eval_every == 0
+                                        or state["epoch"] >= cfg.epochs):
                 stats = evaluate_model(model, cfg.val, device)   # puts the model back in train mode
                 entry.update(stats)
                 if stats["AP"] > state["best_ap"]:

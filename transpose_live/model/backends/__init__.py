@@ -37,7 +37,7 @@ def installed(name: str) -> bool:
 
 def available_backends(device="cpu") -> list[str]:
     """The backends that can run on `device` here, fastest first (the order `auto` picks from)."""
-    import torch
+    import torch  # deferred, here and below: the backend names are checked by every command's options, without torch
 
     if torch.device(device).type != "cpu":
         return ["torch"]
@@ -46,7 +46,7 @@ def available_backends(device="cpu") -> list[str]:
 
 def resolve_backend(name: str, device) -> str:
     """auto -> the fastest available for the device; a named one must be installed and fit the device."""
-    import torch
+    import torch  # deferred: torch
 
     name = check_backend_name(name)
     dev = torch.device(device)
@@ -68,12 +68,12 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model, fold: bool = False):
-        import torch
+        import torch  # deferred: torch
 
         self._model = model
         self._fast = model
         if fold:
-            from transpose_live.model.folding import fold_batchnorm
+            from transpose_live.model.folding import fold_batchnorm  # deferred: torch
 
             self._fast = fold_batchnorm(model)[0]
         first = next(iter(model.parameters()), None)
@@ -103,10 +103,10 @@ def create_backend(name: str, model, device, threads: int | None = None, precisi
         return TorchBackend(model, fold)
     try:
         if resolved == "onnxruntime":
-            from transpose_live.model.backends.onnxruntime_backend import OnnxRuntimeBackend
+            from transpose_live.model.backends.onnxruntime_backend import OnnxRuntimeBackend  # deferred: torch
 
             return OnnxRuntimeBackend(model, threads)
-        from transpose_live.model.backends.openvino_backend import OpenVinoBackend
+        from transpose_live.model.backends.openvino_backend import OpenVinoBackend  # deferred: torch
 
         return OpenVinoBackend(model, threads, precision=precision)
     except TransposeLiveError as exc:

@@ -23,7 +23,7 @@ class OnnxRuntimeBackend:
     precision = "fp32"
 
     def __init__(self, model: TransPose, threads: int | None = None):
-        import onnxruntime  # noqa: F401  (a missing package fails here, with the caller's message)
+        import onnxruntime  # noqa: F401  (deferred, as in _make: a missing package fails here, with the caller's message)
 
         self._model = model
         self.threads = threads or torch.get_num_threads()
@@ -36,7 +36,7 @@ class OnnxRuntimeBackend:
         return self._sessions[attention]
 
     def _make(self, path):
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: the optional package loads only when this backend runs
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads

@@ -59,7 +59,7 @@ def _one(found: list, where: str):
 
 def _from(model, tensor, name: str):
     """The part of `model` downstream of `tensor`, which becomes its input (rewires `model`)."""
-    import openvino as ov
+    import openvino as ov  # deferred, here and in split_graph: the optional package loads only when used
 
     param = ov.opset13.parameter(tensor.get_partial_shape(), tensor.get_element_type(), name=name)
     for target in list(tensor.get_target_inputs()):
@@ -72,7 +72,7 @@ def split_graph(core, path) -> list:
     from the ONNX file at `path` (read once per part: cutting rewires the graph it works on). The head stays
     f32: at bf16 it rounds the heatmaps themselves (steps of ~0.004 near a peak), which DARK's sub-pixel
     refinement reads."""
-    import openvino as ov
+    import openvino as ov  # deferred: OpenVINO
 
     whole = core.read_model(str(path))
     names = {op.get_friendly_name() for op in whole.get_ops()}
