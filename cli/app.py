@@ -22,7 +22,7 @@ app = typer.Typer(
 # One module per command family; each defines register(app).
 COMMAND_MODULES = (
     "cmd_image", "cmd_video", "cmd_webcam", "cmd_rtsp", "cmd_monitor", "cmd_weights", "cmd_eval", "cmd_train",
-    "cmd_bench", "cmd_export", "cmd_gui",
+    "cmd_bench", "cmd_export", "cmd_gui", "cmd_soak",
 )
 
 def _show_version(value: bool) -> None:

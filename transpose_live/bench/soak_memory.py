@@ -1,0 +1,164 @@
+"""Where a monitor's resident memory goes, measured two ways:
+
+- `rss_by_mapping(pid)`: a running process's RSS summed per mapping in /proc/PID/smaps, grouped by what is
+  mapped (torch's, OpenVINO's, FFmpeg's, OpenCV's libraries ... and anonymous memory: heaps, arenas, weights,
+  buffers). The soak reports it for the monitor at its end.
+- `stages()`: a fresh process loading what `monitor` loads, step by step, with its RSS after each step (the
+  imports, the detector, the pose model, then N loopback cameras running on one shared model like the
+  monitor's). `python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+# (group, substrings of the mapped path); the first match wins; anonymous mappings have no path
+LIBRARY_GROUPS = (
+    ("CUDA libraries (torch's)", ("/nvidia/", "libtorch_cuda", "/cuda/bindings", "libcudnn", "/triton/")),
+    ("torch", ("/torch/", "/torch.libs/", "libgomp")),
+    ("OpenVINO", ("/openvino/", "/openvino.libs/", "libtbb")),
+    ("ONNX Runtime", ("onnxruntime",)),
+    ("FFmpeg (PyAV)", ("/av.libs/", "/av/")),
+    ("OpenCV", ("/cv2/", "/opencv", "libopencv")),
+    ("numpy, scipy", ("/numpy", "/scipy")),
+    ("python", ("libpython", "/bin/python")),
+)
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def group_of(path: str) -> str:
+    if not path or path.startswith("[anon") or path == "[heap]":
+        return "anonymous (heaps, weights, buffers)"
+    if path.startswith("["):
+        return "stacks and kernel"
+    for name, parts in LIBRARY_GROUPS:
+        if any(p in path for p in parts):
+            return name
+    return "other libraries and files"
+
+
+def rss_by_mapping(pid: int | str = "self") -> dict[str, float]:
+    """RSS in MB per group of mappings, largest first (Linux /proc/PID/smaps)."""
+    groups: dict[str, float] = {}
+    current = "anonymous (heaps, weights, buffers)"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            current = group_of(" ".join(fields[5:]) if len(fields) > 5 else "")     # a mapping's header
+        elif fields and fields[0] == "Rss:":
+            groups[current] = groups.get(current, 0.0) + int(fields[1]) / 1024
+    return {k: round(v, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
+           video: str | None = None) -> list[dict]:
+    """RSS of this process after each step of what `monitor` loads: [{"step", "rss_mb", "delta_mb", ...}].
+    Meant for a fresh process (python -m transpose_live.bench.soak_memory)."""
+    rows: list[dict] = []
+
+    def note(step: str, **facts) -> None:
+        now = rss_mb()
+        rows.append({"step": step, "rss_mb": round(now, 1),
+                     "delta_mb": round(now - rows[-1]["rss_mb"], 1) if rows else None, **facts})
+
+    def loaded() -> dict:
+        return {"torch_loaded": "torch" in sys.modules, "openvino_loaded": "openvino" in sys.modules}
+
+    note("python, numpy, transpose_live", **loaded())
+    import av  # noqa: F401  (measured: what the imports alone hold)
+    import cv2  # noqa: F401
+
+    note("+ PyAV (FFmpeg), OpenCV", **loaded())
+    import torch  # noqa: F401  (the detector and the model load it anyway: its share, apart)
+
+    note("+ import torch", **loaded())
+    import openvino  # noqa: F401
+
+    note("+ import openvino", **loaded())
+    from transpose_live.detect import create_detector
+    from transpose_live.live.run import load_estimator
+    from transpose_live.live.spec import RunSpec
+    from transpose_live.model.device import resolve_device
+
+    spec = RunSpec.from_options(None, **(options or {}))
+    detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
+    note(f"+ detector ({spec.detector})", **loaded())
+    estimator = load_estimator(spec)
+    note(f"+ pose model ({spec.model}, backend {spec.backend})", **loaded())
+    if cameras:
+        _run_cameras(cameras, seconds, spec, estimator, detector, note, video)
+    return rows
+
+
+def _run_cameras(cameras: int, seconds: float, spec, estimator, detector, note, video: str | None) -> None:
+    """`cameras` loopback test cameras on one shared model for `seconds`, as the monitor runs them (the
+    test pattern at 768x576, or `video` in a loop)."""
+    import tempfile
+
+    from transpose_live.bench.soak_server import RtspServer, video_frames
+    from transpose_live.detect.locked import LockedDetector
+    from transpose_live.live.pipeline import Pipeline
+    from transpose_live.media.sinks.jsonl import JsonlWriter
+    from transpose_live.media.sources import RtspSource
+    from transpose_live.pose.batching import SharedEstimator
+
+    shared = SharedEstimator(estimator)
+    work = tempfile.TemporaryDirectory(prefix="transpose-live-memory-")
+    frames, fps = video_frames(video, work.name) if video else (None, 10.0)
+    servers = [RtspServer(paths=(f"/cam{i}",), size=(768, 576), fps=int(round(fps)), frames=frames)
+               for i in range(cameras)]
+    pipelines, threads = [], []
+    try:
+        for server in servers:
+            source = RtspSource(server.url(), timeout=3.0)
+            pipeline = Pipeline(source, spec, [JsonlWriter(os.devnull, live=True)], estimator=shared,
+                                detector=LockedDetector(detector), stats_every=None)
+            thread = threading.Thread(target=pipeline.run, daemon=True)
+            thread.start()
+            pipelines.append(pipeline)
+            threads.append(thread)
+        time.sleep(seconds)
+        note(f"+ {cameras} cameras running {seconds:g} s ({Path(video).name if video else 'test pattern'})",
+             frames=[p.stats_snapshot().frames_processed for p in pipelines])
+    finally:
+        for pipeline in pipelines:
+            pipeline.stop()
+            pipeline.source.close()
+        for thread in threads:
+            thread.join(5)
+        shared.close()
+        for server in servers:
+            server.stop()
+        work.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Where the monitor's memory goes: RSS per loading step and "
+                                     "per mapping group, as JSON.")
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--video", help="served in a loop by the cameras (default: the test pattern)")
+    args = parser.parse_args(argv)
+    rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video)
+    sys.stdout.write(json.dumps({"stages": rows, "by_mapping": rss_by_mapping()}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["rss_mb", "rss_by_mapping", "group_of", "stages", "LIBRARY_GROUPS"]
