@@ -2,31 +2,35 @@
 
     transpose-live monitor rtsp://cam1/stream rtsp://cam2/stream --log-dir logs
     transpose-live monitor --config cameras.yaml --record-dir rec --segment-minutes 10 --mqtt localhost
+    transpose-live monitor --config cameras.yaml --mqtt broker.lan --mqtt-user monitor --mqtt-tls  # + Home Assistant
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import typer
 
 from transpose_live.cli.live import sigterm_as_interrupt
-from transpose_live.cli.options import say, with_spec, with_stream_options
+from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
+from transpose_live.cli.options import StreamOptions, say, with_spec, with_stream_options
+from transpose_live.errors import TransposeLiveError
+from transpose_live.live.spec import RunSpec
+from transpose_live.monitor.cameras import MonitorConfig, from_urls, load_monitor_config
 
 PLAIN_STATUS_S = 30.0      # off a terminal: the status as plain lines this often
 
 
 def _watch(monitor, duration: float | None) -> None:
     """Show the status until the duration is over, every camera has ended, or Ctrl-C / SIGTERM."""
-    import sys
-
-    from transpose_live.monitor.runner import status_line, status_table
+    from transpose_live.monitor.runner import status_line, status_table  # deferred: the pipeline (OpenCV)
 
     deadline = time.monotonic() + duration if duration else None
     live = None
     if sys.stderr.isatty():
-        from rich.console import Console
+        from rich.console import Console  # deferred: rich, only on a terminal
         from rich.live import Live
 
         live = Live(status_table(monitor.status()), console=Console(stderr=True), refresh_per_second=1)
@@ -46,46 +50,58 @@ def _watch(monitor, duration: float | None) -> None:
             live.stop()
 
 
+@with_mqtt_options
 @with_stream_options
 @with_spec("model", "detect", "smooth", "duration")
 def monitor_command(
     urls: list[str] = typer.Argument(None, metavar="[URL]...", help="Camera streams (rtsp://...); or --config."),
     config: Path = typer.Option(None, "--config", help="A YAML file of cameras (name, url with ${ENV} "
-                                "credentials, detect_every, record, mask polygons)."),
+                                "credentials, detect_every, record, mask and ignore_down polygons) and MQTT "
+                                "settings (mqtt: host, user, password, tls, ha_discovery, ha_prefix)."),
     log_dir: Path = typer.Option(Path("monitor-logs"), "--log-dir", help="One JSON Lines log per camera: "
                                  "frames and events."),
     record_dir: Path = typer.Option(None, "--record-dir", help="Record the annotated streams in segments here "
                                     "(URL cameras: all; config cameras: those with record: true)."),
     segment_minutes: float = typer.Option(10.0, "--segment-minutes", min=0.01, help="Length of a recorded "
                                           "segment; each finished segment is a complete file."),
-    *, spec, stream,
+    *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions,
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
-    recording in segments and MQTT events. Runs until Ctrl-C / SIGTERM or --duration."""
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.monitor.cameras import from_urls, load_config
-    from transpose_live.monitor.runner import Monitor, Outputs, status_line
+    recording in segments, MQTT events and Home Assistant entities. Runs until Ctrl-C / SIGTERM or --duration."""
+    from transpose_live.monitor.runner import Monitor, Outputs  # deferred: the pipeline (OpenCV)
 
     if bool(urls) == (config is not None):
         raise TransposeLiveError("give either camera URLs or --config cameras.yaml")
-    cameras = load_config(config) if config is not None else from_urls(urls)
+    settings = load_monitor_config(config) if config is not None else MonitorConfig(from_urls(urls))
+    cameras = settings.cameras
+    # a bad broker, CA file or prefix fails here, before the model loads; a dead broker never does
+    plan = mqtt_options.plan(stream.mqtt, settings.mqtt)
     if config is None and record_dir is not None:
         for camera in cameras:
             camera.record = True
     if record_dir is None and any(c.record for c in cameras):
         record_dir = Path("recordings")
-    more = []
-    if stream.mqtt is not None:
-        from transpose_live.monitor.mqtt import publisher_opener
+    published = None
+    if plan is not None:
+        from transpose_live.monitor.publishing import MqttOutputs  # deferred: paho, only for MQTT runs
 
-        broker = stream.mqtt
-        publisher_opener(broker, "camera")            # a bad broker spec fails here, before the model loads
-        more.append(lambda camera: [publisher_opener(broker, camera.name)])
-    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.down_seconds, more=more)
-    monitor = Monitor(cameras, spec, outputs, stream.source_options())
+        # the monitor owns its camera list: discovery configs of cameras no longer in it are cleared
+        published = MqttOutputs(plan, [c.name for c in cameras], model=spec.model, prune=True)
+    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.down_seconds,
+                      more=[published.for_camera] if published else [],
+                      on_failure=[published.camera_failed] if published else [])
+    try:
+        _run(Monitor(cameras, spec, outputs, stream.source_options()), spec, len(cameras), log_dir)
+    finally:
+        if published is not None:
+            published.close()             # "offline" for Home Assistant once every camera has stopped
+
+
+def _run(monitor, spec: RunSpec, count: int, log_dir: Path) -> None:
+    from transpose_live.monitor.runner import status_line  # deferred: the pipeline (OpenCV)
+
     monitor.start()
-    say(f"monitoring {len(cameras)} camera{'s' if len(cameras) != 1 else ''}; logs in {log_dir}; "
-        "press Ctrl-C to stop")
+    say(f"monitoring {count} camera{'s' if count != 1 else ''}; logs in {log_dir}; press Ctrl-C to stop")
     try:
         with sigterm_as_interrupt():
             _watch(monitor, spec.duration)

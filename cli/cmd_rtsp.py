@@ -15,9 +15,15 @@ from pathlib import Path
 import typer
 
 from transpose_live.cli.live import run_live
-from transpose_live.cli.options import with_spec, with_stream_options
+from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
+from transpose_live.cli.options import StreamOptions, with_spec, with_stream_options
+from transpose_live.errors import TransposeLiveError
+from transpose_live.live.spec import RunSpec
+from transpose_live.media import sources
+from transpose_live.media.sinks import check_outputs
 
 
+@with_mqtt_options
 @with_stream_options
 @with_spec("model", "detect", "smooth", "draw", "max_frames", "duration")
 def rtsp_command(
@@ -27,33 +33,33 @@ def rtsp_command(
     json_out: str = typer.Option(None, "--json", help="Poses and events as JSON Lines, flushed line by line "
                                  "(tail -f works); - for stdout."),
     show: bool = typer.Option(False, "--show/--no-show", help="The preview window (default: headless)."),
-    camera: str = typer.Option("camera", "--camera-name", help="The camera's name in MQTT topics."),
-    *, spec, stream,
+    camera: str = typer.Option("camera", "--camera-name", help="The camera's name in MQTT topics and its Home "
+                               "Assistant device."),
+    *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions,
 ) -> None:
     """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.media.sinks import check_outputs
-    from transpose_live.media.sources import STREAM_SCHEMES, open_source
-    from transpose_live.monitor.events import PoseEvents
+    from transpose_live.monitor.events import PoseEvents  # deferred: OpenCV (the fall zones' polygon test)
 
-    if not url.lower().startswith(STREAM_SCHEMES):
+    if not url.lower().startswith(sources.STREAM_SCHEMES):
         raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
-    if not show and out is None and json_out is None and stream.mqtt is None:
+    plan = mqtt_options.plan(stream.mqtt)       # a bad broker, CA file or prefix fails here; a dead broker never
+    if not show and out is None and json_out is None and plan is None:
         raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4, --mqtt "
                                  "HOST or --show")
     if show:
-        from transpose_live.ui.app import check_display
+        from transpose_live.ui.app import check_display  # deferred: Qt
 
         check_display()
     check_outputs(out, json_out)
-    more = []
-    if stream.mqtt is not None:
-        from transpose_live.monitor.mqtt import publisher_opener
+    events = [PoseEvents(down_seconds=stream.down_seconds)]
+    if plan is None:
+        run_live(sources.open_source(url, **stream.source_options()), spec, out, json_out, show, events=events)
+        return
+    from transpose_live.monitor.publishing import MqttOutputs  # deferred: paho, only for MQTT runs
 
-        more.append(publisher_opener(stream.mqtt, camera))    # a bad broker spec fails here; a dead one never does
-    source = open_source(url, **stream.source_options())
-    run_live(source, spec, out, json_out, show, events=[PoseEvents(down_seconds=stream.down_seconds)],
-             more_outputs=more)
+    with MqttOutputs(plan, [camera], model=spec.model) as published:   # says "offline" when the run is over
+        source = sources.open_source(url, **stream.source_options())
+        run_live(source, spec, out, json_out, show, events=events, more_outputs=published.for_camera(camera))
 
 
 def register(app: typer.Typer) -> None:

@@ -77,3 +77,28 @@ def test_point_in_polygon_and_masked_detections():
     kept = MaskedDetector(Two(), [square]).detect(None)          # the first box's centre (4, 4) is masked
     assert kept.boxes.tolist() == [[50, 50, 20, 40]] and kept.scores.tolist() == pytest.approx([0.8])
     assert len(MaskedDetector(Two(), []).detect(None)) == 2
+
+
+def test_ignore_down_zones_and_the_mqtt_section(tmp_path, monkeypatch):
+    from transpose_live.monitor.cameras import load_monitor_config
+
+    monkeypatch.setenv("MQTT_SECRET", "s3cret")
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  bedroom:\n    url: rtsp://cam/1\n    ignore_down:\n"
+                    "      - [[0, 0], [10, 0], [10, 10]]\n"
+                    "mqtt:\n  host: broker.lan:8883\n  user: monitor\n  password: ${MQTT_SECRET}\n  tls: true\n"
+                    "  keepalive: 5\n  ha_discovery: false\n  ha_prefix: ha\n")
+    settings = load_monitor_config(path)
+    (camera,) = settings.cameras
+    assert len(camera.ignore_down) == 1 and camera.ignore_down[0].shape == (3, 2) and camera.mask == []
+    mqtt = settings.mqtt
+    assert (mqtt.host, mqtt.user, mqtt.password, mqtt.tls, mqtt.keepalive, mqtt.ha_discovery, mqtt.ha_prefix) == \
+        ("broker.lan:8883", "monitor", "s3cret", True, 5, False, "ha")
+    assert load_monitor_config(path).cameras[0].name == "bedroom"
+    for text, message in [("mqtt:\n  hots: x\n", "unknown setting"),
+                          ("mqtt:\n  keepalive: yes\n", "keepalive must be int"),
+                          ("mqtt:\n  tls: 3\n", "tls must be true/false or str"), ("extra: 1\n", "unknown section"),
+                          ("    ignore_down: [[0, 0], [1, 1]]\n", "an ignore_down zone is a list of at least 3")]:
+        path.write_text("cameras:\n  c:\n    url: rtsp://cam/1\n" + text)
+        with pytest.raises(TransposeLiveError, match=message):
+            load_monitor_config(path)

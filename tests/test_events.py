@@ -269,3 +269,11 @@ def test_pose_events_put_presence_and_falls_together():
     assert names(events) == ["person_appeared", "person_down", "person_up", "person_left"]
     assert {e["id"] for e in events} == {1}
     assert all(isinstance(e["timestamp"], float) for e in events)
+
+
+def test_lying_inside_an_ignore_down_zone_is_no_fall_and_outside_it_is():
+    bed = np.array([[150, 350], [350, 350], [350, 420], [150, 420]], float)    # around the lying torso's centre
+    assert names(run(PoseEvents(down_seconds=2.0, ignore_down=[bed]), fall_track(), finish=True), "person_down") == []
+    elsewhere = bed + [400.0, 0.0]
+    assert names(run(PoseEvents(down_seconds=2.0, ignore_down=[elsewhere]), fall_track(), finish=True)) == \
+        ["person_appeared", "person_down", "person_up", "person_left"]

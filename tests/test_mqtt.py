@@ -165,3 +165,58 @@ def test_the_event_queue_is_bounded_and_keeps_the_newest():
         assert [json.loads(p)["n"] for p in publisher._queue] == [7, 8, 9, 10, 11]
     finally:
         publisher.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the settings of a real broker (no broker needed)
+
+
+def test_mqtt_settings_from_the_command_line_over_cameras_yaml(tmp_path):
+    from transpose_live.monitor.cameras import MqttConfig
+    from transpose_live.monitor.publishing import plan_mqtt
+
+    assert plan_mqtt(None) is None and plan_mqtt(None, user="x") is None         # no broker anywhere: no MQTT
+    plain = plan_mqtt("broker")
+    assert (plain.settings.broker, plain.settings.tls, plain.discovery, plain.prefix) == \
+        (Broker("broker", 1883), False, True, "homeassistant")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    file = MqttConfig(host="filehost:1884", user="fileuser", password=SECRET, tls=str(ca), keepalive=7,
+                      ha_discovery=False, ha_prefix="ha")
+    merged = plan_mqtt(None, file=file)
+    assert merged.settings.broker == Broker("filehost", 1884, "fileuser", SECRET)
+    assert (merged.settings.tls, merged.settings.ca_file, merged.settings.keepalive) == (True, ca, 7)
+    assert (merged.discovery, merged.prefix) == (False, "ha")
+    cli = plan_mqtt("clihost", user="cliuser", password="pw2", tls=False, discovery=True, prefix="other", file=file)
+    assert cli.settings.broker == Broker("clihost", 1883, "cliuser", "pw2") and not cli.settings.tls
+    assert (cli.discovery, cli.prefix) == (True, "other")
+    assert plan_mqtt("tlshost", tls=True).settings.broker.port == 8883                   # TLS's own port
+    assert plan_mqtt("tlshost", ca_file=ca).settings.ca_file == ca                       # a CA file implies TLS
+    assert SECRET not in str(merged.settings) and SECRET not in repr(merged)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ca_file": "/nonexistent/ca.pem"}, "CA file not found"),
+    ({"password": SECRET}, "needs a user name"),
+    ({"user": " "}, "user name is empty"),
+    ({"prefix": "home/+"}, "invalid Home Assistant discovery prefix"),
+    ({"keepalive": 0}, "keep-alive"),
+])
+def test_bad_mqtt_settings_are_one_clear_error_without_the_password(options, message):
+    from transpose_live.monitor.publishing import plan_mqtt
+
+    with pytest.raises(TransposeLiveError, match=message) as err:
+        plan_mqtt("broker", **options)
+    assert SECRET not in str(err.value)
+
+
+def test_the_cli_refuses_a_missing_ca_file_in_one_line_before_loading_anything(monkeypatch, capfd):
+    from helpers import main_runner
+
+    run = main_runner(monkeypatch, capfd, "rtsp")
+    code, out, err = run(["rtsp://127.0.0.1:1/x", "--mqtt", "127.0.0.1", "--mqtt-ca", "/nonexistent/ca.pem",
+                          "--mqtt-user", "u", "--mqtt-password", SECRET])
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["error: MQTT TLS: CA file not found: /nonexistent/ca.pem (give the CA that "
+                                        "signed the broker's certificate, or no file for the system's CAs)"]
+    assert SECRET not in err

@@ -7,6 +7,16 @@
         record: true             # optional: segments of the annotated stream (needs --record-dir)
         mask:                    # optional: polygons (frame pixels) where nobody is tracked
           - [[0, 0], [640, 0], [640, 80], [0, 80]]
+        ignore_down:             # optional: polygons where lying down is normal (a bed, a sofa): no person_down
+          - [[400, 300], [640, 300], [640, 480], [400, 480]]
+    mqtt:                        # optional: the broker (command-line options win over these keys)
+      host: broker.lan           # HOST[:PORT], like --mqtt
+      user: monitor              # --mqtt-user
+      password: ${MQTT_PASSWORD} # --mqtt-password
+      tls: true                  # --mqtt-tls: true (the system's CAs) or a CA file
+      keepalive: 30              # seconds; the broker says "offline" for us 1.5 x this after we vanish
+      ha_discovery: true         # --ha-discovery / --no-ha-discovery
+      ha_prefix: homeassistant   # --ha-prefix
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +42,29 @@ class CameraConfig:
     detect_every: int | None = None
     record: bool = False
     mask: list[np.ndarray] = field(default_factory=list)     # (K, 2) float polygons
+    ignore_down: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The `mqtt:` keys of cameras.yaml, checked for type only (monitor.publishing merges them with the
+    command line and validates the whole)."""
+
+    host: str | None = None
+    user: str | None = None
+    password: str | None = None
+    tls: bool | str | None = None
+    keepalive: int | None = None
+    ha_discovery: bool | None = None
+    ha_prefix: str | None = None
+
+
+@dataclass
+class MonitorConfig:
+    """Everything cameras.yaml says."""
+
+    cameras: list[CameraConfig]
+    mqtt: MqttConfig | None = None
 
 
 def camera_name(text: str) -> str:
@@ -57,7 +91,12 @@ def from_urls(urls: list[str]) -> list[CameraConfig]:
 
 def load_config(path: str | os.PathLike) -> list[CameraConfig]:
     """The cameras of a YAML file (see the module's docstring); every problem is one clear error."""
-    import yaml
+    return load_monitor_config(path).cameras
+
+
+def load_monitor_config(path: str | os.PathLike) -> MonitorConfig:
+    """The cameras and the MQTT settings of a YAML file; every problem is one clear error."""
+    import yaml  # deferred: only a --config run parses YAML
 
     path = Path(path)
     if not path.is_file():
@@ -69,6 +108,11 @@ def load_config(path: str | os.PathLike) -> list[CameraConfig]:
     cameras = data.get("cameras") if isinstance(data, dict) else None
     if not isinstance(cameras, dict) or not cameras:
         raise TransposeLiveError(f"{path}: expected a 'cameras:' mapping of name -> settings")
+    unknown = set(data) - {"cameras", "mqtt"}
+    if unknown:
+        raise TransposeLiveError(f"{path.name}: unknown section(s) {', '.join(sorted(map(str, unknown)))} "
+                                 "(cameras, mqtt)")
+    mqtt = _mqtt(data.get("mqtt"), f"{path.name}: mqtt") if "mqtt" in data else None
     out, seen = [], set()
     for raw_name, settings in cameras.items():
         where = f"{path.name}: camera {raw_name!r}"
@@ -76,7 +120,7 @@ def load_config(path: str | os.PathLike) -> list[CameraConfig]:
             settings = {"url": settings}
         if not isinstance(settings, dict) or not isinstance(settings.get("url"), str):
             raise TransposeLiveError(f"{where} needs a url")
-        unknown = set(settings) - {"url", "detect_every", "record", "mask"}
+        unknown = set(settings) - {"url", "detect_every", "record", "mask", "ignore_down"}
         if unknown:
             raise TransposeLiveError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
         name = camera_name(str(raw_name))
@@ -87,11 +131,38 @@ def load_config(path: str | os.PathLike) -> list[CameraConfig]:
         if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
             raise TransposeLiveError(f"{where}: detect_every must be a whole number >= 1")
         out.append(CameraConfig(name, expand_env(settings["url"], where), every, bool(settings.get("record")),
-                                _polygons(settings.get("mask"), where)))
-    return out
+                                _polygons(settings.get("mask"), where),
+                                _polygons(settings.get("ignore_down"), where, "an ignore_down zone")))
+    return MonitorConfig(out, mqtt)
 
 
-def _polygons(value, where: str) -> list[np.ndarray]:
+_MQTT_KEYS: dict[str, tuple[type, ...]] = {
+    "host": (str,), "user": (str,), "password": (str,), "tls": (bool, str), "keepalive": (int,),
+    "ha_discovery": (bool,), "ha_prefix": (str,)}
+
+
+def _mqtt(value: Any, where: str) -> MqttConfig:
+    """The mqtt: section: a mapping of the keys above (or just "host[:port]"); ${VAR} in its texts."""
+    if isinstance(value, str):
+        value = {"host": value}
+    if not isinstance(value, dict):
+        raise TransposeLiveError(f"{where}: expected a mapping ({', '.join(_MQTT_KEYS)})")
+    unknown = set(value) - set(_MQTT_KEYS)
+    if unknown:
+        raise TransposeLiveError(f"{where}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}")
+    keys: dict[str, Any] = {}
+    for key, item in value.items():
+        kinds = _MQTT_KEYS[key]
+        if item is None:
+            continue
+        if not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds):
+            names = " or ".join("true/false" if k is bool else k.__name__ for k in kinds)
+            raise TransposeLiveError(f"{where}: {key} must be {names}")
+        keys[key] = expand_env(item, f"{where}.{key}") if isinstance(item, str) else item
+    return MqttConfig(**keys)
+
+
+def _polygons(value: Any, where: str, what: str = "a mask") -> list[np.ndarray]:
     if value is None:
         return []
     polygons = value if isinstance(value, list) and value and isinstance(value[0], list) and value[0] \
@@ -103,9 +174,10 @@ def _polygons(value, where: str) -> list[np.ndarray]:
         except (TypeError, ValueError):
             points = np.zeros((0, 2))
         if len(points) < 3 or not np.isfinite(points).all():
-            raise TransposeLiveError(f"{where}: a mask is a list of at least 3 [x, y] points")
+            raise TransposeLiveError(f"{where}: {what} is a list of at least 3 [x, y] points")
         out.append(points)
     return out
 
 
-__all__ = ["CameraConfig", "camera_name", "expand_env", "from_urls", "load_config"]
+__all__ = ["CameraConfig", "MqttConfig", "MonitorConfig", "camera_name", "expand_env", "from_urls", "load_config",
+           "load_monitor_config"]

@@ -33,16 +33,23 @@ from the side): the rule cannot tell a fall from lying, and the speed of the fal
 tracker gives a person a new id during the fall (occlusion, a fast change of shape): the clock restarts
 and the event comes late or not at all; (5) the pose estimator is weaker on lying people (few in COCO)
 and a low-confidence skeleton gives no decision. Use it as a prompt to look, not as an alarm on its own.
+
+Zones where lying down is normal (a bed, a sofa: `ignore_down` polygons in cameras.yaml, frame pixels): a
+person whose torso centre (halfway between mid-shoulders and mid-hips) lies inside one is never *down* there;
+the posture counts as "other", so no clock starts and a person already down gets no `person_up` from it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
+from transpose_live.detect.masked import inside_any
 from transpose_live.media.records import json_number
+from transpose_live.media.sinks.base import Event
 from transpose_live.types import FrameResult, Pose
 
 MIN_JOINT_SCORE = 0.3
@@ -52,7 +59,7 @@ SHOULDERS, HIPS, ANKLES = (5, 6), (11, 12), (15, 16)
 DOWN, UPRIGHT, OTHER = "down", "upright", "other"
 
 
-def _record(event: str, track_id: int, timestamp: float, frame: int | None = None, **extra) -> dict:
+def _record(event: str, track_id: int, timestamp: float, frame: int | None = None, **extra: object) -> Event:
     record = {"event": event, "id": int(track_id), "timestamp": json_number(timestamp, 6)}
     if frame is not None:
         record["frame"] = int(frame)
@@ -84,7 +91,7 @@ class PresenceEvents:
     def present(self) -> list[int]:
         return sorted(self._last_seen)
 
-    def update(self, result: FrameResult) -> list[dict]:
+    def update(self, result: FrameResult) -> list[Event]:
         t = float(result.timestamp)
         seen = _tracked(result)
         events = []
@@ -98,7 +105,7 @@ class PresenceEvents:
             self._last_seen[track_id] = t
         return events
 
-    def finish(self, timestamp: float) -> list[dict]:
+    def finish(self, timestamp: float) -> list[Event]:
         events = [_record("person_left", i, timestamp, last_seen=last) for i, last in self._last_seen.items()]
         self._last_seen.clear()
         return events
@@ -149,7 +156,8 @@ class FallEvents:
                  down_angle: float = 60.0, down_drop: float = 0.5,
                  hold_angle: float = 45.0, hold_drop: float = 0.75,
                  up_angle: float = 30.0, up_drop: float = 0.6,
-                 min_score: float = MIN_JOINT_SCORE, forget_s: float = 1.0):
+                 min_score: float = MIN_JOINT_SCORE, forget_s: float = 1.0,
+                 ignore: Sequence[np.ndarray] = ()):
         if not down_seconds >= 0 or not up_seconds >= 0:
             raise ValueError(f"down_seconds and up_seconds must be >= 0, got {down_seconds}, {up_seconds}")
         if not (up_angle <= hold_angle <= down_angle and down_drop <= hold_drop and up_drop >= 0):
@@ -161,6 +169,7 @@ class FallEvents:
         self.up_angle, self.up_drop = up_angle, up_drop
         self.min_score = min_score
         self.forget_s = float(forget_s)
+        self.ignore = [np.asarray(zone, np.float64).reshape(-1, 2) for zone in ignore]   # (K, 2) polygons
         self._states: dict[int, _FallState] = {}
 
     @property
@@ -176,12 +185,22 @@ class FallEvents:
         angle, drop = geometry
         max_angle, max_drop = (self.hold_angle, self.hold_drop) if lying else (self.down_angle, self.down_drop)
         if angle > max_angle and drop < max_drop:
-            return DOWN
+            return OTHER if self.in_ignored_zone(pose) else DOWN
         if angle < self.up_angle and drop > self.up_drop:
             return UPRIGHT
         return OTHER
 
-    def update(self, result: FrameResult) -> list[dict]:
+    def in_ignored_zone(self, pose: Pose) -> bool:
+        """Whether the torso centre lies in an ignore_down zone (where lying is normal)."""
+        if not self.ignore:
+            return False
+        shoulders = _pair_point(pose, SHOULDERS, self.min_score)
+        hips = _pair_point(pose, HIPS, self.min_score)
+        if shoulders is None or hips is None:
+            return False
+        return bool(inside_any((shoulders + hips)[None] / 2, self.ignore)[0])
+
+    def update(self, result: FrameResult) -> list[Event]:
         t = float(result.timestamp)
         events = []
         seen = _tracked(result)
@@ -219,7 +238,7 @@ class FallEvents:
         else:
             state.up_since = None
 
-    def finish(self, timestamp: float) -> list[dict]:
+    def finish(self, timestamp: float) -> list[Event]:
         self._states.clear()
         return []
 
@@ -230,20 +249,22 @@ class FallEvents:
 
 class PoseEvents:
     """Presence and falls in one detector (what `rtsp` / `monitor` run): `update(result) -> [event]`,
-    `finish(timestamp) -> [event]`. falls=False leaves the fall detector out."""
+    `finish(timestamp) -> [event]`. falls=False leaves the fall detector out; ignore_down: polygons (frame
+    pixels) where lying down is normal (see the module docstring)."""
 
     def __init__(self, grace_s: float = 1.0, down_seconds: float = 2.0, up_seconds: float = 1.0,
-                 falls: bool = True):
+                 falls: bool = True, ignore_down: Sequence[np.ndarray] = ()):
         self.presence = PresenceEvents(grace_s)
-        self.falls = FallEvents(down_seconds, up_seconds, forget_s=grace_s) if falls else None
+        self.falls = (FallEvents(down_seconds, up_seconds, forget_s=grace_s, ignore=ignore_down) if falls
+                      else None)
 
-    def update(self, result: FrameResult) -> list[dict]:
+    def update(self, result: FrameResult) -> list[Event]:
         events = self.presence.update(result)
         if self.falls is not None:
             events += self.falls.update(result)
         return events
 
-    def finish(self, timestamp: float) -> list[dict]:
+    def finish(self, timestamp: float) -> list[Event]:
         events = self.presence.finish(timestamp)
         if self.falls is not None:
             events += self.falls.finish(timestamp)

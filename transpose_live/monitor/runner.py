@@ -37,18 +37,22 @@ STATS_EVERY_S = 10.0   # each camera's log gets a {"event": "stats"} line (fps, 
 
 # more outputs for one camera (MQTT, Home Assistant, the web view): opened with its log by open_outputs
 CameraOutputs = Callable[[CameraConfig], Sequence[SinkOpener]]
+# told when a camera ends with an error (reason without password), e.g. to mark its stream failed
+CameraFailed = Callable[[CameraConfig, str], None]
 
 
 @dataclass
 class Outputs:
     """Where the cameras write: logs/<name>.jsonl always; segments when asked; `more` adds outputs per
-    camera (monitor.publishing.MqttOutputs.for_camera: MQTT and Home Assistant; the web view)."""
+    camera (monitor.publishing.MqttOutputs.for_camera: MQTT and Home Assistant; the web view); `on_failure`
+    hears of a camera that ended with an error."""
 
     log_dir: Path
     record_dir: Path | None = None
     segment_minutes: float = 10.0
     down_seconds: float = 2.0
     more: Sequence[CameraOutputs] = field(default_factory=tuple)
+    on_failure: Sequence[CameraFailed] = field(default_factory=tuple)
 
 
 class CameraRun:
@@ -83,6 +87,12 @@ class CameraRun:
             self.error = f"{type(exc).__name__}: {exc}"
         if self.error and not self._stopped.is_set():
             log.warning("camera %s: %s", self.camera.name, self.error)
+        if self.error:
+            for told in self.outputs.on_failure:
+                try:
+                    told(self.camera, self.error)
+                except Exception:
+                    log.exception("camera %s: reporting its failure failed", self.camera.name)
 
     def _open_and_run(self) -> None:
         source = sources.open_source(self.camera.url, **self.source_options)
@@ -94,7 +104,8 @@ class CameraRun:
             sinks = self._sinks(source)
             self.pipeline = Pipeline(source, self.spec, sinks, estimator=self.estimator, detector=self.detector,
                                      on_result=self._on_result, stats_every=STATS_EVERY_S,
-                                     events=[PoseEvents(down_seconds=self.outputs.down_seconds)])
+                                     events=[PoseEvents(down_seconds=self.outputs.down_seconds,
+                                                        ignore_down=self.camera.ignore_down)])
             if not self._stopped.is_set():
                 self.pipeline.run()
             else:                            # stopped before it ran: its outputs still end cleanly
@@ -219,4 +230,4 @@ def status_line(r: dict[str, Any]) -> str:
             + (f" ({r['error']})" if r["error"] else ""))
 
 
-__all__ = ["Monitor", "Outputs", "CameraRun", "CameraOutputs", "status_table", "status_line"]
+__all__ = ["Monitor", "Outputs", "CameraRun", "CameraOutputs", "CameraFailed", "status_table", "status_line"]
