@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -223,6 +224,33 @@ def test_a_viewer_that_disconnects_mid_stream_leaves_nothing_behind(view):
         assert stream.overlay_viewers == 0
         assert threading.active_count() <= threads
         assert len(os.listdir("/proc/self/fd")) <= fds + 2
+    finally:
+        stop.set()
+        feeder.join(5)
+
+
+def _thread_cpu(thread: threading.Thread) -> float:
+    fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_with_nobody_watching_the_encoder_sleeps(view):
+    """After its viewers have gone, a camera's encoder thread waits for frames without spinning or encoding."""
+    sink = view.sink("door")
+    stream = view.state.streams["door"]
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed_until, args=(sink, stop))
+    feeder.start()
+    try:
+        viewer = _open_mjpeg(view, "/api/cameras/door/mjpeg")
+        _read_parts(viewer, 2)
+        viewer.close()
+        wait_for(lambda: stream.viewers == 0, 5)
+        encoder = next(t for t in threading.enumerate() if t.name == "web-jpeg-door")
+        cpu, encoded = _thread_cpu(encoder), stream.encoded
+        time.sleep(2.0)                                   # ~100 frames go by
+        assert _thread_cpu(encoder) - cpu < 0.2, "the encoder thread spins with nobody watching"
+        assert stream.encoded == encoded
     finally:
         stop.set()
         feeder.join(5)

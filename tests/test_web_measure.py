@@ -32,6 +32,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TRANSPOSE
                                                    reason="a measurement (minutes): TRANSPOSE_LIVE_WEB_MEASURE=1")]
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of the web view's own threads (JPEG encoders, server,
+    event worker): the cost of the viewers, whatever else the machine is busy with."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(stat: str) -> float:
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    web = 0.0
+    for thread in threading.enumerate():
+        if thread.name.startswith("web-") and thread.native_id is not None:
+            try:
+                web += used(Path(f"/proc/self/task/{thread.native_id}/stat").read_text())
+            except OSError:
+                pass
+    return {"process": used(Path("/proc/self/stat").read_text()), "web": web}
+
+
 def _frames(view) -> dict[str, int]:
     return {row["name"]: row["frames"] for row in get_json(view, "/api/cameras")}
 
@@ -52,21 +71,25 @@ def test_measure_fps_with_0_and_4_mjpeg_viewers_on_2_cameras(tmp_path):
         try:
             wait_for(lambda: all(n > 30 for n in _frames(view).values()), 120)
             time.sleep(10)                                       # warm: caches, the encoder threads
-            results = []
+            results, costs = [], []
             for viewers in (0, 4) * pairs:
                 curls = [subprocess.Popen(["curl", "-s", "-N", "-o", "/dev/null", f"{view.url}api/cameras/{c}/mjpeg"])
                          for c in ("a", "b") for _ in range(viewers)]
                 time.sleep(2)
-                before, t0 = _frames(view), time.monotonic()
+                before, t0, cpu0 = _frames(view), time.monotonic(), _cpu_seconds()
                 time.sleep(seconds)
-                after, t1 = _frames(view), time.monotonic()
+                after, t1, cpu1 = _frames(view), time.monotonic(), _cpu_seconds()
                 served = sum(view.state.streams[c].viewers for c in ("a", "b"))
                 for curl in curls:
                     curl.terminate()
                     curl.wait(5)
-                fps = sum((after[c] - before[c]) / (t1 - t0) for c in after)
+                frames = sum(after[c] - before[c] for c in after)
+                fps = frames / (t1 - t0)
+                per_frame = {k: 1000 * (cpu1[k] - cpu0[k]) / max(frames, 1) for k in cpu0}
                 results.append((viewers, fps, served))
-                print(f"{viewers} MJPEG viewers per camera ({served} open): both cameras {fps:.2f} fps; "
+                costs.append((viewers, per_frame["process"], per_frame["web"]))
+                print(f"{viewers} MJPEG viewers per camera ({served} open): both cameras {fps:.2f} fps; CPU per "
+                      f"frame {per_frame['process']:.1f} ms, of it the web view's threads {per_frame['web']:.2f} ms; "
                       f"load average {os.getloadavg()[0]:.1f}", flush=True)
             encoded = {c: view.state.streams[c].encoded for c in ("a", "b")}
             print(f"JPEGs encoded: {encoded}; frames: {_frames(view)}", flush=True)
@@ -78,6 +101,10 @@ def test_measure_fps_with_0_and_4_mjpeg_viewers_on_2_cameras(tmp_path):
     with_viewers = np.median([fps for v, fps, _ in results if v == 4])
     print(f"median fps of both cameras: {without:.2f} without viewers, {with_viewers:.2f} with 4 per camera; "
           f"ratio per pair {', '.join(f'{r:.3f}' for r in ratios)} (median {np.median(ratios):.3f})", flush=True)
+    process = {v: np.median([c for n, c, _ in costs if n == v]) for v in (0, 4)}
+    web = {v: np.median([w for n, _, w in costs if n == v]) for v in (0, 4)}
+    print(f"median CPU per frame: {process[0]:.1f} ms without viewers ({web[0]:.2f} ms web), {process[4]:.1f} ms "
+          f"with 4 per camera ({web[4]:.2f} ms web: {100 * web[4] / process[4]:.1f} % of the process)", flush=True)
     assert all(served == 2 * v for v, _, served in results)
     assert np.median(ratios) >= 0.9
 

@@ -156,11 +156,12 @@ class JpegStream:
         return True
 
     def _run(self) -> None:
-        feed = self.feed
+        feed, seen = self.feed, -1
         while not self.closed:
             with feed.new_frame:
-                if feed.seq == self.jpeg_seq:
+                if feed.seq == seen:          # asleep until the next frame (with nobody watching, nothing to do)
                     feed.new_frame.wait(WAIT_S)
+                seen = feed.seq
             if self.viewers:
                 self._encode()
 
