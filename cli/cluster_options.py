@@ -5,7 +5,8 @@ command runs in cluster mode (transpose_live.monitor.cluster.ClusterMonitor, the
     transpose-live monitor --config cameras.yaml --cluster auto             # the cluster `ray start` joined
     transpose-live monitor --config cameras.yaml --cluster ray://head:10001 --replicas 2
 
-cameras.yaml may say the same with a top-level `cluster:` (and `replicas:`); the command line wins.
+cameras.yaml may say the same in a `cluster:` section, `cluster: local` or `cluster: {address: auto,
+replicas: 2}`; the command line wins.
 Ray is imported only here, in cluster mode (`pip install 'transpose-live[cluster]'`)."""
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def replicas_option() -> Any:
 
 
 def cluster_settings(config: Path | None) -> dict:
-    """The `cluster:` and `replicas:` keys at the top of cameras.yaml (empty without a file or keys)."""
+    """cameras.yaml's `cluster:` section as {"cluster": address, "replicas": N} (the keys it has; empty
+    without a file or section). A section of another shape is an error naming it."""
     if config is None:
         return {}
     import yaml
@@ -41,9 +43,15 @@ def cluster_settings(config: Path | None) -> dict:
         data = yaml.safe_load(Path(config).read_text())
     except (OSError, yaml.YAMLError):
         return {}                  # load_config reports the file's own problems
-    if not isinstance(data, dict):
+    section = data.get("cluster") if isinstance(data, dict) else None
+    if section is None:
         return {}
-    return {key: data[key] for key in ("cluster", "replicas") if data.get(key) is not None}
+    if isinstance(section, str):
+        return {"cluster": section}
+    if not isinstance(section, dict) or set(section) - {"address", "replicas"} or "address" not in section:
+        raise TransposeLiveError(f"{Path(config).name}: cluster must be an address (local, auto, ray://HOST:PORT) "
+                                 "or {address: ..., replicas: N}")
+    return {"cluster": section["address"], **({"replicas": section["replicas"]} if "replicas" in section else {})}
 
 
 def check_cluster_options(cluster: str | None, replicas: str | int | None, config: Path | None = None):

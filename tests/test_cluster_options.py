@@ -51,12 +51,19 @@ def test_options_and_cameras_yaml(tmp_path):
     with pytest.raises(TransposeLiveError, match="--replicas needs --cluster"):
         check_cluster_options(None, "2")
     config = tmp_path / "cameras.yaml"
-    config.write_text("cluster: local\nreplicas: 2\ncameras:\n  door: rtsp://127.0.0.1:1/x\n")
+    config.write_text("cluster:\n  address: local\n  replicas: 2\ncameras:\n  door: rtsp://127.0.0.1:1/x\n")
     assert cluster_settings(config) == {"cluster": "local", "replicas": 2}
     address, replicas = check_cluster_options(None, None, config)
     assert (address.kind, replicas) == (LOCAL, 2)
     address, replicas = check_cluster_options("auto", "1", config)       # the command line wins
     assert (address.kind, replicas) == (AUTO, 1)
+    short = tmp_path / "short.yaml"
+    short.write_text("cluster: ray://127.0.0.1:10001\ncameras:\n  door: rtsp://127.0.0.1:1/x\n")
+    assert check_cluster_options(None, None, short)[0].port == 10001
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("cluster:\n  adress: local\ncameras:\n  door: rtsp://127.0.0.1:1/x\n")
+    with pytest.raises(TransposeLiveError, match="wrong.yaml: cluster must be"):
+        check_cluster_options(None, None, wrong)
     plain = tmp_path / "plain.yaml"
     plain.write_text("cameras:\n  door: rtsp://127.0.0.1:1/x\n")
     assert check_cluster_options(None, None, plain) == (None, None)

@@ -7,9 +7,10 @@ in-process (logs/<camera>.jsonl, MQTT, any extra sink such as the web view's), t
 workers' pipelines. A worker that does not answer is `restarting` until Ray has brought it back; frames and
 drops are counted over all of a camera's starts.
 
-Camera workers reserve `camera_cpus` (0.25) of a CPU: decoding a 640x480 H.264 stream, cutting crops and
-tracking take 10-20 % of a core at 15 fps (measured here), and the reservation is only what Ray's
-scheduler counts; it places workers with the SPREAD strategy (across nodes), restarts them without limit.
+Camera workers reserve `camera_cpus` (0.25) of a CPU: one decoding a 320x240 stream at 12.5 fps, cutting
+crops, tracking and answering polls used 14 % of a core here (docs/scaling.md), and the reservation is only
+what Ray's scheduler counts; it places workers with the SPREAD strategy (across nodes), restarts them
+without limit.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class CameraView:
     frames_now: int = 0
     dropped_now: int = 0
     unavailable_since: float | None = None
+    failure_told: bool = False
     fps: float = 0.0
     rate: tuple[float, int] = (0.0, 0)
 
@@ -215,6 +217,13 @@ class ClusterMonitor:
         for replica, counts in answer["replicas"].items():
             self.replicas[replica] = max(self.replicas.get(replica, (0, 0)), tuple(counts))
         view.row = {k: v for k, v in answer.items() if k != "items"}
+        if answer["error"] and not view.failure_told:
+            view.failure_told = True
+            for told in self.outputs.on_failure:      # Home Assistant marks the camera unavailable
+                try:
+                    told(view.config, answer["error"])
+                except Exception:
+                    log.exception("camera %s: reporting its failure failed", view.config.name)
 
     def _event(self, view: CameraView, record: dict) -> None:
         for sink in view.sinks:

@@ -127,7 +127,8 @@ class CameraWorker:
             live = bool(getattr(source, "is_live", False))
             keeper = FrameKeeper(source, keep=3 * (1 if live else self.spec.queue_size) + 8)
             self.relay = CameraRelay(self.outbox, keeper, self.spec, self.start_number * ID_RANGE,
-                                     PoseEvents(down_seconds=self.settings.down_seconds), self._recorder(source),
+                                     PoseEvents(down_seconds=self.settings.down_seconds,
+                                                ignore_down=self.camera.ignore_down), self._recorder(source),
                                      restarted=self.start_number > 0, started=self.started)
             pipeline = self.pipeline = Pipeline(keeper, self.spec, [self.relay], estimator=self.estimator,
                                                 detector=self.detector, stats_every=STATS_EVERY_S)
