@@ -8,14 +8,13 @@ from pathlib import Path
 import typer
 
 from transpose_live.cli.options import say, with_spec
+from transpose_live.errors import TransposeLiveError
 
 OUT_SUFFIX = "_pose"          # --out-dir DIR: DIR/<photo stem>_pose.jpg (never the photo's own name)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
     """ "x,y,w,h" in pixels -> a tuple; w and h must be > 0."""
-    from transpose_live.errors import TransposeLiveError
-
     try:
         values = tuple(float(p.strip()) for p in text.split(","))
     except ValueError:
@@ -34,8 +33,7 @@ def image_id_for(path: Path, index: int) -> int:
 
 def output_paths(photos: list[Path], out: Path | None, out_dir: Path | None) -> list[Path | None]:
     """Where each annotated photo goes (None: not written); checked before any model work."""
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.media.photos import check_photo_output
+    from transpose_live.media.photos import check_photo_output  # deferred: numpy (--help stays fast)
 
     if out is not None and out_dir is not None:
         raise TransposeLiveError("use either --out or --out-dir, not both")
@@ -85,7 +83,7 @@ def image_command(
     """Estimate the poses of the persons in photos: annotated images, COCO-results JSON, a summary.
 
     A photo with nobody in it gives no pose (said on stderr; --json gets [])."""
-    from transpose_live.errors import TransposeLiveError
+    # deferred: numpy and the run API (--help and option errors stay fast)
     from transpose_live.live.run import load_runner
     from transpose_live.media.photos import read_photo, write_photo
     from transpose_live.media.records import coco_results

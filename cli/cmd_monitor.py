@@ -18,7 +18,6 @@ from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
 from transpose_live.cli.options import StreamOptions, say, with_spec, with_stream_options
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
-from transpose_live.monitor.cameras import MonitorConfig, from_urls, load_monitor_config
 
 PLAIN_STATUS_S = 30.0      # off a terminal: the status as plain lines this often
 
@@ -68,7 +67,9 @@ def monitor_command(
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
     recording in segments, MQTT events and Home Assistant entities. Runs until Ctrl-C / SIGTERM or --duration."""
-    from transpose_live.monitor.runner import Monitor, Outputs  # deferred: the pipeline (OpenCV)
+    # deferred: numpy (--help and option errors stay fast), the pipeline (OpenCV)
+    from transpose_live.monitor.cameras import MonitorConfig, from_urls, load_monitor_config
+    from transpose_live.monitor.runner import Monitor, Outputs
 
     if bool(urls) == (config is not None):
         raise TransposeLiveError("give either camera URLs or --config cameras.yaml")

@@ -19,8 +19,6 @@ from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
 from transpose_live.cli.options import StreamOptions, with_spec, with_stream_options
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
-from transpose_live.media import sources
-from transpose_live.media.sinks import check_outputs
 
 
 @with_mqtt_options
@@ -38,7 +36,10 @@ def rtsp_command(
     *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions,
 ) -> None:
     """Watch one IP camera: poses and events until stopped, reconnecting by itself when the stream drops."""
-    from transpose_live.monitor.events import PoseEvents  # deferred: OpenCV (the fall zones' polygon test)
+    # deferred: numpy and the media stack (--help and option errors stay fast), OpenCV (the events)
+    from transpose_live.media import sources
+    from transpose_live.media.sinks import check_outputs
+    from transpose_live.monitor.events import PoseEvents
 
     if not url.lower().startswith(sources.STREAM_SCHEMES):
         raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from transpose_live.cli.options import say, with_spec
+from transpose_live.errors import TransposeLiveError
 
 
 @with_spec("model", "detect", "smooth", "draw", "frames")
@@ -25,8 +26,7 @@ def video_command(
 
     Nothing is lost (every frame is processed), outputs appear under their names only when finished
     (streams such as --json - are written as they go), messages go to stderr."""
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.live.run import Interrupted, process_video
+    from transpose_live.live.run import Interrupted, process_video  # deferred: numpy, PyAV (--help stays fast)
 
     if out is None and json_out is None and coco_out is None:
         raise TransposeLiveError("say where the results go: --out OUT.mp4 and/or --json OUT.jsonl "

@@ -13,11 +13,10 @@ import typer
 
 from transpose_live.cli.live import run_live
 from transpose_live.cli.options import with_spec
+from transpose_live.errors import TransposeLiveError
 
 
 def _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out) -> None:
-    from transpose_live.errors import TransposeLiveError
-
     if camera is not None and rtsp is not None:
         raise TransposeLiveError("use either --camera or --rtsp, not both")
     if camera is not None and camera < 0:
@@ -48,12 +47,13 @@ def webcam_command(
     *, spec,
 ) -> None:
     """Live poses from a camera (or an RTSP camera with --rtsp): a preview window, or headless with --no-show."""
+    # deferred: numpy and the media stack (--help and option errors stay fast)
     from transpose_live.media.sinks import check_outputs
     from transpose_live.media.sources import open_source
 
     _check_camera_options(camera, rtsp, width, height, fps, show, out, json_out)
     if show:
-        from transpose_live.ui.app import check_display
+        from transpose_live.ui.app import check_display  # deferred: Qt
 
         check_display()
     check_outputs(out, json_out)

@@ -39,6 +39,7 @@ STATS_EVERY_S = 10.0     # live JSON logs get a {"event": "stats"} line (fps, la
 def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, events=(), more_outputs=()) -> None:
     """Run `spec` over an opened live `source` into the outputs (and `more_outputs`, open_outputs' openers:
     MQTT, Home Assistant), in the window or headless."""
+    # deferred: numpy, PyAV and the run API (--help stays fast)
     from transpose_live.live.run import Interrupted, has_content, process_video
     from transpose_live.media.sinks import open_outputs
 
@@ -53,7 +54,7 @@ def run_live(source, spec, out: Path | None, json_out: str | None, show: bool, e
                 summary = stop.summary
             say(summary.line())
             return
-        from transpose_live.ui.app import run_app
+        from transpose_live.ui.app import run_app  # deferred: Qt
 
         outputs = open_outputs(source, out, json_out, live=True, more=more_outputs)
         rc = run_app(source, spec, sinks=outputs)    # the window finishes them when it closes
