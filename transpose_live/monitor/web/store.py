@@ -79,6 +79,9 @@ class EventStore:
         db = sqlite3.connect(where, check_same_thread=False, timeout=5.0)
         try:
             db.execute("PRAGMA journal_mode=WAL")    # readers (the pages) never wait for the writer
+            # no fsync per event (0.4 ms instead of 14 a commit here): a crash of the process loses nothing, a
+            # power cut at most the last events; the database is never corrupted either way
+            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error:
             pass
         db.executescript(_SCHEMA)
