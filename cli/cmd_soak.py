@@ -2,8 +2,8 @@
 the monitor's RSS, threads and open files over time, and whether they stay flat.
 
     transpose-live soak                                             # 2 cameras, 2 minutes, an outage every 25 s
-    transpose-live soak --cameras 4 --minutes 30 --outage-every 60 --down 10 --video samples/pedestrians.mp4 \\
-        --json soak.json -- --detector ssd                          # after --: options for `monitor`
+    transpose-live soak --cameras 4 --minutes 30 --outage-every 60 --down 10 --warmup 300 \\
+        --video samples/pedestrians.mp4 --json soak.json -- --detector ssd     # after --: options for `monitor`
 
 Needs GStreamer's RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good/-ugly).
 Exit 1 when something grew beyond its limit, an outage went unreported or a stale frame came after a reconnect.
@@ -36,6 +36,8 @@ def soak_command(
     video: Path = typer.Option(None, "--video", help="Serve this video in a loop (real people for the model); "
                                "default: the test pattern."),
     fps: int = typer.Option(10, "--fps", min=1, help="The test pattern's frame rate."),
+    warmup: float = typer.Option(0.0, "--warmup", min=0.0, help="Measure growth from the checkpoint at or after "
+                                 "this many seconds (default: the one before the second outage)."),
     json_out: Path = typer.Option(None, "--json", help="Write every sample and the verdict as JSON."),
     log_dir: Path = typer.Option(None, "--log-dir", help="Keep the monitor's logs here (default: a temporary "
                                  "folder)."),
@@ -58,7 +60,7 @@ def soak_command(
     plan = SoakPlan(cameras=cameras, duration_s=minutes * 60, outage_every_s=outage_every, down_s=down,
                     kinds=tuple(k.strip() for k in outages.split(",") if k.strip()), sample_every_s=sample_every,
                     timeout_s=timeout, video=video, fps=fps, monitor_args=tuple(monitor_args or ()), log_dir=log_dir,
-                    limits=SoakLimits(max_thread_growth, max_fd_growth, max_rss_growth, max_stale))
+                    warmup_s=warmup, limits=SoakLimits(max_thread_growth, max_fd_growth, max_rss_growth, max_stale))
     plan.check()
     say(f"soak: {cameras} camera(s), {minutes:g} min after warm-up, {len(plan.outages())} outage(s) "
         f"({', '.join(plan.kinds)}) every {outage_every:g} s")

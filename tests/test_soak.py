@@ -79,6 +79,13 @@ def test_growth_is_measured_from_the_checkpoint_before_the_second_outage():
     assert crashed.failures == ["the monitor exited with 3"]
 
 
+def test_a_longer_warm_up_moves_the_baseline_to_the_next_checkpoint():
+    # checkpoints at t = 20 (before outage 1), 40, 60, 80 (before outage 4), 100 (end)
+    g = growth(samples([28, 30, 30, 32, 34, 36]), warmup_s=55)
+    assert g["baseline"] == "before outage 3" and g["baseline_t"] == 60 and g["threads"] == [32, 4]
+    assert growth(samples([28, 30, 30, 32, 34, 36]), warmup_s=10)["baseline"] == "before outage 2"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_short_soak_with_4_outages_stays_flat(tmp_path):

@@ -3,8 +3,11 @@ as stream_lost ... stream_back, stale frames after a reconnect, against SoakLimi
 
 Growth is read at checkpoints, the samples taken just before each outage and at the end, when every camera
 has been live for a while: a camera in an outage holds fewer threads (its decoder is gone), so periodic
-samples go up and down with the schedule. The baseline is the checkpoint before the second outage: the first
-outage and its reconnect belong to the warm-up (allocations made once, on the first reconnect)."""
+samples go up and down with the schedule. The baseline is the checkpoint before the second outage (the first
+outage and its reconnect belong to the warm-up: allocations made once, on the first reconnect), or the first
+checkpoint at or after `warmup_s` when that is later: the pose model's working memory is a high-water mark
+that grows with the largest batch of crops seen so far (bench/soak_memory measures it), which a slow machine
+or a quiet scene reaches late."""
 
 from __future__ import annotations
 
@@ -12,19 +15,22 @@ from transpose_live.bench.soak_logs import CameraLog
 from transpose_live.bench.soak_plan import Sample, SoakPlan, SoakResult
 
 
-def baseline_and_later(samples: list[Sample]) -> tuple[Sample | None, list[Sample]]:
+def baseline_and_later(samples: list[Sample], warmup_s: float = 0.0) -> tuple[Sample | None, list[Sample]]:
     """The checkpoint growth is measured from, and the checkpoints after it."""
     checkpoints = [s for s in samples if s.label.startswith("before outage") or s.label == "end"]
     if len(checkpoints) < 2:
         return None, []
     before = [s for s in checkpoints if s.label.startswith("before outage")]
     base = before[1] if len(before) >= 2 else checkpoints[0]
+    late = [s for s in before if s.t >= warmup_s]
+    if late and late[0].t > base.t:
+        base = late[0]
     return base, checkpoints[checkpoints.index(base) + 1:]
 
 
-def growth(samples: list[Sample]) -> dict:
+def growth(samples: list[Sample], warmup_s: float = 0.0) -> dict:
     """Threads, files and RSS (MB) at the baseline checkpoint and their largest rise at the later ones."""
-    base, later = baseline_and_later(samples)
+    base, later = baseline_and_later(samples, warmup_s)
     if base is None or not later:
         return {}
     return {"baseline": base.label, "baseline_t": base.t,
@@ -53,7 +59,7 @@ def judge(plan: SoakPlan, samples: list[Sample], outages: list[dict], logs: list
     warm = next((s for s in samples if s.label == "warm"), None)
     warm_frames = {c["name"]: c["frames"] for c in warm.cameras} if warm else {}
     cameras = [camera_summary(log, outages, plan.duration_s, warm_frames.get(log.name, 0)) for log in logs]
-    grown = growth(samples)
+    grown = growth(samples, plan.warmup_s)
     failures = []
     if grown:
         for key, limit, unit in (("threads", limits.thread_growth, " OS threads"), ("fds", limits.fd_growth,

@@ -4,8 +4,10 @@
   mapped (torch's, OpenVINO's, FFmpeg's, OpenCV's libraries ... and anonymous memory: heaps, arenas, weights,
   buffers). The soak reports it for the monitor at its end.
 - `stages()`: a fresh process loading what `monitor` loads, step by step, with its RSS after each step (the
-  imports, the detector, the pose model, then N loopback cameras running on one shared model like the
-  monitor's). `python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON.
+  imports, the detector, the pose model, its forward passes on 1, 4, 16 and 32 persons, then N loopback
+  cameras running on one shared model like the monitor's).
+
+`python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 # (group, substrings of the mapped path); the first match wins; anonymous mappings have no path
 LIBRARY_GROUPS = (
@@ -96,6 +100,11 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     note(f"+ detector ({spec.detector})", **loaded())
     estimator = load_estimator(spec)
     note(f"+ pose model ({spec.model}, backend {spec.backend})", **loaded())
+    # the model's working memory is a high-water mark: it grows with the largest batch of crops run so far
+    picture = np.zeros((576, 768, 3), np.uint8)
+    for persons in (1, 4, 16, 32):
+        estimator.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
+        note(f"+ a forward pass of {persons} person(s)")
     if cameras:
         _run_cameras(cameras, seconds, spec, estimator, detector, note, video)
     return rows

@@ -40,6 +40,7 @@ class SoakPlan:
     monitor_args: tuple[str, ...] = ()
     log_dir: Path | None = None     # the monitor's logs (a temporary folder when None)
     warmup_timeout_s: float = 300.0
+    warmup_s: float = 0.0           # growth is measured from the checkpoint at or after this (see soak_judge)
     limits: SoakLimits = field(default_factory=SoakLimits)
 
     def check(self) -> None:
