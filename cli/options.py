@@ -151,7 +151,10 @@ def _with_offline(fn: Callable, params: list[inspect.Parameter]) -> Callable:
         with network_forbidden(bool(kwargs.pop("offline"))):
             return fn(**kwargs)
 
-    command.__signature__ = signature.replace(parameters=list(signature.parameters.values()) + params)
+    parameters = list(signature.parameters.values())
+    # shown in --help beside --model / --weights, where the group lists it
+    at = next((i + 1 for i, p in enumerate(parameters) if p.name == "weights"), len(parameters))
+    command.__signature__ = signature.replace(parameters=parameters[:at] + params + parameters[at:])
     return command
 
 

@@ -311,3 +311,8 @@ def test_two_processes_downloading_the_same_name_at_once(tmp_path, hub_at, relea
     assert sum("(100%)" in err for err in errs) == 1
     assert sum(f"waiting for another download of {NAME}" in err for err in errs) == 1
     assert _Handler.requests == [f"/slow/{FILENAME}"], url
+
+
+def test_the_cached_file_is_readable_like_any_other(tmp_path, hub_at):
+    path = hub.download(NAME, progress=False)
+    assert path.stat().st_mode & 0o777 == 0o644          # not the temp file's private 0600

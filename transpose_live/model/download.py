@@ -165,6 +165,7 @@ def fetch_into(url: str, target: Path, check: Callable[[Path, str], None], hint:
                 why = f"timed out after {TIMEOUT_S:g} s"
             raise TransposeLiveError(f"could not download {url}: {_one_line(why)}; {hint}") from None
         check(tmp, sha256)
+        os.chmod(tmp, 0o644)    # mkstemp made it private; a cache file is readable like any other
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

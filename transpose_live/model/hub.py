@@ -293,6 +293,7 @@ def import_checkpoint(file: str | os.PathLike, name: str) -> Path:
         tmp = Path(tmp_name)
         try:
             shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o644)    # mkstemp made it private; a cache file is readable like any other
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
