@@ -2,7 +2,7 @@
 
 All pose work happens in a PipelineWorker (ui/worker.py) on its own QThread; the window only reacts to the
 worker's signals and calls its thread-safe methods. Nothing here waits for a worker: stopping or switching a
-source retires the old worker (ui/threads.py: it is told to stop; its thread is forgotten once it has
+source retires the old worker (ui/runs.py: it is told to stop; its thread is forgotten once it has
 finished), and a new model or device is loaded by the new worker in its thread. Only closing the window joins
 the threads.
 
@@ -263,6 +263,16 @@ class MainWindow(QMainWindow):
         self.keeping.finish_recording(wait=True)
         self._runs.join_all()
 
+    def _start_or_stop(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start_source()
+
+    def _update_running(self, running: bool) -> None:
+        self.source_bar.set_running(running)
+        self.playback.set_paused(self._paused or not running)
+
     # ---------------------------------------------------------------------------------------- playback
 
     def play_pause(self) -> None:
@@ -393,16 +403,6 @@ class MainWindow(QMainWindow):
         return self.keeping.export_poses(path)
 
     # ------------------------------------------------------------------------------------ worker signals
-
-    def _update_running(self, running: bool) -> None:
-        self.source_bar.set_running(running)
-        self.playback.set_paused(self._paused or not running)
-
-    def _start_or_stop(self) -> None:
-        if self.running:
-            self.stop()
-        else:
-            self.start_source()
 
     def _from_current(self) -> bool:
         """Whether the signal comes from the worker now playing (not from one being replaced)."""
