@@ -72,9 +72,16 @@ def cluster_monitor(cameras, spec, outputs, source_options: dict, address, repli
     """The ClusterMonitor for `address` (Ray joined or started, services deployed); call start() next."""
     import importlib.util
 
-    # found, not imported: a local Ray must see the loopback settings before its first import
-    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
+    from transpose_live.monitor.cluster.address import LOCAL
+    from transpose_live.monitor.cluster.connect import loopback_environment
+
+    # found before it is imported: a local Ray must see the loopback settings first (finding ray.serve imports ray)
+    if importlib.util.find_spec("ray") is None:
         raise TransposeLiveError("--cluster needs Ray: pip install 'transpose-live[cluster]'")
+    if address.kind == LOCAL:
+        loopback_environment()
+    if importlib.util.find_spec("ray.serve") is None:
+        raise TransposeLiveError("--cluster needs Ray Serve: pip install 'transpose-live[cluster]'")
     from transpose_live.monitor.cluster.driver import ClusterMonitor
 
     return ClusterMonitor(cameras, spec, outputs, source_options, address=address, replicas=replicas)

@@ -83,18 +83,12 @@ def node_addresses() -> list[str]:
 
 
 def disconnect() -> None:
-    """Serve's deployments and ray.shutdown (a local instance ends with it)."""
+    """Leave the cluster (a local instance ends, Serve with it). Serve itself is left running on a joined
+    cluster: other applications may use it; this run's apps were deleted before."""
     import ray  # deferred: see connect
 
-    if not ray.is_initialized():
-        return
-    try:
-        from ray import serve
-
-        serve.shutdown()
-    except Exception as exc:        # a cluster already gone: nothing left to shut down there
-        log.debug("serve.shutdown: %s", exc)
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 __all__ = ["connect", "disconnect", "loopback_environment", "node_addresses", "probe", "LOOPBACK", "NAMESPACE",
