@@ -56,6 +56,28 @@ def frames(monitor, camera: str) -> int:
     return row(monitor, camera)["frames"]
 
 
+class Pictures:
+    """An output that shows pictures, as the web view's does: needs_image, and bind(controls) for its toggle."""
+
+    needs_image = True
+
+    def __init__(self):
+        self.shapes: list[tuple] = []
+        self.frames = 0
+        self.controls = None
+
+    def bind(self, controls) -> None:
+        self.controls = controls
+
+    def write_frame(self, image, result) -> None:
+        self.frames += 1
+        if image is not None:
+            self.shapes.append(image.shape)
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     import ray
@@ -85,8 +107,10 @@ def monitor(ray_session, server, loud_weights, tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
     spec = RunSpec.from_options(model="tp_m_a4", weights=str(loud_weights), device="cpu", detector="none")
     cameras = [CameraConfig(c, server.url(f"/{c}")) for c in CAMERAS]
-    running = ClusterMonitor(cameras, spec, Outputs(logs), {"timeout": 5.0}, replicas=1, pose_cpus=0.5)
-    running.logs = logs
+    pictures: dict[str, Pictures] = {}
+    more = [lambda camera: [lambda source: pictures.setdefault(camera.name, Pictures())]]
+    running = ClusterMonitor(cameras, spec, Outputs(logs, more=more), {"timeout": 5.0}, replicas=1, pose_cpus=0.5)
+    running.logs, running.pictures = logs, pictures
     running.start()
     assert wait_until(lambda: all(frames(running, c) >= 5 for c in CAMERAS), 120, 0.2), running.status()
     yield running
@@ -125,6 +149,18 @@ def test_frames_events_and_status_reach_the_driver(monitor):
     assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 500
     pid = monitor.views[0].pid
     assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::CameraWorker")
+
+
+def test_pictures_and_the_attention_toggle_reach_a_web_view(monitor):
+    door = monitor.pictures["door"]
+    assert door.frames > 0 and door.shapes and set(door.shapes) == {(120, 160, 3)}
+    assert door.controls is not None
+    door.controls.set_attention(True)
+    assert wait_until(lambda: monitor.views[0].row.get("attention") is True, 20, 0.1)
+    seen = len(door.shapes)
+    assert wait_until(lambda: len(door.shapes) > seen + 3, 20, 0.1)     # pictures go on, drawn with the maps
+    door.controls.set_attention(False)
+    assert wait_until(lambda: monitor.views[0].row.get("attention") is False, 20, 0.1)
 
 
 def test_a_killed_camera_worker_comes_back_in_a_new_id_range(monitor):

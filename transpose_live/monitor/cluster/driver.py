@@ -51,6 +51,16 @@ class RemoteStream:
     path: str | None = None
 
 
+class RemoteControls:
+    """What a web view may ask of a camera's pipeline (set_attention), sent to its worker."""
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def set_attention(self, on: bool) -> None:
+        self.worker.set_attention.remote(bool(on))
+
+
 @dataclass
 class CameraView:
     """The driver's picture of one camera over all its starts."""
@@ -74,12 +84,25 @@ class CameraView:
     rate: tuple[float, int] = (0.0, 0)
 
     @property
+    def wants_image(self) -> bool:
+        """Some output of this camera shows pictures (the web view): the newest frame comes with each poll."""
+        return any(getattr(sink, "needs_image", False) for sink in self.sinks)
+
+    @property
     def frames(self) -> int:
         return self.frames_before + self.frames_now
 
     @property
     def dropped(self) -> int:
         return self.dropped_before + self.dropped_now
+
+
+def decode_jpeg(data: bytes):
+    """BGR image of JPEG bytes (None when they do not decode)."""
+    import cv2
+    import numpy as np
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def local_cpus(cameras: int, replicas: int | None, pose_cpus: float, camera_cpus: float, detector: bool) -> int:
@@ -153,6 +176,11 @@ class ClusterMonitor:
                                         scheduling_strategy="SPREAD").remote(
                 view.config, self.spec, self.services, self.settings, ranges_name)
         answers = ray.get([view.worker.ready.remote() for view in self.views], timeout=READY_S)
+        for view in self.views:
+            for sink in view.sinks:
+                bind = getattr(sink, "bind", None)
+                if bind is not None:
+                    bind(RemoteControls(view.worker))
         for view, answer in zip(self.views, answers):
             view.node, view.node_id, view.pid = answer["node"], answer["node_id"], answer["pid"]
         self.ready_s = time.monotonic() - self.t0
@@ -181,7 +209,8 @@ class ClusterMonitor:
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
         with self._lock:
-            asked = [(view, view.worker.poll.remote()) for view in self.views if view.worker is not None]
+            asked = [(view, view.worker.poll.remote(view.wants_image)) for view in self.views
+                     if view.worker is not None]
             for view, ref in asked:
                 try:
                     answer = ray.get(ref, timeout=POLL_WAIT_S)
@@ -208,15 +237,17 @@ class ClusterMonitor:
         view.frames_now, view.dropped_now = answer["frames"], answer["dropped"]
         view.state, view.pid = answer["state"], answer["pid"]
         view.node, view.node_id = answer["node"], answer["node_id"]
-        for item in answer["items"]:
+        image = decode_jpeg(answer["jpeg"]) if answer.get("jpeg") else None
+        last = max((i for i, item in enumerate(answer["items"]) if not isinstance(item, dict)), default=-1)
+        for i, item in enumerate(answer["items"]):
             if isinstance(item, dict):
                 self._event(view, item)
-            else:
+            else:                   # the picture goes with the newest summary, to the outputs that show it
                 for sink in view.sinks:
-                    sink.write_frame(None, item)
+                    sink.write_frame(image if i == last and getattr(sink, "needs_image", False) else None, item)
         for replica, counts in answer["replicas"].items():
             self.replicas[replica] = max(self.replicas.get(replica, (0, 0)), tuple(counts))
-        view.row = {k: v for k, v in answer.items() if k != "items"}
+        view.row = {k: v for k, v in answer.items() if k not in ("items", "jpeg")}
         if answer["error"] and not view.failure_told:
             view.failure_told = True
             for told in self.outputs.on_failure:      # Home Assistant marks the camera unavailable

@@ -26,10 +26,11 @@ MAX_FRAMES = 300        # summaries waiting for the driver, at most (older ones 
 MAX_EVENTS = 10_000
 
 
-def shift_ids(result: FrameResult, offset: int) -> FrameResult:
-    """The result with its poses' track ids moved by `offset` (and no attention maps: they stay here)."""
-    poses = [replace(p, track_id=None if p.track_id is None else int(p.track_id) + offset, attention=None)
-             for p in result.poses]
+def shift_ids(result: FrameResult, offset: int, keep_attention: bool = False) -> FrameResult:
+    """The result with its poses' track ids moved by `offset`; attention maps dropped unless kept (they are
+    drawn here, never sent)."""
+    poses = [replace(p, track_id=None if p.track_id is None else int(p.track_id) + offset,
+                     attention=p.attention if keep_attention else None) for p in result.poses]
     return replace(result, poses=poses, image=None)
 
 
@@ -120,7 +121,8 @@ class CameraRelay(Sink, EventSink, Abortable):
     needs_image = False
 
     def __init__(self, outbox: Outbox, keeper: FrameKeeper, spec: RunSpec, offset: int, events,
-                 recorder=None, restarted: bool = False, started: float = 0.0):
+                 recorder=None, restarted: bool = False, started: float = 0.0,
+                 input_size: tuple[int, int] | None = None):
         self.outbox = outbox
         self.keeper = keeper
         self.spec = spec
@@ -129,7 +131,10 @@ class CameraRelay(Sink, EventSink, Abortable):
         self.recorder = recorder
         self.restarted = restarted
         self.started = started
+        self.input_size = input_size
+        self.attention = bool(spec.attention)     # draw the dependency areas (the web view's toggle)
         self.persons = 0
+        self.drawn = 0                            # frames kept as the newest (the driver asks for new ones)
         self._first = True
         self._last_time = 0.0
         self._newest: tuple[np.ndarray, FrameResult] | None = None
@@ -139,13 +144,14 @@ class CameraRelay(Sink, EventSink, Abortable):
         from transpose_live.live.render import draw_frame
 
         spec = self.spec
-        return draw_frame(image, result, draw_boxes=spec.boxes, draw_ids=spec.ids, attention=False,
-                          min_score=spec.min_joint_score)
+        return draw_frame(image, result, draw_boxes=spec.boxes, draw_ids=spec.ids, attention=self.attention,
+                          min_score=spec.min_joint_score, joint=spec.joint, input_size=self.input_size)
 
     def write_frame(self, image, result: FrameResult) -> None:
         import time
 
         shifted = shift_ids(result, self.offset)
+        drawable = shift_ids(result, self.offset, keep_attention=True) if self.attention else shifted
         if self._first:
             self._first = False
             if self.restarted:
@@ -159,9 +165,10 @@ class CameraRelay(Sink, EventSink, Abortable):
         raw = self.keeper.image(result.index)
         if raw is not None:
             with self._lock:
-                self._newest = (raw, shifted)
+                self._newest = (raw, drawable)
+                self.drawn += 1
             if self.recorder is not None:
-                self.recorder.write_frame(self.draw(raw, shifted), shifted)
+                self.recorder.write_frame(self.draw(raw, drawable), shifted)
 
     def write_event(self, record: dict) -> None:
         self.outbox.event(record)

@@ -85,6 +85,7 @@ class CameraWorker:
         self.relay: CameraRelay | None = None
         self.error: str | None = None
         self._stopped = threading.Event()
+        self._jpeg_of = 0
         self.recording = bool(settings.record_dir and camera.record)
         self.record_problem = record_dir_problem(settings.record_dir) if self.recording and settings.record_dir \
             else None
@@ -129,7 +130,8 @@ class CameraWorker:
             self.relay = CameraRelay(self.outbox, keeper, self.spec, self.start_number * ID_RANGE,
                                      PoseEvents(down_seconds=self.settings.down_seconds,
                                                 ignore_down=self.camera.ignore_down), self._recorder(source),
-                                     restarted=self.start_number > 0, started=self.started)
+                                     restarted=self.start_number > 0, started=self.started,
+                                     input_size=self.estimator.image_size)
             pipeline = self.pipeline = Pipeline(keeper, self.spec, [self.relay], estimator=self.estimator,
                                                 detector=self.detector, stats_every=STATS_EVERY_S)
             if not self._stopped.is_set():
@@ -162,8 +164,13 @@ class CameraWorker:
                 "record_problem":
                 self.record_problem, "error": self.error}
 
-    def poll(self) -> dict:
-        """The summaries and events since the last poll, and this start's status."""
+    def poll(self, with_jpeg: bool = False) -> dict:
+        """The summaries and events since the last poll, and this start's status; with_jpeg: the newest frame
+        drawn, as JPEG, when there is one the driver has not had yet (a web view shows it)."""
+        jpeg = None
+        if with_jpeg and self.relay is not None and self.relay.drawn != self._jpeg_of:
+            self._jpeg_of = self.relay.drawn
+            jpeg = self.relay.newest_jpeg()
         stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
         return {"start": self.start_number, "node": self.node, "node_id": self.node_id, "pid": os.getpid(),
                 "state": self.state,
@@ -173,10 +180,18 @@ class CameraWorker:
                 "persons": self.relay.persons if self.relay is not None else 0,
                 "reconnects": getattr(self.source, "reconnects", 0), "error": self.error,
                 "items": self.outbox.take(), "replicas": dict(self.estimator.replicas),
-                "retries": self.estimator.call.retries, "summaries_lost": self.outbox.frames_lost}
+                "retries": self.estimator.call.retries, "summaries_lost": self.outbox.frames_lost,
+                "attention": self.relay.attention if self.relay is not None else self.spec.attention, "jpeg": jpeg}
 
     def newest_jpeg(self) -> bytes | None:
         return self.relay.newest_jpeg() if self.relay is not None else None
+
+    def set_attention(self, on: bool) -> None:
+        """Compute and draw the dependency areas from the next frame on (the web view's toggle)."""
+        if self.pipeline is not None:
+            self.pipeline.set_attention(on)
+        if self.relay is not None:
+            self.relay.attention = bool(on)
 
     def stop(self, timeout: float = STOP_S) -> bool:
         """End the camera (its events close: persons still present leave); True when it ended in time."""
