@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from transpose_live.detect import Detections
-from transpose_live.detect.masked import MaskedDetector, inside
+from transpose_live.detect.masked import MaskedDetector
 from transpose_live.errors import TransposeLiveError
+from transpose_live.geometry import inside
 from transpose_live.monitor.cameras import camera_name, from_urls, load_config
 
 CONFIG = """

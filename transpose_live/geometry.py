@@ -150,6 +150,27 @@ def pose_oks_matrix(poses: Sequence[Pose], min_joints: int = 3) -> np.ndarray:
     return np.where(count >= min_joints, total / np.maximum(count, 1), 0.0)
 
 
-__all__ = ["box_containment", "box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints",
+def inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Which of the (N, 2) points lie inside the polygon (K, 2) (even-odd rule)."""
+    x, y = points[:, 0:1], points[:, 1:2]                      # (N, 1)
+    x1, y1 = polygon[:, 0], polygon[:, 1]                       # (K,)
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    crosses = (y1 > y) != (y2 > y)                              # (N, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    return (crosses & (x < at)).sum(1) % 2 == 1
+
+
+def inside_any(points: np.ndarray, polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """Which of the (N, 2) points lie inside at least one of the polygons."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    hit = np.zeros(len(points), bool)
+    for polygon in polygons:
+        hit |= inside(points, polygon)
+    return hit
+
+
+__all__ = ["inside", "inside_any",
+           "box_containment", "box_iou", "clip_boxes", "pose_box", "box_area_for_nms", "oks", "confident_joints",
            "pose_pair_oks",
            "pose_arrays", "pose_oks_matrix", "POSE_JOINT_SCORE"]

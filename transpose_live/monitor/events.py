@@ -47,7 +47,7 @@ from typing import Sequence
 
 import numpy as np
 
-from transpose_live.detect.masked import inside_any
+from transpose_live.geometry import inside_any
 from transpose_live.media.records import json_number
 from transpose_live.media.sinks.base import Event
 from transpose_live.types import FrameResult, Pose
