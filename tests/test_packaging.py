@@ -17,7 +17,8 @@ from helpers import REPO
 
 # what a wheel is built from (a copy: building in the checkout would leave build/ and *.egg-info there)
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "transpose_live", "cli", "ui")
-PACKAGE_DATA = ("transpose_live/assets/default.pt", "transpose_live/assets/default.json", "transpose_live/py.typed")
+PACKAGE_DATA = ("transpose_live/assets/default.pt", "transpose_live/assets/default.json", "transpose_live/py.typed",
+                "transpose_live/monitor/web/static/index.html", "transpose_live/monitor/web/static/app.js")
 
 
 def _packages() -> set[str]:
