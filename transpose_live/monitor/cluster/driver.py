@@ -206,16 +206,17 @@ class ClusterMonitor:
     def poll(self) -> None:
         """Empty every worker's outbox once: summaries and events to the outputs, the status rows."""
         import ray  # deferred: Ray is an optional extra
-        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, RayActorError
 
         with self._lock:
-            asked = [(view, view.worker.poll.remote(view.wants_image)) for view in self.views
-                     if view.worker is not None]
-            for view, ref in asked:
+            asked = {view.worker.poll.remote(view.wants_image): view for view in self.views
+                     if view.worker is not None}
+            # all at once: a slow worker (a busy node, one restarting) holds up nobody else's answer
+            ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=POLL_WAIT_S)
+            for ref in ready:
+                view = asked[ref]
                 try:
-                    answer = ray.get(ref, timeout=POLL_WAIT_S)
-                except GetTimeoutError:
-                    continue                        # busy (stopping, a slow node): ask again next time
+                    answer = ray.get(ref)
                 except (RayActorError, ActorUnavailableError) as exc:
                     self._unavailable(view, exc)
                     continue
@@ -340,11 +341,12 @@ class ClusterMonitor:
     def _release(self) -> None:
         import ray  # deferred: Ray is an optional extra
 
-        for view in self.views:
-            if view.worker is not None:
-                ray.kill(view.worker, no_restart=True)
-        if self.ranges is not None:
-            ray.kill(self.ranges, no_restart=True)
+        for actor in [view.worker for view in self.views] + [self.ranges]:
+            if actor is not None:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception as exc:       # already gone with its node or the cluster
+                    log.debug("ray.kill: %s", exc)
         if self.services is not None:
             remove_services(self.services)
             self.services = None

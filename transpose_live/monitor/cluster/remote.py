@@ -50,12 +50,15 @@ class Retrying:
         deadline = time.monotonic() + self.retry_s
         retryable = _retryable()
         while True:
+            response = method.remote(*args)
             try:
-                answer = method.remote(*args).result(timeout_s=CALL_S)
+                answer = response.result(timeout_s=CALL_S)
                 with self._lock:
                     self.calls += 1
                 return answer
             except retryable as exc:
+                if isinstance(exc, TimeoutError):
+                    response.cancel()      # not answered in time: it must not run after its retry
                 if time.monotonic() >= deadline:
                     raise TransposeLiveError(f"the {self.what} service did not answer for {self.retry_s:g} s: "
                                              f"{type(exc).__name__}") from None
