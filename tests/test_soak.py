@@ -106,3 +106,27 @@ def test_a_short_soak_with_4_outages_stays_flat(tmp_path):
     assert g["baseline"] == "before outage 2"
     assert g["threads"][1] <= 2 and g["fds"][1] <= 2 and g["rss_mb"][1] <= 30, g
     assert "soak passed" in run.stderr
+
+
+def stale_camera(tmp_path: Path, latency_p95_ms: float) -> CameraLog:
+    """A camera whose first frames after its reconnect came 3 s late, then live."""
+    log = CameraLog("cam1", tmp_path / "cam1.jsonl")
+    for i in range(10):
+        log.add_line(f'{{"frame":{i},"timestamp":{i / 10}}}', 100.0 + i / 10)
+    log.add_line('{"event":"stream_lost","reason":"end of stream","frames":10}', 101.0)
+    log.add_line('{"event":"stream_back","down_s":4.0,"reconnects":1}', 105.0)
+    for i in range(20):
+        late = 3.0 if i < 2 else 0.0
+        log.add_line(f'{{"frame":{10 + i},"timestamp":{1.0 + i / 10}}}', 105.0 + i / 10 + late)
+    log.add_line(f'{{"event":"stats","fps":10,"latency_p95_ms":{latency_p95_ms}}}', 108.0)
+    return log
+
+
+def test_stale_frames_after_a_reconnect_fail_unless_latency_alone_passes_the_limit(tmp_path):
+    plan = SoakPlan(cameras=1, duration_s=100, outage_every_s=20)
+    outage = [{"outage": 1, "t": 20.0, "kind": "kill", "camera": "cam1", "down_s": 4.0}]
+    quick = judge(plan, samples([28, 30, 30, 30, 30, 30]), outage, [stale_camera(tmp_path, 300.0)], 0, 10.0)
+    assert quick.cameras[0]["stale_s_max"] == pytest.approx(3.0) and quick.cameras[0]["stale_judged"]
+    assert quick.failures == ["a frame 3.0 s older than live after a reconnect (limit 2 s)"]
+    slow = judge(plan, samples([28, 30, 30, 30, 30, 30]), outage, [stale_camera(tmp_path, 30000.0)], 0, 10.0)
+    assert slow.ok and not slow.cameras[0]["stale_judged"]

@@ -47,7 +47,7 @@ def tables(result: SoakResult) -> list:
     for c in result.cameras:
         cameras.add_row(c["name"], str(c["frames"]), _num(c["fps"], ".1f"), _num(c["latency_p95_ms"], ".0f"),
                         str(c["outages"]), f"{c['stream_lost']} / {c['stream_back']}", str(c["events_lost"]),
-                        f"{c['stale_s_max']:.2f}")
+                        f"{c['stale_s_max']:.2f}" + ("" if c.get("stale_judged", True) else " (not judged)"))
     return [over_time, cameras]
 
 
@@ -59,6 +59,10 @@ def verdict(result: SoakResult) -> list[str]:
         lines.append(f"after warm-up ('{g['baseline']}', t={g['baseline_t']:.0f} s): threads {g['threads'][0]} "
                      f"{g['threads'][1]:+d}, files {g['fds'][0]} {g['fds'][1]:+d}, RSS {g['rss_mb'][0]:,.0f} MB "
                      f"{g['rss_mb'][1]:+.1f}")
+    unjudged = [c["name"] for c in result.cameras if not c.get("stale_judged", True)]
+    if unjudged:
+        lines.append(f"staleness not judged for {', '.join(unjudged)}: latency p95 above the limit "
+                     f"({result.plan.limits.stale_s:g} s), its jitter is all the measure would see")
     lines += [f"FAIL: {f}" for f in result.failures] or ["soak passed"]
     return lines
 
