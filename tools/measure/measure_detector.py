@@ -12,6 +12,8 @@ commands build it, the shipped model with the flip test. Reported:
   large > 96² of the annotation's area); mean_best_iou of each person's best box;
 - boxes: all detector boxes kept; unmatched_boxes: those overlapping no labelled person (any, crowd or not,
   with or without keypoints) by IoU >= 0.5 (false persons or unlabelled ones);
+- box_AP, box_AP50, box_AR100: pycocotools person box scores of the boxes kept (iouType "bbox", every person
+  annotation, crowds ignored as COCOeval does); box AP is the protocol's at a low --min-score (0.05);
 - ms_per_image: the detector alone;
 - AP, AP50, AP75, APm, APl, AR: pycocotools keypoint scores with these boxes (evaluate.predict_coco, the
   same path as `transpose-live eval --person-boxes detected`).
@@ -124,6 +126,28 @@ def recall_report(coco, img_ids, found: dict) -> dict:
     return report
 
 
+def box_ap(coco, img_ids, found: dict) -> dict:
+    """pycocotools person box AP of the detector's boxes (all person annotations, category 1)."""
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    results = [dict(image_id=int(i), category_id=1, bbox=[float(v) for v in box], score=float(score))
+               for i in img_ids if found.get(i) is not None
+               for box, score in zip(found[i].boxes, found[i].scores)]
+    if not results:
+        return dict(box_AP=0.0, box_AP50=0.0, box_AR100=0.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(coco, coco.loadRes(results), iouType="bbox")
+        ev.params.imgIds, ev.params.catIds = sorted(int(i) for i in img_ids), [1]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return dict(box_AP=round(float(ev.stats[0]), 4), box_AP50=round(float(ev.stats[1]), 4),
+                box_AR100=round(float(ev.stats[8]), 4))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--annotations", default=str(DATA / "coco_mini" / "person_keypoints.json"))
@@ -175,6 +199,7 @@ def main() -> None:
         stats = evaluate.coco_eval(coco, results, img_ids=img_ids)
         report.update({k: round(v, 4) for k, v in stats.items()}, poses=len(results), flip=not args.no_flip)
     report.update(recall_report(coco, img_ids, timed.found))
+    report.update(box_ap(coco, img_ids, timed.found))
     report["ms_per_image"] = round(1000 * timed.seconds / max(1, timed.calls), 1)
     emit_report(report, args.json, key_width=16)
 

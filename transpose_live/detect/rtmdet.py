@@ -84,8 +84,9 @@ def _openvino_network(path: Path, threads: int | None, size: int) -> Network:
         model.reshape({"input": [1, 3, size, size]})    # a static input: every frame is letterboxed to it
         request = core.compile_model(model, "CPU", settings).create_infer_request()
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses of its own
-        raise TransposeLiveError(f"OpenVINO cannot run the rtmdet detector {path}: {type(exc).__name__}: {exc}") \
-            from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and "Exception from" not in line]
+        reason = next((line for line in lines if "Unable" in line), lines[0] if lines else type(exc).__name__)
+        raise TransposeLiveError(f"cannot load the rtmdet detector {path} on OpenVINO: {reason}") from None
     lock = threading.Lock()   # one infer request, one call at a time
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
