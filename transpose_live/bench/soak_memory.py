@@ -4,8 +4,8 @@
   mapped (torch's, OpenVINO's, FFmpeg's, OpenCV's libraries ... and anonymous memory: heaps, arenas, weights,
   buffers). The soak reports it for the monitor at its end.
 - `stages()`: a fresh process loading what `monitor` loads, step by step, with its RSS after each step (the
-  imports, the detector, the pose model, its forward passes on 1, 4, 16 and 32 persons, then N loopback
-  cameras running on one shared model like the monitor's).
+  imports, the detector, the pose model, its forward passes on 1, 4, 16 and 32 persons, a detector pass,
+  then N loopback cameras running on one shared model like the monitor's).
 
 `python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON.
 """
@@ -105,6 +105,8 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     for persons in (1, 4, 16, 32):
         estimator.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
         note(f"+ a forward pass of {persons} person(s)")
+    detector.detect(picture)
+    note("+ a detector pass")
     if cameras:
         _run_cameras(cameras, seconds, spec, estimator, detector, note, video)
     return rows
