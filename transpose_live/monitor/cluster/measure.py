@@ -1,0 +1,201 @@
+"""In-process `monitor` against `monitor --cluster local` on the same cameras and cores, then recovery times:
+
+    python -m transpose_live.monitor.cluster.measure URL [URL...] [--cameras 8] [--seconds 30] [--detector none]
+
+With one URL and --cameras N, N cameras read that URL. For each mode: total fps over the window (after a
+warm-up), mean crops per model forward pass over the window, latency p50/p95 (capture to output, the mean of
+the cameras'), RSS of this process and all its children (Ray's processes in cluster mode), cold start (from
+nothing to every camera's first frame). Then in cluster mode: a camera worker SIGKILLed (seconds to its
+first frame again at the driver, the other cameras' fps in the 10 s after against the 10 s before) and the
+pose model replica killed (seconds until every camera has a new frame). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from transpose_live.live.spec import RunSpec
+from transpose_live.monitor.cameras import CameraConfig
+from transpose_live.monitor.runner import Outputs
+
+WARM_S = 10.0
+WINDOW_S = 10.0         # the fps ratio of the other cameras: this long before and after a kill
+
+
+def tree_rss_mb() -> float:
+    """RSS of this process and all its descendants, in MB (Linux: read from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grown = {os.getpid()}, True
+    while grown:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grown = bool(found)
+        tree |= found
+    total_kb = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total_kb / 1024
+
+
+def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def total_frames(monitor) -> int:
+    return sum(r["frames"] for r in monitor.status())
+
+
+def window(monitor, seconds: float, batches) -> dict:
+    """fps, latency and crops per forward pass over `seconds` of running."""
+    frames0, (forwards0, crops0) = total_frames(monitor), batches()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    frames1, (forwards1, crops1) = total_frames(monitor), batches()
+    wall = time.monotonic() - t0
+    rows = [r for r in monitor.status() if r["latency_p50_ms"] is not None]
+    return {"total_fps": round((frames1 - frames0) / wall, 2),
+            "mean_crops_per_call": round((crops1 - crops0) / max(1, forwards1 - forwards0), 2),
+            "latency_p50_ms": round(statistics.mean(r["latency_p50_ms"] for r in rows), 1) if rows else None,
+            "latency_p95_ms": round(statistics.mean(r["latency_p95_ms"] for r in rows), 1) if rows else None,
+            "rss_mb": round(tree_rss_mb()), "load_avg": round(os.getloadavg()[0], 1)}
+
+
+def in_process(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict) -> dict:
+    from transpose_live.monitor.runner import Monitor
+
+    t0 = time.monotonic()
+    monitor = Monitor(cameras, spec, Outputs(Path(tempfile.mkdtemp(prefix="measure-logs-"))), options)
+    monitor.start()
+    try:
+        wait_for(lambda: all(r["frames"] > 0 for r in monitor.status()), 300)
+        cold = time.monotonic() - t0
+        time.sleep(WARM_S)
+
+        def batches() -> tuple[int, int]:
+            stats = monitor.estimator.stats
+            return stats.forwards, stats.crops
+
+        result = window(monitor, seconds, batches)
+        return {"cold_start_s": round(cold, 1), **result}
+    finally:
+        monitor.stop()
+
+
+def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict) -> dict:
+    import ray  # deferred: Ray is an optional extra
+
+    from transpose_live.monitor.cluster.address import parse_cluster
+    from transpose_live.monitor.cluster.driver import ClusterMonitor
+
+    t0 = time.monotonic()
+    monitor = ClusterMonitor(cameras, spec, Outputs(Path(tempfile.mkdtemp(prefix="measure-logs-"))), options,
+                             address=parse_cluster("local"), replicas=1, pose_cpus=float(os.cpu_count() or 1))
+    try:
+        monitor.start()
+        wait_for(lambda: all(v.frames_now > 0 for v in monitor.views), 300)
+        cold = time.monotonic() - t0
+        time.sleep(WARM_S)
+
+        def batches() -> tuple[int, int]:
+            stats = monitor.model_stats()
+            return stats["forwards"], stats["crops"]
+
+        result = {"cold_start_s": round(cold, 1), **window(monitor, seconds, batches)}
+        result.update(kill_worker(monitor))
+        result.update(kill_replica(monitor, ray))
+        return result
+    finally:
+        monitor.stop()
+
+
+def kill_worker(monitor) -> dict:
+    """SIGKILL the first camera's worker: seconds to its first frame again; the others' fps after / before."""
+    victim, others = monitor.views[0], monitor.views[1:]
+
+    def others_frames() -> int:
+        return sum(v.frames for v in others)
+
+    before0 = others_frames()
+    time.sleep(WINDOW_S)
+    before = (others_frames() - before0) / WINDOW_S
+    start = victim.start
+    os.kill(victim.pid, signal.SIGKILL)
+    t = time.monotonic()
+    after0 = others_frames()
+    back = wait_for(lambda: victim.start > start and victim.frames_now > 0, 120, 0.05)
+    back_s = time.monotonic() - t
+    time.sleep(max(0.0, WINDOW_S - back_s))
+    after = (others_frames() - after0) / max(WINDOW_S, back_s)
+    return {"worker_kill_first_frame_s": round(back_s, 1) if back else None,
+            "others_fps_before": round(before, 2), "others_fps_after": round(after, 2),
+            "others_fps_ratio": round(after / before, 3) if before else None}
+
+
+def kill_replica(monitor, ray) -> dict:
+    """Kill the pose model replica: seconds until every camera has a frame again (the retries' wait)."""
+    name = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "PoseModel" in a["name"])
+    counts = [v.frames for v in monitor.views]
+    dropped = sum(v.dropped for v in monitor.views)
+    ray.kill(ray.get_actor(name["name"], namespace=name["namespace"]))
+    t = time.monotonic()
+    time.sleep(1.0)                   # frames already past the model still arrive meanwhile
+    marks = [v.frames for v in monitor.views]
+    back = wait_for(lambda: all(v.frames > m for v, m in zip(monitor.views, marks)), 120, 0.05)
+    return {"replica_kill_all_cameras_back_s": round(time.monotonic() - t, 1) if back else None,
+            "frames_during_replica_loss": sum(m - c for m, c in zip(marks, counts)),
+            "dropped_while_waiting": sum(v.dropped for v in monitor.views) - dropped,
+            "failed_cameras": [r["camera"] for r in monitor.status() if r["state"] in ("failed", "stopped")]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("urls", nargs="+")
+    parser.add_argument("--cameras", type=int, default=None, help="cameras (the URLs repeated); default: one each")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--detector", default="none")
+    parser.add_argument("--only", choices=("in-process", "cluster"), default=None)
+    args = parser.parse_args(argv)
+    from transpose_live.monitor.cluster.connect import loopback_environment
+
+    loopback_environment()
+    count = args.cameras or len(args.urls)
+    cameras = [CameraConfig(f"cam{i + 1}", args.urls[i % len(args.urls)]) for i in range(count)]
+    spec = RunSpec.from_options(model=args.model, detector=args.detector, device="cpu")
+    options = {"timeout": 10.0}
+    out: dict = {"cameras": count, "seconds": args.seconds, "model": args.model, "detector": args.detector,
+                 "cpus": os.cpu_count()}
+    if args.only in (None, "in-process"):
+        out["in_process"] = in_process(cameras, spec, args.seconds, options)
+    if args.only in (None, "cluster"):
+        out["cluster_local"] = cluster(cameras, spec, args.seconds, options)
+    if "in_process" in out and "cluster_local" in out and out["in_process"]["total_fps"]:
+        out["fps_ratio"] = round(out["cluster_local"]["total_fps"] / out["in_process"]["total_fps"], 3)
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
