@@ -7,12 +7,23 @@ from pathlib import Path
 import typer
 
 from transpose_live.cli.options import option, say, with_spec
+from transpose_live.errors import TransposeLiveError
+from transpose_live.media.sinks import OutputTarget, check_output, write_json
+from transpose_live.model import hub
+from transpose_live.model.backends import (
+    OPENVINO_PRECISIONS,
+    available_backends,
+    check_backend_name,
+    check_precision_name,
+    resolve_backend,
+)
+from transpose_live.model.config import PRESETS, parse_image_size
+from transpose_live.model.device import resolve_device
 
 
 def _backends(asked: list[str], device) -> list[str]:
     """The --backend values as backend names: 'all' = every one available on the device, 'auto' = the
     one a run would pick; duplicates dropped, order kept."""
-    from transpose_live.model.backends import available_backends, check_backend_name, resolve_backend
 
     out: list[str] = []
     for value in asked:
@@ -24,8 +35,6 @@ def _backends(asked: list[str], device) -> list[str]:
 
 def _combos(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     """(backend, precision) pairs that exist: bf16 and mixed only on openvino."""
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.model.backends import OPENVINO_PRECISIONS, check_precision_name
 
     wanted = [check_precision_name(p) for p in precisions]
     pairs = [(b, p) for b in backends for p in dict.fromkeys(wanted) if p not in OPENVINO_PRECISIONS or b == "openvino"]
@@ -37,13 +46,10 @@ def _combos(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]
 
 def _model_rows(model: list[str], batch: list[int], device: str, backend: list[str], path: str,
                 image_size: str | None, seconds: float, precision: list[str]) -> list:
-    import torch
+    import torch  # deferred: torch and the benchmarks load only when the command runs (--help stays cheap)
 
     from transpose_live.bench.models import bench_model
-    from transpose_live.errors import TransposeLiveError
-    from transpose_live.model import create_model, hub, load_model
-    from transpose_live.model.config import PRESETS, parse_image_size
-    from transpose_live.model.device import resolve_device
+    from transpose_live.model import create_model, load_model
 
     weights = hub.entries()
     names: list[str] = []
@@ -120,25 +126,22 @@ def bench_command(
 ) -> None:
     """Measure crops/s of the model (forward pass only, inputs ready) against the eager fp32 model in the
     same run, or the whole pipeline (each stage alone, then end to end) on a video, per backend."""
-    import torch
+    import torch  # deferred: as above
 
     from transpose_live.bench.models import environment, format_rows, rows_as_dicts
-    from transpose_live.media.sinks import OutputTarget, check_output, write_json
 
     if threads:
         torch.set_num_threads(threads)
     if json_out is not None:
         check_output(json_out, "json")          # an unwritable path fails now, not after the run
     if rtsp is not None:
-        from transpose_live.bench.pipeline import bench_stream, format_stream
-        from transpose_live.model.device import resolve_device
+        from transpose_live.bench.pipeline import bench_stream, format_stream  # deferred: torch
 
         data = bench_stream(rtsp, spec.replace(device=device, backend=_backends(backend, resolve_device(device))[0])
                             .validate())
         typer.echo(format_stream(data))
     elif pipeline is not None:
-        from transpose_live.bench.pipeline import bench_pipeline, format_bench
-        from transpose_live.model.device import resolve_device
+        from transpose_live.bench.pipeline import bench_pipeline, format_bench  # deferred: torch
 
         runs = []
         for be, prec in _combos(_backends(backend, resolve_device(device)), precision):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from transpose_live.model import hub
+
 
 def _mb(size: int | None, exact: bool) -> str:
     if size is None:
@@ -20,8 +22,6 @@ def _ap(value: float | None) -> str:
 def _list() -> None:
     """Show known weights: name, preset, the authors' COCO val AP, size, whether cached, and the file
     (or the URL it is downloaded from on first use)."""
-    from transpose_live.model import hub
-
     rows = hub.list_entries()
     header = ("name", "preset", "AP", "AP(gt)", "size", "cached", "sha256", "path / url")
     table = [
@@ -46,8 +46,6 @@ def _download(
     force: bool = typer.Option(False, "--force", help="Download again even when already cached."),
 ) -> None:
     """Download released weights into the cache (checked to load strictly before they are kept)."""
-    from transpose_live.model import hub
-
     entry = hub.get_entry(name)
     was_cached = hub.cached_path(entry).is_file()
     path = hub.download(name, progress=True, force=force)
@@ -60,8 +58,6 @@ def _import(
     name: str = typer.Option(..., "--name", help="Registry name the file is for, e.g. tp_r_a4."),
 ) -> None:
     """Import a checkpoint you downloaded elsewhere (checked to load strictly, then copied into the cache)."""
-    from transpose_live.model import hub
-
     path = hub.import_checkpoint(file, name)
     typer.echo(f"{name}: imported {file} -> {path}")
 
