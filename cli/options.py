@@ -44,7 +44,8 @@ OPTIONS: dict[str, SharedOption] = {
     "flip": SharedOption(("--flip/--no-flip",), bool, "Flip test: also run the mirrored crop and average "
                          "(a little more accurate, half the speed)."),
     # finding persons
-    "detector": SharedOption(("--detector",), str, "Person detector: ssd, none (the whole frame is one "
+    "detector": SharedOption(("--detector",), str, "Person detector: ssd, rtmdet (RTMDet-nano, shipped; "
+                             "rtmdet:FILE another MMDeploy export of it), none (the whole frame is one "
                              "person) or onnx:FILE (a YOLOv8/YOLOX export)."),
     "detect_every": SharedOption(("--detect-every",), int, "Run the detector every N frames (default 2); in "
                                  "between follow each person from their previous pose (1: detect on every frame)."),
