@@ -36,8 +36,9 @@ class WebState:
             return (feed, self.streams[name]) if feed is not None else None
 
     def cameras(self) -> list[CameraFeed]:
+        """The cameras in name order (the grid's order, whichever connected first)."""
         with self.lock:
-            return list(self.feeds.values())
+            return [self.feeds[name] for name in sorted(self.feeds)]
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for feed in self.cameras() for s in feed.secrets)
