@@ -41,8 +41,7 @@ def rtsp_command(
     from transpose_live.media.sinks import check_outputs
     from transpose_live.monitor.events import PoseEvents
 
-    if not url.lower().startswith(sources.STREAM_SCHEMES):
-        raise TransposeLiveError(f"not a stream URL: {url!r} (use rtsp://host/path; files go to `video`)")
+    sources.check_stream_url(url)               # no host or a scheme no source reads: refused, never retried
     plan = mqtt_options.plan(stream.mqtt)       # a bad broker, CA file or prefix fails here; a dead broker never
     if not show and out is None and json_out is None and plan is None:
         raise TransposeLiveError("say where the results go: --json FILE (- for stdout), --out FILE.mp4, --mqtt "

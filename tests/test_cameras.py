@@ -35,7 +35,7 @@ def test_config_with_env_credentials_and_masks(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text, message", [
     ("cameras: {}", "expected a 'cameras:' mapping"),
-    ("nope: 1", "expected a 'cameras:' mapping"),
+    ("nope: 1", "unknown section(s) nope; known: cameras, mqtt"),
     ("cameras:\n  a:\n    detect_every: 2", "needs a url"),
     ("cameras:\n  a:\n    url: rtsp://x/y\n    colour: red", "unknown setting(s) colour"),
     ("cameras:\n  a:\n    url: rtsp://x/y\n    detect_every: 0", "detect_every must be a whole number"),

@@ -9,12 +9,12 @@ import numpy as np
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.media.sinks.target import OutputTarget
+from transpose_live.media.sources.folder import decode_image
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 BGR; grayscale and 16-bit files are converted."""
-    import cv2  # deferred: OpenCV takes ~0.2 s to import
-
+    """(H, W, 3) uint8 BGR; grayscale and 16-bit files are converted. A broken file is one error (OpenCV's
+    own warning about it is silenced)."""
     path = Path(path)
     if not path.exists():
         raise TransposeLiveError(f"photo not found: {path}")
@@ -24,7 +24,7 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)      # imdecode: non-ASCII paths work too
     except OSError as exc:
         raise TransposeLiveError(f"cannot read {path}: {exc.strerror}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = decode_image(data)
     if image is None:
         raise TransposeLiveError(f"cannot read {path} as an image (not a picture format OpenCV knows)")
     return image

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,9 +31,12 @@ from typing import Any
 import numpy as np
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.media.sources.open import check_stream_url, is_url
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+SECTIONS = ("cameras", "mqtt")
+CAMERA_KEYS = ("url", "detect_every", "record", "mask", "ignore_down")
 
 
 @dataclass
@@ -85,8 +89,31 @@ def expand_env(text: str, where: str) -> str:
 
 
 def from_urls(urls: list[str]) -> list[CameraConfig]:
-    """Cameras named cam1, cam2, ... in the order given."""
-    return [CameraConfig(f"cam{i}", url) for i, url in enumerate(urls, 1)]
+    """Cameras named cam1, cam2, ... in the order given; a URL no source reads (no host, an unknown scheme)
+    is an error here, before anything starts."""
+    return [CameraConfig(f"cam{i}", _checked_url(url, f"camera {i}")) for i, url in enumerate(urls, 1)]
+
+
+def _checked_url(url: str, where: str) -> str:
+    """A camera's URL, refused at once when no source could ever read it (it would be retried forever);
+    what is not written as a URL (a file, a camera index) is left to open_source."""
+    try:
+        return check_stream_url(url) if is_url(url) else url
+    except TransposeLiveError as exc:
+        raise TransposeLiveError(f"{where}: {exc}") from None
+
+
+def _refuse_unknown(keys: Any, known: tuple[str, ...], where: str, what: str = "setting") -> None:
+    """One error naming every key not in `known`, each with the nearest known one when there is one
+    (`urll` → did you mean url?), and the known keys."""
+    unknown = [str(key) for key in keys if key not in known]
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        near = difflib.get_close_matches(key, known, n=1)
+        named.append(f"{key} (did you mean {near[0]}?)" if near else key)
+    raise TransposeLiveError(f"{where}: unknown {what}(s) {', '.join(named)}; known: {', '.join(known)}")
 
 
 def load_config(path: str | os.PathLike) -> list[CameraConfig]:
@@ -105,24 +132,21 @@ def load_monitor_config(path: str | os.PathLike) -> MonitorConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise TransposeLiveError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(data, dict):
+        _refuse_unknown(data, SECTIONS, path.name, "section")      # `camera:` is a misspelt section, not none
     cameras = data.get("cameras") if isinstance(data, dict) else None
     if not isinstance(cameras, dict) or not cameras:
         raise TransposeLiveError(f"{path}: expected a 'cameras:' mapping of name -> settings")
-    unknown = set(data) - {"cameras", "mqtt"}
-    if unknown:
-        raise TransposeLiveError(f"{path.name}: unknown section(s) {', '.join(sorted(map(str, unknown)))} "
-                                 "(cameras, mqtt)")
     mqtt = _mqtt(data.get("mqtt"), f"{path.name}: mqtt") if "mqtt" in data else None
     out, seen = [], set()
     for raw_name, settings in cameras.items():
         where = f"{path.name}: camera {raw_name!r}"
         if isinstance(settings, str):
             settings = {"url": settings}
+        if isinstance(settings, dict):
+            _refuse_unknown(settings, CAMERA_KEYS, where)          # `urll:` is a misspelt url, not a missing one
         if not isinstance(settings, dict) or not isinstance(settings.get("url"), str):
             raise TransposeLiveError(f"{where} needs a url")
-        unknown = set(settings) - {"url", "detect_every", "record", "mask", "ignore_down"}
-        if unknown:
-            raise TransposeLiveError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
         name = camera_name(str(raw_name))
         if name in seen:
             raise TransposeLiveError(f"{where}: two cameras are named {name!r}")
@@ -130,7 +154,8 @@ def load_monitor_config(path: str | os.PathLike) -> MonitorConfig:
         every = settings.get("detect_every")
         if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
             raise TransposeLiveError(f"{where}: detect_every must be a whole number >= 1")
-        out.append(CameraConfig(name, expand_env(settings["url"], where), every, bool(settings.get("record")),
+        url = _checked_url(expand_env(settings["url"], where), where)
+        out.append(CameraConfig(name, url, every, bool(settings.get("record")),
                                 _polygons(settings.get("mask"), where),
                                 _polygons(settings.get("ignore_down"), where, "an ignore_down zone")))
     return MonitorConfig(out, mqtt)
@@ -147,9 +172,7 @@ def _mqtt(value: Any, where: str) -> MqttConfig:
         value = {"host": value}
     if not isinstance(value, dict):
         raise TransposeLiveError(f"{where}: expected a mapping ({', '.join(_MQTT_KEYS)})")
-    unknown = set(value) - set(_MQTT_KEYS)
-    if unknown:
-        raise TransposeLiveError(f"{where}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}")
+    _refuse_unknown(value, tuple(_MQTT_KEYS), where)
     keys: dict[str, Any] = {}
     for key, item in value.items():
         kinds = _MQTT_KEYS[key]

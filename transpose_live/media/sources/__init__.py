@@ -9,7 +9,7 @@ Network streams reconnect by themselves (RtspSource); no message ever shows a UR
     rtsp.py         RtspSource: network streams with reconnection
     camera.py       CameraSource: local cameras (OpenCV)
     folder.py       ImageFolderSource: image folders
-    open.py         open_source: a camera index, URL, folder or file → the right source
+    open.py         open_source: a camera index, URL, folder or file → the right source; check_stream_url
 
 Imports only the vocabulary (errors) and media.redact."""
 
@@ -17,9 +17,10 @@ from transpose_live.media.sources.base import AudioInfo, Frame, Source
 from transpose_live.media.sources.camera import CameraSource
 from transpose_live.media.sources.file import FileSource
 from transpose_live.media.sources.folder import IMAGE_EXTENSIONS, ImageFolderSource
-from transpose_live.media.sources.open import STREAM_SCHEMES, open_source
+from transpose_live.media.sources.open import STREAM_SCHEMES, check_stream_url, is_url, open_source
 from transpose_live.media.sources.orientation import apply_transform, display_transform
 from transpose_live.media.sources.rtsp import RtspSource
 
 __all__ = ["IMAGE_EXTENSIONS", "STREAM_SCHEMES", "AudioInfo", "CameraSource", "FileSource", "Frame",
-           "ImageFolderSource", "RtspSource", "Source", "apply_transform", "display_transform", "open_source"]
+           "ImageFolderSource", "RtspSource", "Source", "apply_transform", "check_stream_url",
+           "display_transform", "is_url", "open_source"]

@@ -1,10 +1,12 @@
-"""Image folders (or lists of image files) as a source, in natural name order."""
+"""Image folders (or lists of image files) as a source, in natural name order; decode_image, the one way
+pictures are decoded (OpenCV's own warnings silenced: a broken file gets our one message, not theirs)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +23,45 @@ def _natural_key(path: Path):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
+def decode_image(data: np.ndarray) -> np.ndarray | None:
+    """(H, W, 3) uint8 BGR from an encoded picture's bytes (uint8 array), or None when OpenCV cannot decode
+    it. OpenCV's own log ("[ WARN:0@...] global grfmt_png.cpp ...", a truncated PNG) is silenced for the
+    call: the caller says what went wrong, in one line."""
+    import cv2  # deferred: OpenCV takes ~0.2 s to import
+
+    if not data.size:
+        return None
+    with _opencv_log_silenced(cv2):
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+@contextmanager
+def _opencv_log_silenced(cv2):
+    """OpenCV's log level silent for the block, then restored (builds without cv2.utils.logging: as is)."""
+    api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if api is None:
+        yield
+        return
+    level = api.getLogLevel()
+    api.setLogLevel(api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        api.setLogLevel(level)
+
+
 class ImageFolderSource(Source):
     """The image files of a folder (or a list of files), in natural name order (img2 before img10).
-    Timestamps are index / fps (fps 1 unless given). Unreadable images are skipped with a warning."""
+    Timestamps are index / fps (fps 1 unless given). Unreadable images are skipped with a warning.
+    `label` names it in messages: the folder, the one file, or "N image(s)" (no `path`: that is a video file's,
+    the one a writer copies audio from)."""
 
     is_live = False
 
     def __init__(self, folder: str | os.PathLike | list, fps: float | None = None):
         if isinstance(folder, (list, tuple)):
             paths = [Path(p) for p in folder]
-            label = f"{len(paths)} image(s)"
+            label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} image(s)"
         else:
             root = Path(folder)
             if not root.is_dir():
@@ -45,6 +76,7 @@ class ImageFolderSource(Source):
         if missing:
             raise TransposeLiveError(f"image file not found: {missing[0]}")
         super().__init__()               # nothing to release: each image is read whole in _next_frame
+        self.label = label
         self.paths = sorted(paths, key=_natural_key)
         self._fps = fps
         self._pos = 0
@@ -56,10 +88,7 @@ class ImageFolderSource(Source):
 
     @staticmethod
     def _read(path: Path) -> np.ndarray | None:
-        import cv2
-
-        data = np.fromfile(str(path), dtype=np.uint8)    # imdecode: works with non-ASCII paths too
-        return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        return decode_image(np.fromfile(str(path), dtype=np.uint8))    # works with non-ASCII paths too
 
     @property
     def frame_count(self) -> int | None:
