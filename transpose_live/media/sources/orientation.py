@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -40,7 +42,8 @@ def display_matrix(av_frame) -> np.ndarray | None:
     for as long as no full collection ran (issue 27: +2 OS threads per RTSP reconnect)."""
     from av.sidedata.sidedata import SideDataContainer  # deferred like every PyAV import (FFmpeg loads)
 
-    for side in SideDataContainer(av_frame):
+    of_frame: Any = SideDataContainer        # PyAV's stub leaves out the constructor: SideDataContainer(frame)
+    for side in of_frame(av_frame):
         if getattr(side.type, "name", "") == "DISPLAYMATRIX":
             return np.frombuffer(bytes(side), dtype=np.int32)
     return None
