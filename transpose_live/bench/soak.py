@@ -93,7 +93,10 @@ class _Run:
 
     def sample(self, label: str = "") -> Sample:
         now = time.monotonic()
-        rss, threads, fds = process_stats(self.proc.pid)
+        try:
+            rss, threads, fds = process_stats(self.proc.pid)
+        except OSError:                          # gone between two looks (/proc/PID vanished)
+            raise TransposeLiveError(f"the monitor ended during the soak (exit {self.proc.wait()})") from None
         snaps = [log.snapshot() for log in self.logs]
         frames = [s["frames"] for s in snaps]
         # fps over the last sample period: a checkpoint right after a periodic sample would divide by ~0 s
