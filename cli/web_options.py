@@ -1,7 +1,8 @@
 """The web view's options, shared by `monitor` and `rtsp`: `@with_web_options` adds --web [HOST:]PORT,
 --web-user, --web-password (or the environment variable TRANSPOSE_LIVE_WEB_PASSWORD), --event-dir,
---keep-days and --keep-mb to a command, which gets one `web: WebOptions`; `web.build(...)` validates them
-(before any model loads) and makes the WebView, or None without --web."""
+--keep-days and --keep-mb to a command, which gets one `web_options: WebOptions` (not `web`: Typer would take
+that annotation for --web's); `web_options.build(...)` validates them (before any model loads) and makes the
+WebView, or None without --web."""
 
 from __future__ import annotations
 
@@ -62,19 +63,19 @@ _FLAGS = {
 
 
 def with_web_options(fn: Callable) -> Callable:
-    """Add the web options to a command; it gets `web: WebOptions` (its other parameters unchanged)."""
+    """Add the web options to a command; it gets `web_options: WebOptions` (its other parameters unchanged)."""
     types = typing.get_type_hints(WebOptions)          # real types: this module's annotations are strings
     params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
                                 default=typer.Option(f.default, _FLAGS[f.name][0], **_FLAGS[f.name][1]))
               for f in dataclasses.fields(WebOptions)]
     signature = inspect.signature(fn)
-    own = [p for p in signature.parameters.values() if p.name != "web"]
+    own = [p for p in signature.parameters.values() if p.name != "web_options"]
     names = [p.name for p in params]
 
     @functools.wraps(fn)
     def command(**kwargs):
         values = {name: kwargs.pop(name) for name in names}
-        return fn(web=WebOptions(**values), **kwargs)
+        return fn(web_options=WebOptions(**values), **kwargs)
 
     command.__signature__ = signature.replace(parameters=own + params)   # type: ignore[attr-defined]
     return command

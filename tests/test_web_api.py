@@ -19,6 +19,7 @@ import typer
 from typer.testing import CliRunner
 from web_support import PASSWORD, USER, Attention, basic, feed_frames, get, get_json, make_view, picture, wait_for
 
+from transpose_live.cli.web_options import WebOptions, with_web_options
 from transpose_live.errors import TransposeLiveError
 from transpose_live.monitor.web.config import WebConfig, parse_address
 from transpose_live.types import FrameResult
@@ -418,16 +419,14 @@ def test_metrics_in_prometheus_text_format(tmp_path):
 # ---------------------------------------------------------------------------------------------- CLI options
 
 def test_the_cli_options_validate_before_anything_starts(monkeypatch, tmp_path):
-    from transpose_live.cli.web_options import WebOptions, with_web_options
-
     seen = []
     app = typer.Typer()
 
     @app.command()
     @with_web_options
-    def command(*, web) -> None:
-        seen.append(web)
-        view = web.build()
+    def command(*, web_options: WebOptions) -> None:     # annotated, as the commands are
+        seen.append(web_options)
+        view = web_options.build()
         seen.append(view)
         if view is not None:
             view.stop()
