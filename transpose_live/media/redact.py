@@ -65,13 +65,14 @@ def redact_url(url: str, bare: bool = False) -> str:
 
 def source_label(source: object) -> str:
     """How messages name a source: a file's name, "camera 0", a stream's URL without its password; for an
-    opened source, the same of its path, URL or camera index."""
+    opened source, the same of its path, URL or camera index, or of its label (an image folder's folder or
+    one picture)."""
     if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()):
         return f"camera {int(source)}"
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         return redact_url(text) if "://" in text else Path(text).name or text
-    for attr in ("path", "url", "index"):
+    for attr in ("path", "url", "index", "label"):
         value = getattr(source, attr, None)
         if value is not None:
             return source_label(value)

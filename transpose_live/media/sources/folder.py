@@ -61,13 +61,13 @@ class ImageFolderSource(Source):
     def __init__(self, folder: str | os.PathLike | list, fps: float | None = None):
         if isinstance(folder, (list, tuple)):
             paths = [Path(p) for p in folder]
-            label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} image(s)"
+            label: str | Path = paths[0] if len(paths) == 1 else f"{len(paths)} image(s)"
         else:
             root = Path(folder)
             if not root.is_dir():
                 raise TransposeLiveError(f"image folder not found: {root}")
             paths = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-            label = str(root)
+            label = root
         if not paths:
             raise TransposeLiveError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {label}")
         if fps is not None and fps <= 0:
