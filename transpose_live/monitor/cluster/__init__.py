@@ -7,7 +7,7 @@
     remote.py    RemoteEstimator / RemoteDetector: what a camera's pipeline calls, retried over replica loss
     relay.py     inside a camera worker: its outbox to the driver, track ids shifted into the run's range
     worker.py    CameraWorker: one camera's capture, following, tracking, events, recording (a Ray actor)
-    ids.py       TrackIdRanges: which start of a camera this is (a small actor beside the driver)
+    ids.py       TrackIdRanges: which start of a camera this is (a small actor on the head node)
     driver.py    ClusterMonitor: starts it all, gathers events, summaries and status; Monitor's face
     measure.py   in-process against cluster on the same cameras; recovery times
 

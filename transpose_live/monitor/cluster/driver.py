@@ -223,6 +223,10 @@ class ClusterMonitor:
                 self._take(view, answer)
 
     def _unavailable(self, view: CameraView, exc: BaseException) -> None:
+        if "creation task" in str(exc):        # its constructor failed: Ray does not restart such a worker
+            view.state = "failed"
+            view.row = {**view.row, "error": f"the camera worker could not start: {str(exc).splitlines()[0]}"}
+            return
         if view.unavailable_since is None:
             view.unavailable_since = time.monotonic()
             log.info("camera %s: worker unavailable (%s)", view.config.name, type(exc).__name__)

@@ -1,8 +1,11 @@
-"""Which start of each camera this is, for its track id range: a small actor beside the driver that counts
-the starts of every camera's worker (0 for the first, k after k restarts). It runs on the driver's node with
-no CPU reserved; it lives as long as the driver (a lost driver node ends the run anyway)."""
+"""Which start of each camera this is, for its track id range: a small actor on the cluster's head node that
+counts the starts of every camera's worker (0 for the first, k after k restarts). It reserves no CPU and
+lives on the head (Ray's `node:__internal_head__` resource), whose loss ends the cluster anyway; it ends with
+the run."""
 
 from __future__ import annotations
+
+HEAD = "node:__internal_head__"     # a resource only the head node has
 
 
 class TrackIdRanges:
@@ -18,21 +21,15 @@ class TrackIdRanges:
 
 
 def start_ranges():
-    """(the actor, its name), pinned to this (the driver's) node when Ray can say which node that is.
-    Workers find it by name (an actor handle among a restartable actor's arguments would pin them)."""
+    """(the actor, its name). Workers find it by name (an actor handle among a restartable actor's arguments
+    would pin them in the object store)."""
     import uuid
 
     import ray  # deferred: Ray is an optional extra
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     name = f"transpose-live-track-ids-{uuid.uuid4().hex[:8]}"
-    options: dict = {"num_cpus": 0, "max_restarts": 0, "name": name}
-    try:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                                        soft=True)
-    except Exception:          # Ray Client: the driver is not a node of the cluster
-        pass
-    return ray.remote(TrackIdRanges).options(**options).remote(), name
+    actor = ray.remote(TrackIdRanges).options(num_cpus=0, max_restarts=0, name=name, resources={HEAD: 0.001})
+    return actor.remote(), name
 
 
 __all__ = ["TrackIdRanges", "start_ranges"]

@@ -23,7 +23,7 @@ from transpose_live.types import Pose
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 60.0          # a call is retried this long (a replica restart: model load ~2-10 s)
+RETRY_S = 300.0         # a call is retried this long (a replica restarted here: 13-26 s; on a new node: more)
 CALL_S = 30.0           # one try waits this long for its answer
 PAUSE_S = 0.2           # between tries
 

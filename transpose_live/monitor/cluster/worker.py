@@ -78,7 +78,6 @@ class CameraWorker:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.outbox = Outbox()
         self.estimator = RemoteEstimator(services.pose(), services.image_size, services.max_crops, spec.flip)
-        self.estimator.warm_up()
         self.detector = MaskedDetector(self._detector(services), camera.mask)
         self.source: Source | None = None
         self.pipeline: Pipeline | None = None
@@ -111,12 +110,24 @@ class CameraWorker:
 
     def _run(self) -> None:
         try:
-            self._open_and_run()
+            if self._model_ready():
+                self._open_and_run()
         except TransposeLiveError as exc:
             self.error = str(exc)
         except Exception as exc:             # a bug must not pass silently: it is this camera's error
             log.exception("camera %s failed", self.camera.name)
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def _model_ready(self) -> bool:
+        """Wait for the pose service before the stream opens (after a node loss it may be restarting too);
+        never in the constructor: a constructor that fails is a worker Ray does not restart."""
+        while not self._stopped.is_set():
+            try:
+                self.estimator.warm_up()
+                return True
+            except TransposeLiveError as exc:
+                log.warning("camera %s: %s; still waiting", self.camera.name, exc)
+        return False
 
     def _open_and_run(self) -> None:
         source = open_source(self.camera.url, **self.settings.source_options)
