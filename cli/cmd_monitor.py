@@ -3,6 +3,7 @@
     transpose-live monitor rtsp://cam1/stream rtsp://cam2/stream --log-dir logs
     transpose-live monitor --config cameras.yaml --record-dir rec --segment-minutes 10 --mqtt localhost
     transpose-live monitor --config cameras.yaml --mqtt broker.lan --mqtt-user monitor --mqtt-tls  # + Home Assistant
+    transpose-live monitor --config cameras.yaml --record-dir rec --web 8080      # a web view: http://127.0.0.1:8080/
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 from transpose_live.cli.live import sigterm_as_interrupt
 from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
 from transpose_live.cli.options import StreamOptions, say, with_spec, with_stream_options
+from transpose_live.cli.web_options import WebOptions, with_web_options
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
 
@@ -50,6 +52,7 @@ def _watch(monitor, duration: float | None) -> None:
 
 
 @with_mqtt_options
+@with_web_options
 @with_stream_options
 @with_spec("model", "detect", "smooth", "duration")
 def monitor_command(
@@ -63,7 +66,7 @@ def monitor_command(
                                     "(URL cameras: all; config cameras: those with record: true)."),
     segment_minutes: float = typer.Option(10.0, "--segment-minutes", min=0.01, help="Length of a recorded "
                                           "segment; each finished segment is a complete file."),
-    *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions,
+    *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions, web_options: WebOptions,
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
     recording in segments, MQTT events and Home Assistant entities. Runs until Ctrl-C / SIGTERM or --duration."""
@@ -88,12 +91,24 @@ def monitor_command(
 
         # the monitor owns its camera list: discovery configs of cameras no longer in it are cleared
         published = MqttOutputs(plan, [c.name for c in cameras], model=spec.model, prune=True)
-    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.down_seconds,
-                      more=[published.for_camera] if published else [],
-                      on_failure=[published.camera_failed] if published else [])
+    view = web_options.build(record_dir=record_dir)    # --web checked (a password off 127.0.0.1) before the model
+    more = [published.for_camera] if published else []
+    on_failure = [published.camera_failed] if published else []
+    if view is not None:
+        more.append(view.for_camera)
+        on_failure.append(view.camera_failed)
+    outputs = Outputs(log_dir, record_dir, segment_minutes, stream.down_seconds, more=more, on_failure=on_failure)
     try:
-        _run(Monitor(cameras, spec, outputs, stream.source_options()), spec, len(cameras), log_dir)
+        if view is not None:
+            view.start()                          # a port in use fails here, before the model loads
+            say(f"web view at {view.url}")
+        monitor = Monitor(cameras, spec, outputs, stream.source_options())
+        if view is not None:
+            view.model_stats = lambda: monitor.estimator.stats
+        _run(monitor, spec, len(cameras), log_dir)
     finally:
+        if view is not None:
+            view.stop()
         if published is not None:
             published.close()             # "offline" for Home Assistant once every camera has stopped
 

@@ -29,7 +29,7 @@ import numpy as np
 from transpose_live.errors import OutputClosed, TransposeLiveError
 from transpose_live.live.following import PersonFollower, TrackSmoother
 from transpose_live.live.spec import RunSpec
-from transpose_live.media.sinks.base import Event, EventListener, Sink
+from transpose_live.media.sinks.base import Controllable, Event, EventListener, Sink
 from transpose_live.media.sinks.dispatch import OutputDispatcher, finish_sinks
 from transpose_live.types import FrameResult, Pose
 
@@ -217,6 +217,9 @@ class Pipeline:
         self._done = {s: threading.Event() for s in STAGES}
         self._source_ended = threading.Event()
         self._t0 = time.perf_counter()
+        for sink in self.sinks:
+            if isinstance(sink, Controllable):
+                sink.bind(self)                 # an output that steers the run (the web view's attention toggle)
 
     # ---------------------------------------------------------------------------------- control
 

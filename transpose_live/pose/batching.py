@@ -30,13 +30,14 @@ from transpose_live.types import Pose
 
 @dataclass(frozen=True)
 class BatchStats:
-    """Counters since the SharedEstimator was made: forward passes run, requests and crops they served;
-    and the requests waiting for the worker now."""
+    """Counters since the SharedEstimator was made: forward passes run, requests and crops they served, the
+    seconds spent in them; and the requests waiting for the worker now."""
 
     forwards: int = 0
     requests: int = 0
     crops: int = 0
     waiting: int = 0
+    busy_s: float = 0.0
 
     @property
     def mean_batch(self) -> float:
@@ -216,6 +217,7 @@ class SharedEstimator:
 
     def _run(self, batch: list[_Request]) -> None:
         attention, flip = batch[0].key
+        started = time.perf_counter()
         try:
             x = torch.cat([r.x for r in batch]) if len(batch) > 1 else batch[0].x   # (B, 3, H, W)
             hm, attn = self.estimator.forward(x, attention, flip=flip)
@@ -227,7 +229,8 @@ class SharedEstimator:
             return
         with self._cond:
             s = self._stats
-            self._stats = BatchStats(s.forwards + 1, s.requests + len(batch), s.crops + len(x))
+            self._stats = BatchStats(s.forwards + 1, s.requests + len(batch), s.crops + len(x),
+                                     busy_s=s.busy_s + time.perf_counter() - started)
         start = 0
         for r in batch:
             rows = slice(start, start + len(r))

@@ -55,6 +55,20 @@ class EventSink(Protocol):
     def write_event(self, record: Event) -> None: ...
 
 
+class RunControls(Protocol):
+    """What an output may ask of the run that feeds it (live.pipeline.Pipeline has it)."""
+
+    def set_attention(self, on: bool) -> None: ...
+
+
+@runtime_checkable
+class Controllable(Protocol):
+    """An output that steers its run: the pipeline hands it its controls once, when it is built (the web view
+    turns the attention maps on while someone watches them)."""
+
+    def bind(self, controls: RunControls) -> None: ...
+
+
 def abort_sink(sink: Sink) -> None:
     """Drop an output after an error (when it can: Abortable), else close it; never raises (the first
     error is the one to report)."""
@@ -67,4 +81,4 @@ def abort_sink(sink: Sink) -> None:
         log.debug("closing %s after an error failed: %s", type(sink).__name__, exc)
 
 
-__all__ = ["Sink", "EventSink", "Abortable", "Event", "EventListener", "abort_sink"]
+__all__ = ["Sink", "EventSink", "Abortable", "Controllable", "RunControls", "Event", "EventListener", "abort_sink"]
