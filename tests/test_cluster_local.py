@@ -151,7 +151,7 @@ def test_frames_events_and_status_reach_the_driver(monitor):
         r = row(monitor, camera)
         assert r["state"] == "live" and r["error"] is None and r["latency_p50_ms"] > 0 and r["node"] == LOOPBACK
     stats = monitor.model_stats()
-    assert stats["replicas"] == 1 and stats["crops"] >= 10 and stats["mean_crops"] >= 1.0
+    assert stats.replicas == 1 and stats.crops >= 10 and stats.forwards >= 1 and stats.mean_batch >= 1.0
     jpeg = monitor.newest_jpeg("door")
     assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 500
     pid = monitor.views[0].pid
@@ -202,7 +202,7 @@ def test_a_killed_model_replica_costs_no_camera_its_tracks(monitor, ray_session)
         assert r["state"] == "live" and r["error"] is None
         assert r["dropped"] > counts[camera][1]              # frames waited for the model: the old ones dropped
         assert ids_seen(log_lines(monitor.logs, camera)[-3:]) == ids_before[camera]   # the same person, same id
-    assert monitor.model_stats()["replicas"] == 2            # the restarted replica reports on its own
+    assert monitor.model_stats().replicas == 2               # the restarted replica reports on its own
 
 
 def test_stop_closes_every_camera(monitor):

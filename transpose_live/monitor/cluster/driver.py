@@ -51,6 +51,20 @@ class RemoteStream:
     path: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelStats:
+    """The pose service's counters over all its replicas."""
+
+    replicas: int = 0
+    forwards: int = 0
+    crops: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        """Crops per forward pass (0.0 before the first)."""
+        return self.crops / self.forwards if self.forwards else 0.0
+
+
 class RemoteControls:
     """What a web view may ask of a camera's pipeline (set_attention), sent to its worker."""
 
@@ -291,12 +305,11 @@ class ClusterMonitor:
                          "restarts": view.start, "node": view.node})
         return rows
 
-    def model_stats(self) -> dict:
-        """Forward passes and crops over all pose replicas (as they last reported), and crops per pass."""
-        forwards = sum(f for f, _ in self.replicas.values())
-        crops = sum(c for _, c in self.replicas.values())
-        return {"replicas": len(self.replicas), "forwards": forwards, "crops": crops,
-                "mean_crops": crops / forwards if forwards else 0.0}
+    def model_stats(self) -> ModelStats:
+        """Forward passes and crops over all pose replicas, as they last reported (the in-process monitor's
+        `estimator.stats` has the same names: the web view and /metrics read either)."""
+        return ModelStats(len(self.replicas), sum(f for f, _ in self.replicas.values()),
+                          sum(c for _, c in self.replicas.values()))
 
     def worker(self, camera: str):
         """The actor handle of a camera's worker (tests and tools kill it)."""
@@ -361,4 +374,4 @@ class ClusterMonitor:
             self._connected = False
 
 
-__all__ = ["ClusterMonitor", "CameraView", "local_cpus", "CAMERA_CPUS", "POLL_S"]
+__all__ = ["ClusterMonitor", "CameraView", "ModelStats", "local_cpus", "CAMERA_CPUS", "POLL_S"]

@@ -121,7 +121,7 @@ def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options:
 
         def batches() -> tuple[int, int]:
             stats = monitor.model_stats()
-            return stats["forwards"], stats["crops"]
+            return stats.forwards, stats.crops
 
         result = {"cold_start_s": round(cold, 1), **window(monitor, seconds, batches)}
         result.update(kill_worker(monitor))
