@@ -5,15 +5,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
-import typing
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import typer
-
+from transpose_live.cli.options import option_group
 from transpose_live.monitor.broker import PASSWORD_ENV
 
 
@@ -55,21 +50,7 @@ _FLAGS = {
 
 def with_mqtt_options(fn: Callable) -> Callable:
     """Add the MQTT options to a command; it gets `mqtt_options: MqttOptions` (its other parameters unchanged)."""
-    types = typing.get_type_hints(MqttOptions)          # real types: this module's annotations are strings
-    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
-                                default=typer.Option(f.default, _FLAGS[f.name][0], **_FLAGS[f.name][1]))
-              for f in dataclasses.fields(MqttOptions)]
-    signature = inspect.signature(fn)
-    own = [p for p in signature.parameters.values() if p.name != "mqtt_options"]
-    names = [p.name for p in params]
-
-    @functools.wraps(fn)
-    def command(**kwargs):
-        values = {name: kwargs.pop(name) for name in names}
-        return fn(mqtt_options=MqttOptions(**values), **kwargs)
-
-    command.__signature__ = signature.replace(parameters=own + params)   # type: ignore[attr-defined]
-    return command
+    return option_group(MqttOptions, _FLAGS, "mqtt_options")(fn)
 
 
 __all__ = ["MqttOptions", "with_mqtt_options"]

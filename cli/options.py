@@ -110,7 +110,7 @@ def expand(names: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _inject(fn: Callable, params: list[inspect.Parameter], build: Callable[[dict], Any], arg: str) -> Callable:
+def inject_options(fn: Callable, params: list[inspect.Parameter], build: Callable[[dict], Any], arg: str) -> Callable:
     """`fn` with `params` added to the signature Typer reads; their values reach it as `arg`=build(values)."""
     signature = inspect.signature(fn)
     own = [p for p in signature.parameters.values() if p.name != arg]
@@ -125,6 +125,20 @@ def _inject(fn: Callable, params: list[inspect.Parameter], build: Callable[[dict
     return command
 
 
+
+def option_group(cls: type, flags: dict[str, tuple[str, dict]], arg: str) -> Callable[[Callable], Callable]:
+    """A decorator that adds one option per field of the dataclass `cls` (flag and Typer settings from `flags`);
+    the command gets `arg`=cls(**values), its other parameters unchanged."""
+    types = typing.get_type_hints(cls)          # real types: the dataclass modules' annotations are strings
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
+                                default=typer.Option(f.default, flags[f.name][0], **flags[f.name][1]))
+              for f in dataclasses.fields(cls)]
+
+    def decorate(fn: Callable) -> Callable:
+        return inject_options(fn, params, lambda values: cls(**values), arg)
+
+    return decorate
+
 def with_spec(*names: str) -> Callable[[Callable], Callable]:
     """Add the shared options `names` (option names or GROUPS) to a command; it gets `spec=RunSpec`.
     --offline (in the "model" group) is not part of the spec: the command runs with downloads forbidden."""
@@ -135,7 +149,7 @@ def with_spec(*names: str) -> Callable[[Callable], Callable]:
     process_params = [p for p in params if p.name in PROCESS_OPTIONS]
 
     def decorate(fn: Callable) -> Callable:
-        command = _inject(fn, run_params, lambda values: RunSpec.from_options(**values), "spec")
+        command = inject_options(fn, run_params, lambda values: RunSpec.from_options(**values), "spec")
         return _with_offline(command, process_params) if process_params else command
 
     return decorate
@@ -188,11 +202,7 @@ _STREAM_FLAGS = {
 
 def with_stream_options(fn: Callable) -> Callable:
     """Add the stream options (transport, retries, timeout, fall events, MQTT); the command gets `stream`."""
-    types = typing.get_type_hints(StreamOptions)          # real types: this module's annotations are strings
-    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
-                                default=typer.Option(f.default, _STREAM_FLAGS[f.name][0], **_STREAM_FLAGS[f.name][1]))
-              for f in dataclasses.fields(StreamOptions)]
-    return _inject(fn, params, lambda values: StreamOptions(**values), "stream")
+    return option_group(StreamOptions, _STREAM_FLAGS, "stream")(fn)
 
 
 def say(message: str) -> None:

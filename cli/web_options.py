@@ -6,16 +6,11 @@ WebView, or None without --web."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import typer
-
+from transpose_live.cli.options import option_group
 from transpose_live.monitor.web.config import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, DEFAULT_USER, PASSWORD_ENV
 
 
@@ -64,21 +59,7 @@ _FLAGS = {
 
 def with_web_options(fn: Callable) -> Callable:
     """Add the web options to a command; it gets `web_options: WebOptions` (its other parameters unchanged)."""
-    types = typing.get_type_hints(WebOptions)          # real types: this module's annotations are strings
-    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=types[f.name],
-                                default=typer.Option(f.default, _FLAGS[f.name][0], **_FLAGS[f.name][1]))
-              for f in dataclasses.fields(WebOptions)]
-    signature = inspect.signature(fn)
-    own = [p for p in signature.parameters.values() if p.name != "web_options"]
-    names = [p.name for p in params]
-
-    @functools.wraps(fn)
-    def command(**kwargs):
-        values = {name: kwargs.pop(name) for name in names}
-        return fn(web_options=WebOptions(**values), **kwargs)
-
-    command.__signature__ = signature.replace(parameters=own + params)   # type: ignore[attr-defined]
-    return command
+    return option_group(WebOptions, _FLAGS, "web_options")(fn)
 
 
 __all__ = ["WebOptions", "with_web_options"]
