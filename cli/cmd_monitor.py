@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from transpose_live.cli.cluster_options import check_cluster_options, cluster_monitor, cluster_option, replicas_option
 from transpose_live.cli.live import sigterm_as_interrupt
 from transpose_live.cli.mqtt_options import MqttOptions, with_mqtt_options
 from transpose_live.cli.options import StreamOptions, say, with_spec, with_stream_options
@@ -66,6 +67,8 @@ def monitor_command(
                                     "(URL cameras: all; config cameras: those with record: true)."),
     segment_minutes: float = typer.Option(10.0, "--segment-minutes", min=0.01, help="Length of a recorded "
                                           "segment; each finished segment is a complete file."),
+    cluster: str = cluster_option(),
+    replicas: str = replicas_option(),
     *, spec: RunSpec, stream: StreamOptions, mqtt_options: MqttOptions, web_options: WebOptions,
 ) -> None:
     """Watch many IP cameras with one shared model: a live status table, a JSON log per camera, optional
@@ -76,6 +79,7 @@ def monitor_command(
 
     if bool(urls) == (config is not None):
         raise TransposeLiveError("give either camera URLs or --config cameras.yaml")
+    address, replica_count = check_cluster_options(cluster, replicas, config)
     settings = load_monitor_config(config) if config is not None else MonitorConfig(from_urls(urls))
     cameras = settings.cameras
     # a bad broker, CA file or prefix fails here, before the model loads; a dead broker never does
@@ -102,9 +106,12 @@ def monitor_command(
         if view is not None:
             view.start()                          # a port in use fails here, before the model loads
             say(f"web view at {view.url}")
-        monitor = Monitor(cameras, spec, outputs, stream.source_options())
+        if address is None:
+            monitor = Monitor(cameras, spec, outputs, stream.source_options())
+        else:
+            monitor = cluster_monitor(cameras, spec, outputs, stream.source_options(), address, replica_count)
         if view is not None:
-            view.model_stats = lambda: monitor.estimator.stats
+            view.model_stats = (lambda: monitor.estimator.stats) if address is None else monitor.model_stats
         _run(monitor, spec, len(cameras), log_dir)
     finally:
         if view is not None:

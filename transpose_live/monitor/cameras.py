@@ -35,7 +35,7 @@ from transpose_live.media.sources.open import check_stream_url, is_url
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-SECTIONS = ("cameras", "mqtt")
+SECTIONS = ("cameras", "mqtt", "cluster")    # cluster: read by cli/cluster_options.py (monitor --cluster)
 CAMERA_KEYS = ("url", "detect_every", "record", "mask", "ignore_down")
 
 

@@ -8,14 +8,16 @@ a span of (box width - 1) px maps to (W - 1) crop px (not the w -> W of the olde
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.image import as_bgr
+
+if TYPE_CHECKING:
+    import torch
 
 PIXEL_STD = 200.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB order
@@ -131,6 +133,8 @@ def to_input_tensor(crops_rgb: np.ndarray, device: torch.device | str | None = N
 
     With `device` the uint8 crops are moved first, so only a quarter of the bytes cross the bus.
     """
+    import torch  # deferred: cutting crops (a camera worker of monitor --cluster) needs no torch
+
     crops = np.asarray(crops_rgb)
     if crops.ndim == 3:
         crops = crops[None]
