@@ -37,7 +37,7 @@ def cluster_settings(config: Path | None) -> dict:
     without a file or section). A section of another shape is an error naming it."""
     if config is None:
         return {}
-    import yaml
+    import yaml  # deferred: PyYAML loads on first use
 
     try:
         data = yaml.safe_load(Path(config).read_text())

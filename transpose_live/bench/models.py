@@ -157,7 +157,7 @@ def bench_model(name: str, model: TransPose, device: str = "cpu", batch: int = 1
 
 def environment(device: str = "cpu") -> dict:
     """What the numbers depend on: versions, threads, the CPU / GPU."""
-    import cv2
+    import cv2  # deferred: OpenCV loads on first use
 
     versions: dict[str, str | None] = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
                 "python": platform.python_version()}

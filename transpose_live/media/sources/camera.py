@@ -21,7 +21,7 @@ class CameraSource(Source):
 
     def __init__(self, index: int = 0, width: int | None = None, height: int | None = None,
                  fps: float | None = None):
-        import cv2
+        import cv2  # deferred: OpenCV loads on first use
 
         if index < 0:
             raise TransposeLiveError(f"camera index must be >= 0, got {index}")

@@ -20,7 +20,7 @@ class FileSource(PyAVSource):
     skip_corrupt = True
 
     def __init__(self, path: str | os.PathLike, start: float | None = None, end: float | None = None):
-        import av
+        import av  # deferred: PyAV loads on first use
 
         p = Path(path)
         if not p.exists():

@@ -32,7 +32,7 @@ class PyAVSource(Source):
 
     def _begin(self, label: str) -> None:
         """The reading state that outlives one container (a stream reconnects into the same source)."""
-        import av
+        import av  # deferred: PyAV loads on first use
 
         self._av = av
         self._label = label

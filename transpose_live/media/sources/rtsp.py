@@ -265,7 +265,7 @@ class RtspSource(PyAVSource):
         width, height = self._size
         if (image.shape[1], image.shape[0]) == (width, height) or not width:
             return item
-        import cv2
+        import cv2  # deferred: OpenCV loads on first use
 
         if not self._resized:
             self._resized = True

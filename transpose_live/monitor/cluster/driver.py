@@ -113,7 +113,7 @@ class CameraView:
 
 def decode_jpeg(data: bytes):
     """BGR image of JPEG bytes (None when they do not decode)."""
-    import cv2
+    import cv2  # deferred: OpenCV loads on first use
     import numpy as np
 
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -175,7 +175,7 @@ class CameraRelay(Sink, EventSink, Abortable):
 
     def newest_jpeg(self, quality: int = 80) -> bytes | None:
         """The newest frame drawn with its poses, as JPEG bytes (None before the first frame)."""
-        import cv2
+        import cv2  # deferred: OpenCV loads on first use
 
         with self._lock:
             newest = self._newest
