@@ -1,7 +1,7 @@
 """Issue 27: a lost RTSP connection releases everything it opened. The real loopback server
 (tests/rtsp_server.py) dies, hangs and comes back several times; after the first reconnect the process's OS
 threads (/proc/self/task) and open file descriptors (/proc/self/fd) stay flat, and closing the source during a
-reconnect wait gives back all it held.
+reconnect wait gives back all it held. And no frame staler than live comes after a reconnect.
 
 Python's cyclic garbage collector is switched off while the source runs: an object that only that collector
 would free stays alive for as long as a long-running process goes without a full collection (with torch and
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import statistics
 import threading
 import time
 from collections import Counter
@@ -82,9 +83,14 @@ def test_threads_and_files_stay_flat_across_outages_and_close_gives_everything_b
         source = RtspSource(server.url(), timeout=1.5, on_event=events.append)
         source.backoff_start, source.backoff_cap = 0.2, 0.5
         frames = [0]
+        connections: list[list[tuple[float, float]]] = [[]]     # per connection: (read at, wall - timestamp)
 
         def read():
-            for _ in source:
+            for frame in source:
+                now = time.monotonic()
+                if sum(e["event"] == "stream_back" for e in events) >= len(connections):
+                    connections.append([])
+                connections[-1].append((now, now - frame.timestamp))
                 frames[0] += 1
 
         reader = threading.Thread(target=read, daemon=True)
@@ -114,6 +120,12 @@ def test_threads_and_files_stay_flat_across_outages_and_close_gives_everything_b
         lost = [e["reason"] for e in events if e["event"] == "stream_lost"]
         assert len(lost) == 5 and sum("no answer" in r for r in lost) == 2, lost
         assert source.reconnects == 5
+        # no stale frame after a reconnect: a frame's lag (its arrival - its timestamp, which follows the
+        # camera's clock within a connection) in the first 10 s is at most 2 s over the connection's median
+        for lags in connections[1:]:
+            typical = statistics.median(lag for _, lag in lags)
+            stale = max(lag for at, lag in lags if at - lags[0][0] <= 10) - typical
+            assert stale < 2.0, f"a frame {stale:.2f} s staler than live after a reconnect"
         for _kind, threads, fds in counts:      # +2 threads per outage before the fix
             assert threads <= threads_first, (f"OS threads grew across outages: {threads_first} after the first "
                                               f"reconnect, then {counts}")
