@@ -207,7 +207,7 @@ def _soak(stack: contextlib.ExitStack, plan: SoakPlan, on_sample: Callable[[Samp
 
 def _tail(path: Path, lines: int = 3) -> str:
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        text = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "(no output)"
     return " | ".join(text[-lines:]) or "(no output)"
