@@ -51,7 +51,7 @@ def soak_command(
 ) -> None:
     """Soak the monitor: loopback cameras killed and frozen on a schedule; fails when threads, files or memory
     grow after warm-up, or an outage goes unreported."""
-    from rich.console import Console
+    from rich.console import Console  # deferred: rich loads on first use
 
     from transpose_live.bench.soak import run_soak
     from transpose_live.bench.soak_plan import SoakLimits, SoakPlan

@@ -80,6 +80,7 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
         return {"torch_loaded": "torch" in sys.modules, "openvino_loaded": "openvino" in sys.modules}
 
     note("python, numpy, transpose_live", **loaded())
+    # deferred on purpose: each import is one measured step of the memory table
     import av  # noqa: F401  (measured: what the imports alone hold)
     import cv2  # noqa: F401
 
