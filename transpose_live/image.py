@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import cv2
 import numpy as np
 
@@ -27,4 +30,21 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     )
 
 
-__all__ = ["as_bgr"]
+
+@contextmanager
+def opencv_log_silenced() -> Iterator[None]:
+    """OpenCV's own log level silent for the block, then restored: a missing camera or a truncated picture
+    shows our one message, not OpenCV's warnings (builds without cv2.utils.logging are left as they are)."""
+    api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if api is None:
+        yield
+        return
+    level = api.getLogLevel()
+    api.setLogLevel(api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        api.setLogLevel(level)
+
+
+__all__ = ["as_bgr", "opencv_log_silenced"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.image import opencv_log_silenced
 from transpose_live.media.sources.base import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class CameraSource(Source):
         if index < 0:
             raise TransposeLiveError(f"camera index must be >= 0, got {index}")
         self.index = index
-        with _opencv_silenced(cv2):        # a missing camera: our one message, not OpenCV's backend chatter
+        with opencv_log_silenced():        # a missing camera: our one message, not OpenCV's backend chatter
             self._cap = cv2.VideoCapture(index)
             super().__init__()
             if not self._cap.isOpened():
@@ -66,17 +66,3 @@ class CameraSource(Source):
         self._cap.release()
 
 
-@contextmanager
-def _opencv_silenced(cv2):
-    """OpenCV's own log level set to silent for the block, then restored. Builds without the logging API
-    (cv2.utils.logging) are left as they are."""
-    api = getattr(getattr(cv2, "utils", None), "logging", None)
-    if api is None:
-        yield
-        return
-    level = api.getLogLevel()
-    api.setLogLevel(api.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        api.setLogLevel(level)

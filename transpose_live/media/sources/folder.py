@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.image import opencv_log_silenced
 from transpose_live.media.sources.base import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -31,23 +31,8 @@ def decode_image(data: np.ndarray) -> np.ndarray | None:
 
     if not data.size:
         return None
-    with _opencv_log_silenced(cv2):
+    with opencv_log_silenced():
         return cv2.imdecode(data, cv2.IMREAD_COLOR)
-
-
-@contextmanager
-def _opencv_log_silenced(cv2):
-    """OpenCV's log level silent for the block, then restored (builds without cv2.utils.logging: as is)."""
-    api = getattr(getattr(cv2, "utils", None), "logging", None)
-    if api is None:
-        yield
-        return
-    level = api.getLogLevel()
-    api.setLogLevel(api.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        api.setLogLevel(level)
 
 
 class ImageFolderSource(Source):
