@@ -20,8 +20,11 @@ def preload(config: RunSpec | None = None) -> None:
     """Import what every worker needs, the model's backend runtime too (the one `backend` resolves to on the
     chosen device); then collect once and freeze what exists (see below)."""
     preload_backend(getattr(config, "backend", "auto"), getattr(config, "device", "auto"))
+    # deferred to here on purpose (the window's creation, not this module's import): PyAV and the modules
+    # below load now, in the GUI thread, so that no worker's thread loads them at the first Start
     import av  # noqa: F401  (FFmpeg's libraries: a dlopen holds the interpreter throughout)
 
+    import transpose_live.detect.beside  # noqa: F401
     import transpose_live.detect.ssd  # noqa: F401
     import transpose_live.detect.whole_frame  # noqa: F401
     import transpose_live.live.pipeline  # noqa: F401
@@ -31,6 +34,7 @@ def preload(config: RunSpec | None = None) -> None:
     import transpose_live.media.sinks  # noqa: F401
     import transpose_live.media.sources  # noqa: F401
     import transpose_live.model.loading  # noqa: F401
+    import transpose_live.pose.estimator  # noqa: F401  (its backends, the CUDA path, weight folding)
     import transpose_live.pose.inspector  # noqa: F401
 
     # A full garbage collection walks every object the process holds (torch, Qt, OpenVINO) with the
@@ -42,10 +46,12 @@ def preload(config: RunSpec | None = None) -> None:
 
 
 def preload_backend(backend: object, device: object) -> None:
-    """Import the runtime (onnxruntime, openvino) that `backend` resolves to on `device`."""
+    """Import the runtime (onnxruntime, openvino) that `backend` resolves to on `device`, and the library's
+    module that drives it (with the ONNX export it uses)."""
     try:
         name = resolve_backend(str(backend or "auto"), resolve_device(device or "auto"))
     except TransposeLiveError:
         return                   # a bad choice is reported by the worker, in the window
     if name in ("onnxruntime", "openvino"):
         importlib.import_module(name)
+        importlib.import_module(f"transpose_live.model.backends.{name}_backend")
