@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+
 def url_secrets(url: str) -> tuple[str, ...]:
     """The password of a URL as written and decoded, for scrubbing free text (too short ones are left:
     replacing every 'a' would garble messages; the URL itself is still redacted)."""
