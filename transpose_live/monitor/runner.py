@@ -41,6 +41,18 @@ CameraOutputs = Callable[[CameraConfig], Sequence[SinkOpener]]
 CameraFailed = Callable[[CameraConfig, str], None]
 
 
+def camera_state(error: str | None, source: object, alive: bool) -> str:
+    """A camera's state for the status table, the web view and Home Assistant: failed, connecting, stopped,
+    or its stream's own (live / reconnecting) - in process and on a cluster's worker alike."""
+    if error:
+        return "failed"
+    if source is None:
+        return "connecting" if alive else "stopped"
+    if not alive:
+        return "stopped"
+    return str(getattr(source, "state", "live"))     # a reconnecting stream says so; files are live
+
+
 @dataclass
 class Outputs:
     """Where the cameras write: logs/<name>.jsonl always; segments when asked; `more` adds outputs per
@@ -140,13 +152,7 @@ class CameraRun:
 
     @property
     def state(self) -> str:
-        if self.error:
-            return "failed"
-        if self.source is None:
-            return "connecting" if self.thread.is_alive() else "stopped"
-        if not self.thread.is_alive():
-            return "stopped"
-        return self.source.state if isinstance(self.source, sources.RtspSource) else "live"
+        return camera_state(self.error, self.source, self.thread.is_alive())
 
     def status(self) -> dict[str, Any]:
         """One row of the status table (fps over the time since the last call)."""

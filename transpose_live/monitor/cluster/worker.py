@@ -30,6 +30,7 @@ from transpose_live.monitor.cluster.deploy import Services
 from transpose_live.monitor.cluster.relay import ID_RANGE, CameraRelay, FrameKeeper, Outbox
 from transpose_live.monitor.cluster.remote import RemoteDetector, RemoteEstimator
 from transpose_live.monitor.events import PoseEvents
+from transpose_live.monitor.runner import camera_state
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +162,7 @@ class CameraWorker:
 
     @property
     def state(self) -> str:
-        if self.error:
-            return "failed"
-        if self.source is None:
-            return "connecting" if self.thread.is_alive() else "stopped"
-        if not self.thread.is_alive():
-            return "stopped"
-        return getattr(self.source, "state", "live")
+        return camera_state(self.error, self.source, self.thread.is_alive())
 
     def ready(self) -> dict:
         """Answered once the worker is up: where it runs, which start it is, a record folder problem."""
