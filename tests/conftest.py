@@ -56,18 +56,6 @@ def loud_weights(tiny_weights, tmp_path_factory) -> Path:
     return path
 
 
-def wait_until(predicate, timeout: float, step: float = 0.02) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass (then one last look)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 @pytest.fixture
 def broker(tmp_path, request) -> Mosquitto:
     if not os.access(MOSQUITTO, os.X_OK):
