@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from transpose_live.detect.base import Detections, as_bgr, check_score, nms
+from transpose_live.detect.onnx_session import open_onnx_session
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import clip_boxes
 
@@ -60,20 +61,6 @@ def yolox_grid(size_wh: tuple[int, int], strides: Sequence[int] = YOLOX_STRIDES)
     return np.concatenate(grids).astype(np.float32), np.concatenate(steps).astype(np.float32)
 
 
-def _session(path: Path, providers: Sequence[str] | None):
-    try:
-        import onnxruntime as ort  # deferred: loaded only when an ONNX detector is made
-    except ImportError:
-        raise TransposeLiveError(
-            "ONNX detectors need the Python package 'onnxruntime' (pip install onnxruntime)") from None
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3   # keep onnxruntime's warnings off the console
-    try:
-        return ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise TransposeLiveError(f"cannot load ONNX detector {path}: {str(exc).strip().splitlines()[0]}") from None
-
-
 class OnnxDetector:
     """Persons from a YOLOv8 or YOLOX ONNX file (see the module docstring for the accepted layouts)."""
 
@@ -97,7 +84,7 @@ class OnnxDetector:
         self.min_score = check_score("min_score", min_score)
         self.nms_iou = check_score("nms_iou", nms_iou)
         self.min_box_size = float(min_box_size)
-        self.session = _session(path, providers)
+        self.session = open_onnx_session(path, "ONNX detector", providers)
         inp = self.session.get_inputs()[0]
         channels = inp.shape[1] if len(inp.shape) == 4 else None
         if len(inp.shape) != 4 or (isinstance(channels, int) and channels != 3):

@@ -27,6 +27,7 @@ import numpy as np
 
 from transpose_live.detect.base import Detections, as_bgr, check_score, nms
 from transpose_live.detect.onnx import letterbox
+from transpose_live.detect.onnx_session import open_onnx_session
 from transpose_live.errors import TransposeLiveError
 from transpose_live.geometry import clip_boxes
 
@@ -51,20 +52,7 @@ def openvino_available() -> bool:
 
 
 def _onnxruntime_network(path: Path, threads: int | None) -> Network:
-    try:
-        import onnxruntime as ort  # deferred: loaded only when this detector is made
-    except ImportError:
-        raise TransposeLiveError(
-            "the rtmdet detector needs the Python package 'onnxruntime' (pip install onnxruntime)") from None
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3   # keep onnxruntime's warnings off the console
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise TransposeLiveError(f"cannot load the rtmdet detector {path}: {str(exc).strip().splitlines()[0]}") \
-            from None
+    session = open_onnx_session(path, "the rtmdet detector", threads=threads)
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dets, labels = session.run(["dets", "labels"], {"input": x})
