@@ -3,16 +3,20 @@ broker. Fixtures live in conftest.py; test modules import these names from here,
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import av
 import cv2
@@ -414,3 +418,76 @@ def preset_of(ref: dict) -> str:
                 "conv1x1" if backbone == "hrnet_s" else "deconv") and (width is None or p.hrnet_width == width):
             return name
     raise AssertionError(f"no preset for {cfg}")
+
+
+# ---- from test_first_use_download.py: a local stand-in for the release hub (TRANSPOSE_LIVE_HUB_URL)
+MB = 1024 * 1024
+
+
+def checkpoint_bytes(preset: str, seed: int) -> bytes:
+    """A checkpoint file's bytes with the preset's keys and shapes, random values (a released file's stand-in)."""
+    import io  # deferred: torch and the model load only for the tests that serve checkpoints
+
+    import torch  # deferred: as above
+
+    from transpose_live.model.transpose import create_model  # deferred: as above
+
+    torch.manual_seed(seed)
+    buf = io.BytesIO()
+    torch.save(create_model(preset).state_dict(), buf)
+    return buf.getvalue()
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    """Serves `files` by name under any prefix. /cut/: closes the connection half way through the body;
+    /slow/: sends the body in 1 MB pieces, `slow_s` seconds apart; /fail/: HTTP 500 (the server is broken)."""
+
+    files: dict[str, bytes] = {}
+    requests: list[str] = []
+    slow_s = 0.05
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.requests.append(self.path)
+        body = self.files.get(self.path.rsplit("/", 1)[-1])
+        if self.path.startswith("/fail/"):
+            self.send_error(500, "Internal Server Error")
+            return
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path.startswith("/cut/"):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True        # the server goes away mid-file
+            return
+        step = MB if self.path.startswith("/slow/") else len(body)
+        for start in range(0, len(body), step):
+            self.wfile.write(body[start:start + step])
+            if step == MB:
+                time.sleep(self.slow_s)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+class HubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):   # a client that gave up is not an error here
+            super().handle_error(request, client_address)
+
+
+@contextlib.contextmanager
+def serve_hub() -> Iterator[str]:
+    """HubHandler on 127.0.0.1 (a free port) in a daemon thread; yields its base URL."""
+    httpd = HubServer(("127.0.0.1", 0), HubHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -12,8 +12,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
@@ -23,75 +21,23 @@ import torch
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model import hub
 from transpose_live.model.download import DownloadCancelled
-from transpose_live.model.transpose import create_model
 
-from helpers import REPO, main_runner
+from helpers import MB, REPO, HubHandler, checkpoint_bytes, main_runner, serve_hub
 
 NAME = "tp_r_a3"                                   # the smallest released model: ~20 MB
 FILENAME = "tp_r_256x192_enc3_d256_h1024_mh8.pth"
-MB = 1024 * 1024
-
-
-def _checkpoint(preset: str, seed: int) -> bytes:
-    torch.manual_seed(seed)
-    buf = io.BytesIO()
-    torch.save(create_model(preset).state_dict(), buf)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def released() -> bytes:
     """Stands in for the authors' file: the preset's keys and shapes, random values."""
-    return _checkpoint(NAME, 0)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Serves `files` by name under any prefix. /cut/: closes the connection half way through the body;
-    /slow/: sends the body in 1 MB pieces, `slow_s` seconds apart."""
-
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-    slow_s = 0.05
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.requests.append(self.path)
-        body = self.files.get(self.path.rsplit("/", 1)[-1])
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.path.startswith("/cut/"):
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True        # the server goes away mid-file
-            return
-        step = MB if self.path.startswith("/slow/") else len(body)
-        for start in range(0, len(body), step):
-            self.wfile.write(body[start:start + step])
-            if step == MB:
-                time.sleep(self.slow_s)
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):   # a client that gave up is not an error here
-            super().handle_error(request, client_address)
+    return checkpoint_bytes(NAME, 0)
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_hub() as url:
+        yield url
 
 
 @pytest.fixture()
@@ -99,9 +45,9 @@ def hub_at(server, released, tmp_path, monkeypatch):
     """An empty cache; the registry's base URL replaced by the local server's `/<prefix>`; returns a setter."""
     monkeypatch.setenv("TRANSPOSE_LIVE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TRANSPOSE_LIVE_OFFLINE", raising=False)
-    _Handler.files.clear()
-    _Handler.files[FILENAME] = released
-    _Handler.requests.clear()
+    HubHandler.files.clear()
+    HubHandler.files[FILENAME] = released
+    HubHandler.requests.clear()
 
     def point(prefix: str = "hub") -> str:
         monkeypatch.setenv("TRANSPOSE_LIVE_HUB_URL", f"{server}/{prefix}")
@@ -109,7 +55,7 @@ def hub_at(server, released, tmp_path, monkeypatch):
 
     point()
     yield point
-    _Handler.files.clear()
+    HubHandler.files.clear()
 
 
 @pytest.fixture()
@@ -162,13 +108,13 @@ def test_a_command_downloads_on_first_use_with_progress_then_runs_from_the_cache
                         "source": hub_at()}
     (pose,) = json.loads(out.read_text())
     assert len(pose["keypoints"]) == 17 * 3
-    assert _Handler.requests == [f"/hub/{FILENAME}"]
+    assert HubHandler.requests == [f"/hub/{FILENAME}"]
 
     # Second run: from the cache, checked against the recorded sha256, without the network.
-    _Handler.files.clear()
+    HubHandler.files.clear()
     code, _, err = image_cli([photo, *IMAGE_ARGS, "--offline", "--json", out])
     assert code == 0, err
-    assert "downloading" not in err and len(_Handler.requests) == 1
+    assert "downloading" not in err and len(HubHandler.requests) == 1
 
 
 def test_the_python_api_downloads_a_name_on_first_use(tmp_path, hub_at, released, capfd):
@@ -179,7 +125,7 @@ def test_the_python_api_downloads_a_name_on_first_use(tmp_path, hub_at, released
     assert (_home(tmp_path) / "checkpoints" / FILENAME).read_bytes() == released
     assert runner is not None and f"downloading {NAME}:" in capfd.readouterr().err
     estimator = PoseEstimator(model=NAME, device="cpu")     # cached now: no second request
-    assert estimator is not None and len(_Handler.requests) == 1
+    assert estimator is not None and len(HubHandler.requests) == 1
 
 
 def test_load_model_verifies_what_it_downloaded(tmp_path, hub_at, released):
@@ -192,7 +138,7 @@ def test_load_model_verifies_what_it_downloaded(tmp_path, hub_at, released):
     path.write_bytes(released[:-10] + b"0123456789")           # damaged after the download
     with pytest.raises(TransposeLiveError, match="sha256.*corrupted or replaced"):
         load_model(NAME)
-    assert len(_Handler.requests) == 1                          # refused, not silently fetched again
+    assert len(HubHandler.requests) == 1                          # refused, not silently fetched again
 
 
 # ------------------------------------------------------------------------------------------ failures
@@ -208,7 +154,7 @@ def test_a_cut_off_transfer_is_one_line_and_leaves_nothing(tmp_path, hub_at, pho
 def test_a_file_that_changed_since_its_sha256_was_recorded_is_refused(tmp_path, hub_at, photo, image_cli):
     hub.download(NAME, progress=False)                          # pins the sha256 of the first file
     (_home(tmp_path) / "checkpoints" / FILENAME).unlink()       # cache cleared, hashes.json kept
-    _Handler.files[FILENAME] = _checkpoint(NAME, 1)             # the server now serves other values
+    HubHandler.files[FILENAME] = checkpoint_bytes(NAME, 1)             # the server now serves other values
     code, _, err = image_cli([photo, *IMAGE_ARGS])
     _one_error_line(code, err, f"downloaded {hub_at()} has sha256", "as recorded before",
                     f"weights import FILE --name {NAME}")
@@ -216,7 +162,7 @@ def test_a_file_that_changed_since_its_sha256_was_recorded_is_refused(tmp_path, 
 
 
 def test_a_file_that_does_not_load_strictly_is_not_cached(tmp_path, hub_at, photo, image_cli):
-    _Handler.files[FILENAME] = _checkpoint("tp_r_a4", 0)        # one encoder layer too many for R-A3
+    HubHandler.files[FILENAME] = checkpoint_bytes("tp_r_a4", 0)        # one encoder layer too many for R-A3
     code, _, err = image_cli([photo, *IMAGE_ARGS])
     _one_error_line(code, err, f"downloaded {hub_at()}", "unexpected keys: global_encoder.layers.3")
     assert _cache_left(tmp_path) == [] and not (_home(tmp_path) / "hashes.json").exists()
@@ -236,7 +182,7 @@ def test_offline_flag_and_variable_never_touch_the_network(tmp_path, hub_at, pho
 
     monkeypatch.setenv("TRANSPOSE_LIVE_OFFLINE", "0")           # 0 / false / no / off: allowed
     assert hub.offline() is False
-    assert _Handler.requests == [] and _cache_left(tmp_path) == []
+    assert HubHandler.requests == [] and _cache_left(tmp_path) == []
 
 
 def test_a_cancelled_download_leaves_nothing(tmp_path, hub_at):
@@ -251,7 +197,7 @@ def test_a_cancelled_download_leaves_nothing(tmp_path, hub_at):
 
     with pytest.raises(DownloadCancelled, match="cancelled"):
         hub.download(NAME, progress=False, on_bytes=on_bytes, cancel=cancel)
-    assert seen and seen[0][1] == len(_Handler.files[FILENAME]) and seen[-1][0] < seen[0][1]
+    assert seen and seen[0][1] == len(HubHandler.files[FILENAME]) and seen[-1][0] < seen[0][1]
     assert _cache_left(tmp_path) == []
 
 
@@ -274,7 +220,7 @@ def test_two_threads_downloading_the_same_name_fetch_it_once(tmp_path, hub_at, r
         t.join(120)
     assert not errors and len(paths) == 2 and paths[0] == paths[1]
     assert paths[0].read_bytes() == released and _cache_left(tmp_path) == [FILENAME]
-    assert len(_Handler.requests) == 1                          # the second waited, then found it cached
+    assert len(HubHandler.requests) == 1                          # the second waited, then found it cached
 
 
 CHILD = textwrap.dedent("""
@@ -290,7 +236,7 @@ CHILD = textwrap.dedent("""
 
 def test_two_processes_downloading_the_same_name_at_once(tmp_path, hub_at, released):
     url = hub_at("slow")
-    _Handler.slow_s = 0.1                                       # ~2 s for the file: the runs overlap
+    HubHandler.slow_s = 0.1                                       # ~2 s for the file: the runs overlap
     ready = tmp_path / "ready"
     ready.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -299,7 +245,7 @@ def test_two_processes_downloading_the_same_name_at_once(tmp_path, hub_at, relea
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
         results = [child.communicate(timeout=300) for child in children]
     finally:
-        _Handler.slow_s = 0.05
+        HubHandler.slow_s = 0.05
     target = _home(tmp_path) / "checkpoints" / FILENAME
     assert [c.returncode for c in children] == [0, 0], results
     assert [out.strip() for out, _ in results] == [str(target)] * 2
@@ -310,7 +256,7 @@ def test_two_processes_downloading_the_same_name_at_once(tmp_path, hub_at, relea
     errs = [err for _, err in results]
     assert sum("(100%)" in err for err in errs) == 1
     assert sum(f"waiting for another download of {NAME}" in err for err in errs) == 1
-    assert _Handler.requests == [f"/slow/{FILENAME}"], url
+    assert HubHandler.requests == [f"/slow/{FILENAME}"], url
 
 
 def test_the_cached_file_is_readable_like_any_other(tmp_path, hub_at):

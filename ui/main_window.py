@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
                                say=lambda text, ms: self.statusBar().showMessage(text, ms), fail=self.show_error)
         self.status_line = StatusLine(self.statusBar(), self, getattr(self._config, "model", None),
                                       getattr(self._config, "device", None))
+        self.models.show_downloads_in(self.statusBar())     # a model's download: progress, Cancel
         # the status labels read most (tests, scripts), also by their old names
         self.model_label, self.state_label = self.status_line.model_label, self.status_line.state_label
         self.persons_label = self.status_line.persons_label
@@ -259,6 +260,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop everything and join every pipeline thread (bounded wait): closing the window only."""
+        self.models.downloads.shutdown()          # a model download is cancelled (bounded wait)
         self._retire_current()
         self.keeping.finish_recording(wait=True)
         self._runs.join_all()
