@@ -210,3 +210,52 @@ def test_stop_closes_every_camera(monitor):
     assert not monitor.running()
     for camera in CAMERAS:
         assert events(monitor.logs, camera, "person_left")
+
+
+def test_calls_arriving_during_a_forward_pass_share_the_next_one(ray_session, loud_weights):
+    """A PoseModel replica whose first forward pass is held until all 6 calls have arrived (sent 50 ms apart,
+    10x the batch wait): the 5 that waited share one forward pass, counted by the replica itself (with
+    `@serve.batch` each call that came 5 ms after the previous batch was cut got a forward pass of its own)."""
+    import threading
+
+    import numpy as np
+    from ray import serve
+
+    from transpose_live.monitor.cluster.crops import cut_crops
+    from transpose_live.monitor.cluster.services import PoseModel
+
+    callers = 6
+
+    class HeldPoseModel(PoseModel):      # defined here: Ray pickles it by value for the replica
+        def __init__(self, options: dict, callers: int):
+            super().__init__(options)
+            self.callers, self.arrived, self.all_in = callers, 0, threading.Event()
+
+        async def estimate(self, batch):
+            self.arrived += 1
+            if self.arrived >= self.callers:
+                self.all_in.set()
+            return await super().estimate(batch)
+
+        def _forward(self, batches):
+            assert self.all_in.wait(60), "not every call arrived"
+            return super()._forward(batches)
+
+    serve.start(proxy_location="Disabled")
+    options = {"model": "tp_m_a4", "weights": str(loud_weights), "device": "cpu"}
+    app = serve.deployment(name="HeldPoseModel", max_ongoing_requests=64,
+                           ray_actor_options={"num_cpus": 0.5})(HeldPoseModel).bind(options, callers)
+    handle = serve.run(app, name="held-pose", route_prefix=None)
+    try:
+        size = handle.info.remote().result()["image_size"]
+        batch = cut_crops(np.zeros((120, 160, 3), np.uint8), None, None, size)
+        responses = []
+        for _ in range(callers):
+            responses.append(handle.estimate.remote(batch))
+            time.sleep(0.05)
+        answers = [r.result(timeout_s=60) for r in responses]
+    finally:
+        serve.delete("held-pose")
+    assert all(len(a.poses) == 1 for a in answers)
+    last = max(answers, key=lambda a: a.forwards)
+    assert last.crops == callers and last.forwards == 2, (last.forwards, last.crops)   # 1 crop, then 5 in one

@@ -2,9 +2,10 @@
 
 PoseModel: one TransPose model per replica on any backend the library has (torch CUDA fp16 on a GPU node,
 OpenVINO / ONNX Runtime / torch on a CPU node). The crops of all cameras' calls are batched into one forward
-pass by `@serve.batch`, counting crops rather than requests (`batch_size_fn`): a call of 3 persons fills
-3 of `max_crops`. Each answer carries the replica's counters (forward passes, crops) so the driver can say
-how full the batches are without asking every replica.
+pass by a CropGatherer (gather.py; not `@serve.batch`, which cut 1-call batches while a forward pass ran),
+counting crops rather than calls: a call of 3 persons fills 3 of `max_crops`. Each answer carries the
+replica's counters (forward passes, crops) so the driver can say how full the batches are without asking
+every replica.
 
 PersonDetector: one detector per replica, a call at a time (OpenCV's network is not thread-safe). With
 `--detector none` there is no deployment: the whole frame is the person, found on the camera's worker.
@@ -12,7 +13,6 @@ PersonDetector: one detector per replica, a call at a time (OpenCV's network is 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from dataclasses import dataclass
@@ -20,16 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from transpose_live.monitor.cluster.crops import CropBatch
+from transpose_live.monitor.cluster.gather import CropGatherer
 from transpose_live.types import Pose
 
 MAX_CROPS = 32          # most crops in one forward pass (a replica's batch)
 WAIT_MS = 5.0           # a batch waits this long after its first call for more cameras' crops
 POSE_APP, DETECT_APP = "transpose-live-pose", "transpose-live-detect"
-
-
-def crop_count(batches: list[CropBatch]) -> int:
-    """@serve.batch's size of a batch: its crops, not its calls."""
-    return sum(len(b) for b in batches)
 
 
 @dataclass(frozen=True)
@@ -56,8 +52,7 @@ class PoseModel:
         self.replica = f"{serve.get_replica_context().replica_tag}@{os.uname().nodename}:{os.getpid()}"
         self.forwards = self.crops = 0
         self._counters = threading.Lock()
-        self._batched = serve.batch(max_batch_size=self.max_crops, batch_wait_timeout_s=wait_ms / 1000.0,
-                                    batch_size_fn=crop_count)(self._estimate_many)
+        self.gather = CropGatherer(self._estimate_many, self.max_crops, wait_ms / 1000.0)
 
     def info(self) -> dict:
         """What a caller needs to cut crops: the model's input size (h, w) and the most crops per call."""
@@ -65,11 +60,11 @@ class PoseModel:
                 "replica": self.replica}
 
     async def estimate(self, batch: CropBatch) -> PoseAnswer:
-        return await self._batched(batch)
+        return await self.gather.submit(batch)
 
-    async def _estimate_many(self, batches: list[CropBatch]) -> list[PoseAnswer]:
-        # the forward pass off the event loop: the next batch gathers while this one runs
-        poses = await asyncio.to_thread(self._forward, batches)
+    def _estimate_many(self, batches: list[CropBatch]) -> list[PoseAnswer]:
+        """One gathered batch (run in a thread: the calls that arrive meanwhile wait for the next one)."""
+        poses = self._forward(batches)
         with self._counters:
             forwards, crops = self.forwards, self.crops
         return [PoseAnswer(p, self.replica, forwards, crops) for p in poses]
@@ -118,5 +113,5 @@ class PersonDetector:
             return self.detector.detect(frame)
 
 
-__all__ = ["PoseModel", "PersonDetector", "PoseAnswer", "crop_count", "MAX_CROPS", "WAIT_MS", "POSE_APP",
+__all__ = ["PoseModel", "PersonDetector", "PoseAnswer", "MAX_CROPS", "WAIT_MS", "POSE_APP",
            "DETECT_APP"]
