@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -112,15 +114,29 @@ def monitor_command(
             monitor = cluster_monitor(cameras, spec, outputs, stream.source_options(), address, replica_count)
         if view is not None:
             view.model_stats = (lambda: monitor.estimator.stats) if address is None else monitor.model_stats
-        _run(monitor, spec, len(cameras), log_dir)
+        clean = _run(monitor, spec, len(cameras), log_dir)
     finally:
         if view is not None:
             view.stop()
         if published is not None:
             published.close()             # "offline" for Home Assistant once every camera has stopped
+    if not clean and address is None:
+        _leave_now()
 
 
-def _run(monitor, spec: RunSpec, count: int, log_dir: Path) -> None:
+def _leave_now() -> None:
+    """Exit 0 without the interpreter's shutdown: a camera thread is still inside a model call (C++ with the
+    GIL released), and shutting down under it aborts the process ("terminate called without an active
+    exception", SIGABRT). Its outputs are written line by line; a recording's open segment is left partial
+    and cleaned up at the next start."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _run(monitor, spec: RunSpec, count: int, log_dir: Path) -> bool:
+    """Run until stopped; False when a camera thread did not end in time (see _leave_now)."""
     from transpose_live.monitor.runner import status_line  # deferred: the pipeline (OpenCV)
 
     monitor.start()
@@ -135,9 +151,11 @@ def _run(monitor, spec: RunSpec, count: int, log_dir: Path) -> None:
     for row in rows:
         say(status_line(row))
     if not stopped:
-        say("warning: a camera thread did not stop in time (a read still blocked); exiting anyway")
+        say("warning: a camera thread did not stop in time (a model call or a read still running); "
+            "exiting without waiting for it")
     if all(row["error"] for row in rows):
         raise typer.Exit(1)
+    return stopped
 
 
 def register(app: typer.Typer) -> None:

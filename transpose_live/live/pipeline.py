@@ -339,7 +339,13 @@ class Pipeline:
             self.stop("output closed")
         except BaseException as exc:   # noqa: BLE001 - reported by run() in the caller's thread
             with self._stats_lock:
-                self._errors.append((stage, exc))
+                # after stop(), whoever stopped the run may close what a stage waits on (a model shared by
+                # several runs releases its waiting callers): that ends the stage, it is no failure
+                asked = self.stats.stopped and isinstance(exc, Exception)
+                if not asked:
+                    self._errors.append((stage, exc))
+            if asked:
+                log.debug("%s stage ended by the stop: %s", stage, exc)
             self._stop.set()
         finally:
             self._done[stage].set()

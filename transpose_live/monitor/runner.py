@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from transpose_live.detect.base import Detector
-from transpose_live.detect.locked import LockedDetector
 from transpose_live.detect.masked import MaskedDetector
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.pipeline import Pipeline, PoseModel
@@ -28,11 +27,15 @@ from transpose_live.media.sinks.outputs import Recording, SinkOpener, open_outpu
 from transpose_live.media.sinks.segments import cleanup_partial
 from transpose_live.monitor.cameras import CameraConfig
 from transpose_live.monitor.events import PoseEvents
+from transpose_live.monitor.slow_model import slow_down, slow_model_seconds
+from transpose_live.monitor.stopping import CameraStopping, StoppableDetector, StoppableEstimator
 from transpose_live.types import FrameResult
 
 log = logging.getLogger(__name__)
 
-STOP_S = 3.0        # everything stops within this after stop()
+STOP_S = 15.0       # every camera has stopped within this after stop(): a model call in flight ends first
+CALLERS_GRACE_S = 2.0   # how long stop() lets the cameras' pose requests already queued be served before it
+                        # closes the shared model (which releases those still waiting)
 STATS_EVERY_S = 10.0   # each camera's log gets a {"event": "stats"} line (fps, latency p50/p95) this often
 
 # more outputs for one camera (MQTT, Home Assistant, the web view): opened with its log by open_outputs
@@ -74,15 +77,16 @@ class CameraRun:
                  outputs: Outputs, source_options: dict[str, Any]):
         self.camera = camera
         self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
-        self.estimator = estimator
-        self.detector = MaskedDetector(detector, camera.mask)
+        self._stopped = threading.Event()
+        # once stopped, this camera starts no model work (stopping.py: why that matters at exit)
+        self.estimator = StoppableEstimator(estimator, self._stopped)
+        self.detector = MaskedDetector(StoppableDetector(detector, self._stopped), camera.mask)
         self.outputs = outputs
         self.source_options = source_options
         self.source: sources.Source | None = None
         self.pipeline: Pipeline | None = None
         self.error: str | None = None
         self.persons = 0
-        self._stopped = threading.Event()
         self._rate = (time.monotonic(), 0)
         self.fps = 0.0
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.name}", daemon=True)
@@ -92,6 +96,8 @@ class CameraRun:
     def _run(self) -> None:
         try:
             self._open_and_run()
+        except CameraStopping:               # told to stop while waiting for the model: no failure
+            pass
         except TransposeLiveError as exc:
             self.error = str(exc)
         except Exception as exc:             # a bug must not take the other cameras down
@@ -181,8 +187,10 @@ class Monitor:
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
         runner = runner or load_runner(spec)
+        detector = runner.detector          # one call at a time: each camera's StoppableDetector takes its lock
+        if slow_model_seconds():                 # tests only: an overloaded model (slow_model.py)
+            detector = slow_down(runner.estimator, detector, slow_model_seconds())
         self.estimator = SharedEstimator(runner.estimator)
-        detector = LockedDetector(runner.detector)
         outputs.log_dir.mkdir(parents=True, exist_ok=True)
         if outputs.record_dir is not None:
             outputs.record_dir.mkdir(parents=True, exist_ok=True)
@@ -201,14 +209,24 @@ class Monitor:
         return [c.status() for c in self.cameras]
 
     def stop(self, timeout: float = STOP_S) -> bool:
-        """Stop every camera; True when all threads ended within `timeout`."""
-        for camera in self.cameras:
-            camera.stop()
+        """Stop every camera; True when all their threads ended within `timeout`, so no model call is in
+        flight any more (the process may exit: see stopping.py for why that must wait).
+
+        In order: every camera is told to stop (its pipeline stops, a blocked stream read is interrupted, it
+        starts no new detector pass or pose request); the pose requests already queued get `CALLERS_GRACE_S`
+        to be served; then the shared model is closed, which releases the requests still waiting and lets
+        the forward pass in flight finish (its callers get their results); then the cameras are waited for."""
         deadline = time.monotonic() + timeout
         for camera in self.cameras:
-            camera.thread.join(max(0.0, deadline - time.monotonic()))
-        self.estimator.close()
+            camera.stop()
+        self._join(min(deadline, time.monotonic() + CALLERS_GRACE_S))
+        self.estimator.close(timeout=max(0.0, deadline - time.monotonic()))
+        self._join(deadline)
         return not self.running()
+
+    def _join(self, deadline: float) -> None:
+        for camera in self.cameras:
+            camera.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def status_table(rows: list[dict[str, Any]]) -> Any:
