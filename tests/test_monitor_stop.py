@@ -6,8 +6,10 @@ process shut down while cameras were still in the detector and the pose model (C
 Here a real `monitor` child runs 4 cameras of people (the loopback RTSP server playing frames of
 samples/pedestrians.mp4) with every model call made 1.5 s slower by $TRANSPOSE_LIVE_SLOW_MODEL_S (torch
 matrix products in native code: monitor/slow_model.py) and the detector on every frame, so that at SIGTERM a
-detector pass or a forward pass is in flight and the other cameras wait for their turn. Before the fix this
-test failed: exit -6 after ~13 s, 'terminate called without an active exception' and two cameras 'failed'."""
+detector pass or a forward pass is in flight and the other cameras wait for their turn. On the old stop path
+this test failed as the soak did: two cameras 'failed ... (the shared estimator was closed while waiting)' and
+'a camera thread did not stop in time' (that run happened to exit 0; the abort needs a thread to come back
+from C++ during the interpreter's shutdown, which a daemon thread looping torch.mm at exit does every time)."""
 
 from __future__ import annotations
 
