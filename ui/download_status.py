@@ -59,7 +59,7 @@ class DownloadStatus(QWidget):
             self.progress.setRange(0, 0)           # busy indicator: no length known
         self.escape_action.setEnabled(True)
         self.show()
-        self.bar.showMessage(progress_text(name, received, total) + " — Esc cancels")
+        self.bar.showMessage(progress_text(name, received, total))
 
     def finish(self, message: str, ms: int = OUTCOME_MS) -> None:
         """The download is over: hide the bar, say how it ended (for `ms`; 0: until the next message)."""
