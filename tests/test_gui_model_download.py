@@ -202,12 +202,18 @@ def test_offline_refuses_without_touching_the_network(qtbot, window, monkeypatch
     assert HubHandler.requests == [] and cache_files(tmp_path) == [] and box_name(window) == "tp_m_a4"
 
 
-def test_another_pick_cancels_the_download_and_closing_does_not_wait_for_it(qtbot, window, tmp_path):
+def test_another_pick_or_escape_cancels_and_closing_does_not_wait_for_it(qtbot, window, tmp_path):
     downloads = window.models.downloads
     pick(window, NAME)
     assert settle(lambda: window.models.status.progress.value() >= 5)
     pick(window, "tp_m_a4")                                  # the newest pick wins: R-A3's download stops
     assert downloads.name is None and box_name(window) == "tp_m_a4" and window.config.model == "tp_m_a4"
+    assert settle(lambda: not downloads.busy) and cache_files(tmp_path) == []
+
+    pick(window, NAME)                                       # again: Escape cancels too
+    assert settle(lambda: window.models.status.progress.value() >= 5)
+    window.models.status.escape_action.trigger()
+    assert downloads.name is None and window.statusBar().currentMessage().startswith("download cancelled")
     assert settle(lambda: not downloads.busy) and cache_files(tmp_path) == []
 
     pick(window, NAME)                                       # again, then close the window mid-download
