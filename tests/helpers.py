@@ -491,3 +491,51 @@ def serve_hub() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---- from test_live_staleness.py
+class ScriptedStream:
+    """A live stream with its own connection (pipeline.StreamEvents) played from a script, in the capture
+    thread: ("frames", n, period) yields n tagged frames `period` s apart; ("lost", down) reports
+    stream_lost, waits `down` s and reports stream_back; ("stall", s) waits s seconds with nothing said (a
+    frozen camera not noticed yet). `captured[i]` is when frame i was handed out (time.monotonic());
+    `back_at` when the last stream_back was reported."""
+
+    is_live = True
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.on_event = None
+        self.reconnects = 0
+        self.captured: dict[int, float] = {}
+        self.back_at: float | None = None
+        self.fps, self.size, self.time_base, self.path = 50.0, (W, H), None, None
+        self._frames = self._play()
+
+    def _play(self):
+        i = 0
+        for step, *args in self.script:
+            if step == "frames":
+                n, period = args
+                for _ in range(n):
+                    time.sleep(period)
+                    self.captured[i] = time.monotonic()
+                    yield Frame(image=tagged(i), index=i, timestamp=i / self.fps)
+                    i += 1
+            elif step == "lost":
+                self.on_event({"event": "stream_lost", "reason": "end of stream", "frames": i})
+                time.sleep(args[0])
+                self.reconnects += 1
+                self.back_at = time.monotonic()
+                self.on_event({"event": "stream_back", "down_s": args[0], "reconnects": self.reconnects})
+            else:
+                time.sleep(args[0])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Frame:
+        return next(self._frames)
+
+    def close(self) -> None:
+        pass

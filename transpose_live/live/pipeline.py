@@ -5,8 +5,9 @@ Stages talk through bounded `queue.Queue`s; a sentinel travels down the line whe
 throughput approaches 1 / (the slowest stage); torch, OpenCV and FFmpeg release the GIL in their work.
 
 Files (`source.is_live` False) lose nothing: every frame goes through, in order (a full queue blocks the
-stage before it). Live sources keep only the newest frame: the capture stage replaces a frame the model has
-not taken yet (counted as dropped) and the later queues hold one frame each, so latency stays bounded.
+stage before it). Live sources keep only the newest frame: every queue holds one frame, and a stage replaces
+one the next stage has not taken yet (counted as dropped), so latency stays bounded; frames older than an
+outage of the stream are dropped too (freshness.py).
 
 The pipeline finishes its sinks at the end (also after stop() or Ctrl-C, so a video stays playable) and
 aborts them after an error; with own_sinks=False their owner does that (a window that rebuilds pipelines
@@ -28,7 +29,9 @@ import numpy as np
 
 from transpose_live.errors import OutputClosed, TransposeLiveError
 from transpose_live.live.following import PersonFollower, TrackSmoother
+from transpose_live.live.freshness import MAX_WAIT_S, Freshness
 from transpose_live.live.spec import RunSpec
+from transpose_live.live.stage_clocks import FrameRate, StageClock
 from transpose_live.media.sinks.base import Controllable, Event, EventListener, Sink
 from transpose_live.media.sinks.dispatch import OutputDispatcher, finish_sinks
 from transpose_live.types import FrameResult, Pose
@@ -136,39 +139,6 @@ class _Item:
     result: FrameResult | None = None
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.count = 0
-
-    def add(self, seconds: float) -> None:
-        self.total += seconds
-        self.count += 1
-
-    @property
-    def mean_ms(self) -> float:
-        return 1000.0 * self.total / self.count if self.count else 0.0
-
-
-class _Rate:
-    """Frames per second over the last second or so (for the HUD)."""
-
-    def __init__(self) -> None:
-        self._times: list[float] = []
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        self._times.append(now)
-        while len(self._times) > 2 and now - self._times[0] > 1.0:
-            self._times.pop(0)
-
-    @property
-    def fps(self) -> float | None:
-        if len(self._times) < 2:
-            return None
-        return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
-
-
 class Pipeline:
     """Run `spec` over `source` into `sinks` (media.sinks.Sink: the video, JSON Lines, COCO results, segments,
     MQTT...), which it meets through one media.sinks.OutputDispatcher.
@@ -189,7 +159,7 @@ class Pipeline:
                  on_frame: Callable[[np.ndarray, FrameResult], None] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, own_sinks: bool = True,
                  events: Sequence[EventDetector] = (), on_event: EventListener | None = None,
-                 stats_every: float | None = None):
+                 stats_every: float | None = None, max_wait_s: float = MAX_WAIT_S):
         self.source = source
         self.spec = replace(spec or RunSpec())     # a copy: set_attention / set_smooth change it
         self.outputs = OutputDispatcher(sinks, [on_event] if on_event is not None else [])
@@ -204,6 +174,7 @@ class Pipeline:
         if isinstance(source, StreamEvents):
             source.on_event = self.emit        # the stream's own events join the run's (its reading thread)
         self.live = bool(source.is_live)
+        self.fresh = Freshness(max_wait_s)     # live runs: which frames an outage made too old to deliver
         self.stats = PipelineStats()
         self._stats_lock = threading.Lock()
         self._stop = threading.Event()
@@ -211,8 +182,8 @@ class Pipeline:
         self._ran = False
         self._follower = PersonFollower.from_spec(detector, estimator, self.spec)
         self._tracks = TrackSmoother(self.spec.smooth, self.spec.smooth_strength)
-        self._clocks = {s: _Clock() for s in STAGES}
-        self._latency = _Clock()
+        self._clocks = {s: StageClock() for s in STAGES}
+        self._latency = StageClock()
         self._recent_latency: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self._done = {s: threading.Event() for s in STAGES}
         self._source_ended = threading.Event()
@@ -243,6 +214,8 @@ class Pipeline:
 
     def emit(self, record: Event) -> None:
         """Hand one event to the sinks that take events and to on_event (any thread)."""
+        if record.get("event") == "stream_back":
+            self.fresh.stream_back()
         self.outputs.publish(record)
 
     def end_source(self) -> None:
@@ -371,10 +344,20 @@ class Pipeline:
             except queue.Full:
                 try:
                     q.get_nowait()
-                    with self._stats_lock:
-                        self.stats.frames_dropped += 1
+                    self._drop()
                 except queue.Empty:
                     pass
+
+    def _hand_on(self, q: queue.Queue, item) -> bool:
+        """To the next stage: live runs replace what it has not taken yet, files wait for room."""
+        if self.live:
+            self._put_newest(q, item)
+            return not self._stop.is_set()
+        return self._put(q, item)
+
+    def _drop(self) -> None:
+        with self._stats_lock:
+            self.stats.frames_dropped += 1
 
     def _get(self, q: queue.Queue):
         while not self._stop.is_set():
@@ -409,10 +392,13 @@ class Pipeline:
     def _model(self, q_in: queue.Queue, q_out: queue.Queue) -> None:
         clock = self._clocks["model"]
         while (item := self._get(q_in)) is not _END:
+            if self.live and self.fresh.waited_too_long(item.captured):
+                self._drop()          # nothing newer came for seconds: the stream stalled after it
+                continue
             t = time.perf_counter()
             item.poses = self._follower(item.frame.image)
             clock.add(time.perf_counter() - t)
-            if not self._put(q_out, item):
+            if not self._hand_on(q_out, item):
                 return
         self._put(q_out, _END)
 
@@ -425,7 +411,7 @@ class Pipeline:
             h, w = frame.image.shape[:2]
             item.result = FrameResult(index=frame.index, timestamp=frame.timestamp, poses=poses, size=(w, h))
             clock.add(time.perf_counter() - t)
-            if not self._put(q_out, item):
+            if not self._hand_on(q_out, item):
                 return
         self._put(q_out, _END)
 
@@ -439,11 +425,14 @@ class Pipeline:
         if isinstance(model, ConfiguredModel):
             height, width = model.config.image_size
             input_size = (int(height), int(width))
-        rate = _Rate()
+        rate = FrameRate()
         last_time = 0.0
         every = self.stats_every
         next_stats = time.monotonic() + every if every else None
         while (item := self._get(q_in)) is not _END:
+            if self.live and self.fresh.before_reconnect(item.captured):
+                self._drop()          # from the lost connection: older than the outage
+                continue
             t = time.perf_counter()
             result = item.result
             image = None
