@@ -66,9 +66,12 @@ def rss_by_mapping(pid: int | str = "self") -> dict[str, float]:
 
 
 def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
-           video: str | None = None) -> list[dict]:
+           video: str | None = None, sizes: tuple[int, ...] = (1, 4, 16, 32), rounds: int = 1,
+           padding: bool = True) -> list[dict]:
     """RSS of this process after each step of what `monitor` loads: [{"step", "rss_mb", "delta_mb", ...}].
-    Meant for a fresh process (python -m transpose_live.bench.soak_memory)."""
+    sizes: the persons of the forward passes run one after another (`rounds` times over); padding=False
+    runs them unpadded (what every batch size cost before pose/padding.py). Meant for a fresh process
+    (python -m transpose_live.bench.soak_memory)."""
     rows: list[dict] = []
 
     def note(step: str, **facts) -> None:
@@ -100,12 +103,15 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
     note(f"+ detector ({spec.detector})", **loaded())
     estimator = load_estimator(spec)
+    if not padding:
+        estimator.batch_sizes = None
     note(f"+ pose model ({spec.model}, backend {spec.backend})", **loaded())
-    # the model's working memory is a high-water mark: it grows with the largest batch of crops run so far
+    # the model's working memory is a high-water mark: it grows with each new batch size the runtime sees
     picture = np.zeros((576, 768, 3), np.uint8)
-    for persons in (1, 4, 16, 32):
-        estimator.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
-        note(f"+ a forward pass of {persons} person(s)")
+    for round_ in range(rounds):
+        for persons in sizes:
+            estimator.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
+            note(f"+ a forward pass of {persons} person(s)" + (f", round {round_ + 1}" if rounds > 1 else ""))
     detector.detect(picture)
     note("+ a detector pass")
     if cameras:
@@ -164,8 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--video", help="served in a loop by the cameras (default: the test pattern)")
+    parser.add_argument("--sizes", default="1,4,16,32",
+                        help="persons per forward pass, run one after another (e.g. 1,2,3,4,5,6,7,8,10,12,16)")
+    parser.add_argument("--rounds", type=int, default=1, help="times over --sizes")
+    parser.add_argument("--no-padding", action="store_true",
+                        help="run the forward passes unpadded (to compare with the padded default)")
     args = parser.parse_args(argv)
-    rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video)
+    sizes = tuple(int(n) for n in args.sizes.split(","))
+    rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video, sizes=sizes,
+                  rounds=args.rounds, padding=not args.no_padding)
     sys.stdout.write(json.dumps({"stages": rows, "by_mapping": rss_by_mapping()}, indent=1) + "\n")
 
 

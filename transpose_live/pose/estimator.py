@@ -26,6 +26,7 @@ from transpose_live.model.loading import load_model
 from transpose_live.pose.attention import dependency_areas
 from transpose_live.pose.cuda.estimate import DeviceEstimator
 from transpose_live.pose.decode import flip_back, get_final_preds, transform_preds
+from transpose_live.pose.padding import BATCH_SIZES, chunks, pad_rows
 from transpose_live.pose.preprocess import box_to_center_scale, crop_batch, to_input_tensor
 from transpose_live.types import Pose, box_tuple
 
@@ -130,6 +131,10 @@ class PoseEstimator:
         # a model built here is fixed: torch may fold its batch norms (a module passed in may still be training)
         self.backend = create_backend(backend, net, self._device, precision=precision,
                                       fold=isinstance(model, str))   # .name: the resolved one
+        # the graph runtimes keep working memory per batch size they have run: every pass is padded to one of
+        # a few sizes (pose/padding.py). Eager torch is not (a CUDA run's plain frames have their own buckets,
+        # and a module passed in, e.g. by training's evaluation, would only pay the padding); None: no padding
+        self.batch_sizes: tuple[int, ...] | None = BATCH_SIZES if self.backend.name != "torch" else None
         # On CUDA a model built here takes the device path for plain frames (crops cut by grid_sample, CUDA-graph
         # batch buckets, DARK decoded on the GPU: transpose_live.pose.cuda.estimate); a module passed in stays eager, as
         # a training loop may still change it. Attention maps and the flip test keep the path below.
@@ -162,14 +167,28 @@ class PoseEstimator:
         B = x.shape[0]
         if flip:   # the mirrored crops ride in the same batch: one forward instead of two
             x = torch.cat([x, x.flip(3)])
-        # all crops of the call in one batched pass (the backends' batch axis is dynamic)
-        hm, maps = self.backend(x, attention)
-        attn = maps[-1][:B].float() if attention else None   # maps of the unflipped crops
+        hm, last = self._run_backend(x, attention)
+        attn = last[:B].float() if last is not None else None   # maps of the unflipped crops
         hm = hm.float()
         if flip:
             # official flip test: mirror the flipped heatmaps back (pairs swapped), average, no shift
             hm = (hm[:B] + flip_back(hm[B:])) * 0.5
         return hm, attn
+
+    def _run_backend(self, x: torch.Tensor, attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The backend on (n, 3, H, W) -> heatmaps (n, ...) and the last layer's maps (or None). With batch_sizes
+        set: passes of at most its largest size, each padded with zero rows to one of its sizes (cut off again)."""
+        if self.batch_sizes is None or not len(x):   # all crops in one pass (the backends' batch axis is dynamic)
+            hm, maps = self.backend(x, attention)
+            return hm, (maps[-1] if attention else None)
+        hms, lasts = [], []
+        for rows, size in chunks(x.shape[0], self.batch_sizes):
+            hm, maps = self.backend(pad_rows(x[rows], size), attention)
+            hms.append(hm[:rows.stop - rows.start])
+            if attention:
+                lasts.append(maps[-1][:rows.stop - rows.start])
+        return ((hms[0], lasts[0] if attention else None) if len(hms) == 1
+                else (torch.cat(hms), torch.cat(lasts) if attention else None))
 
     def _check_input(self, x: torch.Tensor) -> None:
         h, w = self.config.image_size
