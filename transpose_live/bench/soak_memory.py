@@ -67,10 +67,11 @@ def rss_by_mapping(pid: int | str = "self") -> dict[str, float]:
 
 def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
            video: str | None = None, sizes: tuple[int, ...] = (1, 4, 16, 32), rounds: int = 1,
-           padding: bool = True) -> list[dict]:
+           padding: bool = True, torch_step: bool = True) -> list[dict]:
     """RSS of this process after each step of what `monitor` loads: [{"step", "rss_mb", "delta_mb", ...}].
     sizes: the persons of the forward passes run one after another (`rounds` times over); padding=False
-    runs them unpadded (what every batch size cost before pose/padding.py). Meant for a fresh process
+    runs them unpadded (what every batch size cost before pose/padding.py). torch_step=False: torch is not
+    imported as a step of its own but where the run first needs it (see torch_loaded). Meant for a fresh process
     (python -m transpose_live.bench.soak_memory)."""
     rows: list[dict] = []
 
@@ -88,19 +89,20 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     import cv2  # noqa: F401
 
     note("+ PyAV (FFmpeg), OpenCV", **loaded())
-    import torch  # noqa: F401  (the detector and the model load it anyway: its share, apart)
+    if torch_step:
+        import torch  # noqa: F401  (the pose model loads it anyway: its share, apart)
 
-    note("+ import torch", **loaded())
+        note("+ import torch", **loaded())
     import openvino  # noqa: F401
 
     note("+ import openvino", **loaded())
     from transpose_live.detect import create_detector
     from transpose_live.live.run import load_estimator
     from transpose_live.live.spec import RunSpec
-    from transpose_live.model.device import resolve_device
+    from transpose_live.model.device import resolve_device_name
 
     spec = RunSpec.from_options(None, **(options or {}))
-    detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
+    detector = create_detector(spec.detector, device=resolve_device_name(spec.device), tiles=spec.detect_tiles)
     note(f"+ detector ({spec.detector})", **loaded())
     estimator = load_estimator(spec)
     if not padding:
@@ -173,12 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1,4,16,32",
                         help="persons per forward pass, run one after another (e.g. 1,2,3,4,5,6,7,8,10,12,16)")
     parser.add_argument("--rounds", type=int, default=1, help="times over --sizes")
+    parser.add_argument("--no-torch-step", action="store_true",
+                        help="no 'import torch' step: torch loads where the run first needs it")
     parser.add_argument("--no-padding", action="store_true",
                         help="run the forward passes unpadded (to compare with the padded default)")
     args = parser.parse_args(argv)
     sizes = tuple(int(n) for n in args.sizes.split(","))
     rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video, sizes=sizes,
-                  rounds=args.rounds, padding=not args.no_padding)
+                  rounds=args.rounds, padding=not args.no_padding, torch_step=not args.no_torch_step)
     sys.stdout.write(json.dumps({"stages": rows, "by_mapping": rss_by_mapping()}, indent=1) + "\n")
 
 

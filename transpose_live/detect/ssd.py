@@ -18,6 +18,7 @@ else OpenCV (which alone also runs other input sizes).
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -87,6 +88,13 @@ def network_size(input_size: int | tuple[int, int], width: int, height: int) -> 
     return (long, input_size) if width >= height else (input_size, long)
 
 
+def _torch_threads() -> int | None:
+    """torch's thread count where torch is already loaded (the count the engines have always used), else None:
+    OpenVINO's own default (the physical cores); torch is not loaded for a number."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 class SSDDetector:
     """Persons from SSD-MobileNet-v2. `input_size` is a fixed (w, h) every frame is squashed to, as in training
     (300x300, the default), or an int short side that keeps the frame's aspect (300 → 4:3 video at 416x300).
@@ -120,15 +128,13 @@ class SSDDetector:
         # the network engines: RGB (h, w, 3) at the network size -> (boxes (N, 4) x1 y1 x2 y2 in 0..1, scores (N, C))
         self._network: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
         if self.engine in ("openvino", "torch"):
-            import torch  # deferred: only the network engines load torch (for a CUDA device, or the thread count)
-
             if self.engine == "torch":
-                from transpose_live.detect.ssd_torch import TorchSSD  # deferred: torch, as above
+                from transpose_live.detect.ssd_torch import TorchSSD  # deferred: only this engine loads torch
 
                 self._network = TorchSSD(graph, self.device, file=torch_weights)
             else:
                 assert graph is not None   # found: only the torch engine runs from its weights alone
-                self._network = OpenVinoSSD(graph, threads or torch.get_num_threads())
+                self._network = OpenVinoSSD(graph, threads or _torch_threads())
             return
         assert graph is not None and text is not None   # found: the opencv engine runs the graph files
         self._graph, self._text = graph.read_bytes(), text.read_bytes()

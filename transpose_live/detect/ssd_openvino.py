@@ -160,11 +160,12 @@ class OpenVinoSSD:
     """`(rgb (300, 300, 3) uint8) -> (boxes (1917, 4) x1, y1, x2, y2 in 0..1, scores (1917, 2))`: the scores'
     columns are KEPT_CLASSES (background, person)."""
 
-    def __init__(self, graph: Path, threads: int):
+    def __init__(self, graph: Path, threads: int | None):
         xml = ir_cache_path(graph)
         core = shared_core()
-        settings = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                    "INFERENCE_PRECISION_HINT": "f32"}
+        settings: dict = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:   # else OpenVINO's default for the latency hint (the physical cores)
+            settings["INFERENCE_NUM_THREADS"] = int(threads)
         try:
             if not xml.is_file():
                 convert(graph, xml)

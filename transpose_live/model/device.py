@@ -6,7 +6,10 @@ option gives the same answer and the same one-line error everywhere.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
+import sys
 
 from transpose_live.errors import TransposeLiveError
 
@@ -20,6 +23,30 @@ def check_device_name(device: object) -> str:
     if not _PATTERN.match(text):
         raise TransposeLiveError(f"unknown device {device!r}; use {DEVICE_CHOICES}")
     return text
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_driver_present() -> bool:
+    """Whether this machine has the CUDA driver library, which torch.cuda.is_available() asks for the device
+    count (the runtime dlopens libcuda.so.1 / nvcuda.dll; without it the count is 0 and auto is the CPU).
+    Loading it is what torch would do anyway where it exists; where it does not, torch need not load."""
+    if sys.platform == "darwin":
+        return False
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def resolve_device_name(device="auto") -> str:
+    """str(resolve_device(device)), without importing torch where the answer is the CPU anyway: "cpu", and
+    "auto" on a machine without the CUDA driver. For callers that only pass the name on (the detector)."""
+    name = str(device).strip().lower() if device is not None else ""
+    if "torch" not in sys.modules and check_device_name(name) in ("auto", "cpu"):
+        if name == "cpu" or not cuda_driver_present():
+            return "cpu"
+    return str(resolve_device(device))
 
 
 def resolve_device(device="auto"):
@@ -44,4 +71,4 @@ def resolve_device(device="auto"):
     return dev
 
 
-__all__ = ["DEVICE_CHOICES", "check_device_name", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "check_device_name", "resolve_device", "resolve_device_name", "cuda_driver_present"]

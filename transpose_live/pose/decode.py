@@ -7,9 +7,10 @@ in the official dtypes (float32 heatmaps, float64 blur) so results match it to f
 
 from __future__ import annotations
 
+import sys
+
 import cv2
 import numpy as np
-import torch
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.pose.preprocess import get_affine_transform
@@ -18,9 +19,17 @@ from transpose_live.skeleton import FLIP_INDEX
 BLUR_KERNEL = 11   # TEST.BLUR_KERNEL of every TransPose config
 
 
+def _is_tensor(x) -> bool:
+    """A torch tensor? (torch is not imported for it: a tensor exists only where torch already is)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _as_heatmaps(heatmaps) -> np.ndarray:
     """float32 (B, J, H, W) numpy view or copy of numpy or torch heatmaps (decoding never writes to it)."""
-    if isinstance(heatmaps, torch.Tensor):
+    if _is_tensor(heatmaps):
+        import torch  # deferred: already loaded (the tensor is torch's); numpy heatmaps need no torch
+
         heatmaps = heatmaps.detach().to("cpu", torch.float32).numpy()
     hm = np.asarray(heatmaps, dtype=np.float32)
     if hm.ndim != 4:
@@ -154,7 +163,9 @@ def flip_back(heatmaps):
         raise TransposeLiveError(
             f"flip_back needs (B, {len(FLIP_INDEX)}, H, W) heatmaps, got shape {tuple(heatmaps.shape)}"
         )
-    if isinstance(heatmaps, torch.Tensor):
+    if _is_tensor(heatmaps):
+        import torch  # deferred: already loaded, as above
+
         index = torch.tensor(FLIP_INDEX, device=heatmaps.device)
         return heatmaps.index_select(1, index).flip(3)
     return np.ascontiguousarray(np.asarray(heatmaps)[:, list(FLIP_INDEX), :, ::-1])
