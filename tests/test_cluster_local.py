@@ -18,6 +18,7 @@ import pytest
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.monitor.cluster.connect import LOOPBACK, loopback_environment
+from transpose_live.monitor.cluster.driver import CAMERA_NICE
 
 import rtsp_server
 from helpers import wait_until
@@ -116,7 +117,8 @@ def monitor(ray_session, server, loud_weights, tmp_path_factory):
     cameras = [CameraConfig(c, server.url(f"/{c}")) for c in CAMERAS]
     pictures: dict[str, Pictures] = {}
     more = [lambda camera: [lambda source: pictures.setdefault(camera.name, Pictures())]]
-    running = ClusterMonitor(cameras, spec, Outputs(logs, more=more), {"timeout": 5.0}, replicas=1, pose_cpus=0.5)
+    running = ClusterMonitor(cameras, spec, Outputs(logs, more=more), {"timeout": 5.0}, replicas=1, pose_cpus=0.5,
+                             camera_nice=CAMERA_NICE)
     running.logs, running.pictures = logs, pictures
     running.start()
     assert wait_until(lambda: all(frames(running, c) >= 5 for c in CAMERAS), 120, 0.2), running.status()
@@ -174,7 +176,7 @@ def test_a_killed_camera_worker_comes_back_in_a_new_id_range(monitor):
     door = monitor.views[0]
     pid, before_other = door.pid, frames(monitor, "yard")
     os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
+    killed, killed_at = time.monotonic(), time.time()
     assert wait_until(lambda: row(monitor, "door")["restarts"] == 1 and door.frames_now >= 5, 60, 0.1), \
         monitor.status()
     back_s = time.monotonic() - killed
@@ -187,6 +189,20 @@ def test_a_killed_camera_worker_comes_back_in_a_new_id_range(monitor):
     last_restart = max(i for i, r in enumerate(lines) if r.get("event") == "worker_restarted")
     assert ids_seen(lines[last_restart:]) and min(ids_seen(lines[last_restart:])) > 1_000_000
     assert back_s < 30, back_s
+    steps = door.row["timeline"]          # the new worker's start-up, in seconds after its process began
+    assert killed_at - 1 < steps["process"] < killed_at + back_s
+    assert 0 < steps["constructor"] < steps["imports"] < steps["model_ready"] < steps["first_call"] \
+        < steps["first_frame"] < back_s
+    assert steps["stream_open"] < steps["first_call"]
+    # the process started under `nice`: none of its threads runs above Ray's worker niceness (15); the import
+    # thread ran lowered and is gone, and its priority went to no other Python thread (they are named after
+    # the actor: ray::CameraWorker...; Ray's C++ threads have names of their own)
+    threads = {task.name: (Path(task, "comm").read_text().strip(),
+                           int(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[16]))
+               for task in Path(f"/proc/{door.pid}/task").iterdir()}
+    assert min(nice for _, nice in threads.values()) >= CAMERA_NICE, threads
+    python_threads = {nice for name, nice in threads.values() if name.startswith("ray::")}
+    assert python_threads == {threads[str(door.pid)][1]}, threads
 
 
 def test_a_killed_model_replica_costs_no_camera_its_tracks(monitor, ray_session):

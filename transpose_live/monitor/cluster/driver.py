@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ POLL_S = 0.25           # the driver empties the workers' outboxes this often
 POLL_WAIT_S = 2.0       # a poll waits this long for a worker's answer
 READY_S = 120.0         # every worker must be up within this (a cold node pulls and imports)
 CAMERA_CPUS = 0.25
+CAMERA_NICE = 15        # --cluster local: a camera worker's process starts at Ray's worker niceness
 STOP_S = 3.0
 
 
@@ -119,6 +122,14 @@ def decode_jpeg(data: bytes):
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
+def camera_runtime_env(nice: int) -> dict:
+    """Camera worker processes started under `nice -n NICE` (this interpreter: --cluster local only, where it
+    is the workers' own). Ray lowers a worker's Python threads to nice 15 only once it has connected; the
+    process's start and `import ray` before that ran at the node's normal priority, 28x the CPU weight of the
+    running cameras and model (docs/scaling.md). Ray's own +15 then takes the Python threads to 19."""
+    return {"py_executable": f"nice -n {int(nice)} {shlex.quote(sys.executable)}"}
+
+
 def local_cpus(cameras: int, replicas: int | None, pose_cpus: float, camera_cpus: float, detector: bool) -> int:
     """Logical CPUs for a local instance: this machine's, or what the workers and replicas reserve if more
     (reservations are only the scheduler's bookkeeping; they share the same cores as threads would)."""
@@ -132,7 +143,7 @@ class ClusterMonitor:
     def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict,
                  address: ClusterAddress | None = None, replicas: int | None = None,
                  camera_cpus: float = CAMERA_CPUS, pose_cpus: float = 1.0,
-                 on_event: Callable[[str, dict], None] | None = None):
+                 on_event: Callable[[str, dict], None] | None = None, camera_nice: int | None = None):
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
         self.t0 = time.monotonic()
@@ -143,6 +154,8 @@ class ClusterMonitor:
                                        outputs.segment_minutes, outputs.down_seconds, dict(source_options))
         outputs.log_dir.mkdir(parents=True, exist_ok=True)
         self.camera_cpus = float(camera_cpus)
+        local = address is not None and address.kind == LOCAL
+        self.camera_nice = int(camera_nice if camera_nice is not None else CAMERA_NICE if local else 0)
         self.on_event = on_event
         self.replicas: dict[str, tuple[int, int]] = {}   # replica -> (forward passes, crops) as last reported
         self._stop = threading.Event()
@@ -185,10 +198,13 @@ class ClusterMonitor:
 
         self.ranges, ranges_name = start_ranges()
         actor = ray.remote(CameraWorker)
+        options: dict = {"num_cpus": self.camera_cpus, "max_restarts": -1, "max_task_retries": 0,
+                         "scheduling_strategy": "SPREAD"}
+        if self.camera_nice:
+            options["runtime_env"] = camera_runtime_env(self.camera_nice)
         for view in self.views:
-            view.worker = actor.options(num_cpus=self.camera_cpus, max_restarts=-1, max_task_retries=0,
-                                        scheduling_strategy="SPREAD").remote(
-                view.config, self.spec, self.services, self.settings, ranges_name)
+            view.worker = actor.options(**options).remote(view.config, self.spec, self.services, self.settings,
+                                                          ranges_name)
         answers = ray.get([view.worker.ready.remote() for view in self.views], timeout=READY_S)
         for view in self.views:
             for sink in view.sinks:
@@ -374,4 +390,5 @@ class ClusterMonitor:
             self._connected = False
 
 
-__all__ = ["ClusterMonitor", "CameraView", "ModelStats", "local_cpus", "CAMERA_CPUS", "POLL_S"]
+__all__ = ["ClusterMonitor", "CameraView", "ModelStats", "local_cpus", "camera_runtime_env", "CAMERA_CPUS",
+           "CAMERA_NICE", "POLL_S"]

@@ -1,13 +1,16 @@
 """In-process `monitor` against `monitor --cluster local` on the same cameras and cores, then recovery times:
 
     python -m transpose_live.monitor.cluster.measure URL [URL...] [--cameras 8] [--seconds 30] [--detector none]
+        [--kills 1] [--only in-process|cluster]
 
 With one URL and --cameras N, N cameras read that URL. For each mode: total fps over the window (after a
 warm-up), mean crops per model forward pass over the window, latency p50/p95 (capture to output, the mean of
 the cameras'), RSS of this process and all its children (Ray's processes in cluster mode), cold start (from
-nothing to every camera's first frame). Then in cluster mode: a camera worker SIGKILLed (seconds to its
-first frame again at the driver, the other cameras' fps in the 10 s after against the 10 s before) and the
-pose model replica killed (seconds until every camera has a new frame). Prints one JSON object.
+nothing to every camera's first frame), the load average. Then in cluster mode: a camera worker SIGKILLed
+(seconds to its first frame again at the driver, the phases of its restart, the other cameras' fps in the
+10 s after against the 10 s before; --kills N: N cameras one after another, with the means) and the pose model
+replica killed (seconds until every camera has a new frame). Prints one JSON object, with the cluster's total
+fps over the in-process one (fps_ratio) when both ran.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ def in_process(cameras: list[CameraConfig], spec: RunSpec, seconds: float, optio
         monitor.stop()
 
 
-def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict) -> dict:
+def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict, kills: int = 1,
+            camera_nice: int | None = None) -> dict:
     import ray  # deferred: Ray is an optional extra
 
     from transpose_live.monitor.cluster.address import parse_cluster
@@ -112,7 +116,8 @@ def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options:
 
     t0 = time.monotonic()
     monitor = ClusterMonitor(cameras, spec, Outputs(Path(tempfile.mkdtemp(prefix="measure-logs-"))), options,
-                             address=parse_cluster("local"), replicas=1, pose_cpus=float(os.cpu_count() or 1))
+                             address=parse_cluster("local"), replicas=1, pose_cpus=float(os.cpu_count() or 1),
+                             camera_nice=camera_nice)
     try:
         monitor.start()
         wait_for(lambda: all(v.frames_now > 0 for v in monitor.views), 300)
@@ -124,16 +129,37 @@ def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options:
             return stats.forwards, stats.crops
 
         result = {"cold_start_s": round(cold, 1), **window(monitor, seconds, batches)}
-        result.update(kill_worker(monitor))
+        rounds = [kill_worker(monitor, i % len(monitor.views)) for i in range(max(1, kills))]
+        result.update(rounds[0])
+        if len(rounds) > 1:       # one camera after another: the rounds, and their means
+            result["worker_kills"] = rounds
+            for key in ("worker_kill_first_frame_s", "others_fps_ratio"):
+                values = [r[key] for r in rounds if r[key] is not None]
+                result[f"{key}_mean"] = round(statistics.mean(values), 3) if values else None
         result.update(kill_replica(monitor, ray))
         return result
     finally:
         monitor.stop()
 
 
-def kill_worker(monitor) -> dict:
-    """SIGKILL the first camera's worker: seconds to its first frame again; the others' fps after / before."""
-    victim, others = monitor.views[0], monitor.views[1:]
+def restart_phases(timeline: dict, killed: float, seen: float) -> dict:
+    """A restart's phases in seconds: the kill to the new process (Ray), then the new worker's start-up steps
+    in the order they ended (StartTimeline; the stream's opening runs beside the imports and the model's
+    first answer, so a step's time is from the step that ended before it), then its first frame to the
+    driver's poll."""
+    phases = {"ray_new_process": round(timeline["process"] - killed, 2)}
+    last, at = "process", 0.0
+    for step, t in sorted(((k, v) for k, v in timeline.items() if k != "process"), key=lambda kv: kv[1]):
+        phases[f"{last}->{step}"] = round(t - at, 2)
+        last, at = step, t
+    phases["driver_saw_it"] = round(seen - (timeline["process"] + at), 2)
+    return phases
+
+
+def kill_worker(monitor, index: int = 0) -> dict:
+    """SIGKILL a camera's worker: seconds to its first frame again and the phases of its restart; the other
+    cameras' fps in the 10 s after against the 10 s before."""
+    victim, others = monitor.views[index], monitor.views[:index] + monitor.views[index + 1:]
 
     def others_frames() -> int:
         return sum(v.frames for v in others)
@@ -143,15 +169,18 @@ def kill_worker(monitor) -> dict:
     before = (others_frames() - before0) / WINDOW_S
     start = victim.start
     os.kill(victim.pid, signal.SIGKILL)
-    t = time.monotonic()
+    t, killed = time.monotonic(), time.time()
     after0 = others_frames()
     back = wait_for(lambda: victim.start > start and victim.frames_now > 0, 120, 0.05)
     back_s = time.monotonic() - t
+    timeline = victim.row.get("timeline") if back else None
+    phases = restart_phases(timeline, killed, killed + back_s) if timeline else None
     time.sleep(max(0.0, WINDOW_S - back_s))
     after = (others_frames() - after0) / max(WINDOW_S, back_s)
-    return {"worker_kill_first_frame_s": round(back_s, 1) if back else None,
+    return {"worker_kill_first_frame_s": round(back_s, 1) if back else None, "worker_restart_phases_s": phases,
             "others_fps_before": round(before, 2), "others_fps_after": round(after, 2),
-            "others_fps_ratio": round(after / before, 3) if before else None}
+            "others_fps_ratio": round(after / before, 3) if before else None,
+            "load_avg_at_kill": round(os.getloadavg()[0], 1)}
 
 
 def kill_replica(monitor, ray) -> dict:
@@ -178,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--detector", default="none")
     parser.add_argument("--only", choices=("in-process", "cluster"), default=None)
+    parser.add_argument("--kills", type=int, default=1, help="camera workers killed one after another")
+    parser.add_argument("--camera-nice", type=int, default=None,
+                        help="camera workers' processes start at this nice value (default: the driver's, 15)")
     args = parser.parse_args(argv)
     from transpose_live.monitor.cluster.connect import loopback_environment
 
@@ -187,11 +219,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = RunSpec.from_options(model=args.model, detector=args.detector, device="cpu")
     options = {"timeout": 10.0}
     out: dict = {"cameras": count, "seconds": args.seconds, "model": args.model, "detector": args.detector,
-                 "cpus": os.cpu_count()}
+                 "cpus": os.cpu_count(), "camera_nice": args.camera_nice}
     if args.only in (None, "in-process"):
         out["in_process"] = in_process(cameras, spec, args.seconds, options)
     if args.only in (None, "cluster"):
-        out["cluster_local"] = cluster(cameras, spec, args.seconds, options)
+        out["cluster_local"] = cluster(cameras, spec, args.seconds, options, args.kills,
+                                       args.camera_nice)
     if "in_process" in out and "cluster_local" in out and out["in_process"]["total_fps"]:
         out["fps_ratio"] = round(out["cluster_local"]["total_fps"] / out["in_process"]["total_fps"], 3)
     sys.stdout.write(json.dumps(out, indent=2) + "\n")

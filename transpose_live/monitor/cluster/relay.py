@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class CameraRelay(Sink, EventSink, Abortable):
 
     def __init__(self, outbox: Outbox, keeper: FrameKeeper, spec: RunSpec, offset: int, events,
                  recorder=None, restarted: bool = False, started: float = 0.0,
-                 input_size: tuple[int, int] | None = None):
+                 input_size: tuple[int, int] | None = None, on_first: Callable[[], None] | None = None):
         self.outbox = outbox
         self.keeper = keeper
         self.spec = spec
@@ -132,6 +132,7 @@ class CameraRelay(Sink, EventSink, Abortable):
         self.restarted = restarted
         self.started = started
         self.input_size = input_size
+        self.on_first = on_first                  # told with the first frame (the worker's start-up timeline)
         self.attention = bool(spec.attention)     # draw the dependency areas (the web view's toggle)
         self.persons = 0
         self.drawn = 0                            # frames kept as the newest (the driver asks for new ones)
@@ -154,6 +155,8 @@ class CameraRelay(Sink, EventSink, Abortable):
         drawable = shift_ids(result, self.offset, keep_attention=True) if self.attention else shifted
         if self._first:
             self._first = False
+            if self.on_first is not None:
+                self.on_first()
             if self.restarted:
                 self.outbox.event({"event": "stream_back", "after": "worker_restarted",
                                    "down_s": round(time.monotonic() - self.started, 3), "reconnects": 0})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -69,16 +69,27 @@ class Retrying:
 
 
 class RemoteEstimator:
-    """PoseEstimator.estimate's face: crops cut here, poses found by the PoseModel service."""
+    """PoseEstimator.estimate's face: crops cut here, poses found by the PoseModel service. `connect()` makes
+    the service's handle, on first use (it imports Ray Serve: a worker's start-up does that beside opening its
+    stream, not in its constructor)."""
 
-    def __init__(self, handle, image_size: tuple[int, int], max_crops: int, flip: bool = False):
-        self.handle = handle
+    def __init__(self, connect: Callable[[], Any], image_size: tuple[int, int], max_crops: int,
+                 flip: bool = False):
+        self.connect = connect
+        self._handle: Any = None
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.max_crops = int(max_crops)
         self.flip = bool(flip)
         self.call = Retrying("pose model")
         self.crops = 0
+        self.first_call: float | None = None    # wall-clock time of the first frame's call (start-up timeline)
         self.replicas: dict[str, tuple[int, int]] = {}     # replica -> its (forwards, crops) when it last answered
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            self._handle = self.connect()
+        return self._handle
 
     def warm_up(self) -> None:
         """Before the first frame: the handle finds its replicas, the cropping code is loaded."""
@@ -86,6 +97,8 @@ class RemoteEstimator:
         cut_crops(np.zeros((8, 8, 3), np.uint8), [[0, 0, 8, 8]], None, self.image_size)
 
     def estimate(self, frame_bgr: np.ndarray, boxes=None, box_scores=None, attention: bool = False) -> list[Pose]:
+        if self.first_call is None:
+            self.first_call = time.time()
         batch = cut_crops(frame_bgr, boxes, box_scores, self.image_size, attention, self.flip)
         poses: list[Pose] = []
         for start in range(0, len(batch), self.max_crops):
@@ -100,11 +113,18 @@ class RemoteEstimator:
 
 
 class RemoteDetector(Detector):
-    """Detector's face over the PersonDetector service."""
+    """Detector's face over the PersonDetector service (its handle made on first use, as RemoteEstimator's)."""
 
-    def __init__(self, handle):
-        self.handle = handle
+    def __init__(self, connect: Callable[[], Any]):
+        self.connect = connect
+        self._handle: Any = None
         self.call = Retrying("detector")
+
+    @property
+    def handle(self) -> Any:
+        if self._handle is None:
+            self._handle = self.connect()
+        return self._handle
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         return self.call(self.handle.detect, frame_bgr)

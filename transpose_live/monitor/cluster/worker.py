@@ -29,13 +29,16 @@ from transpose_live.monitor.cameras import CameraConfig
 from transpose_live.monitor.cluster.deploy import Services
 from transpose_live.monitor.cluster.relay import ID_RANGE, CameraRelay, FrameKeeper, Outbox
 from transpose_live.monitor.cluster.remote import RemoteDetector, RemoteEstimator
+from transpose_live.monitor.cluster.startup import StartTimeline, lower_this_thread
 from transpose_live.monitor.events import PoseEvents
 from transpose_live.monitor.runner import camera_state
 
 log = logging.getLogger(__name__)
+IMPORTED = time.time()     # this module and what it needs are imported (a start-up step: StartTimeline)
 
 STOP_S = 3.0
 STATS_EVERY_S = 10.0   # a {"event": "stats"} line this often, as in-process
+REOPEN_S = 5.0         # a stream opened this long before the model was ready is opened again (unread meanwhile)
 
 
 @dataclass(frozen=True)
@@ -69,16 +72,21 @@ class CameraWorker:
         import ray  # deferred: Ray is an optional extra
 
         self.started = time.monotonic()
+        self.timeline = StartTimeline()
+        self.timeline.marks["imported"] = IMPORTED
+        self.timeline.mark("constructor")
         self.camera = camera
         self.spec = spec.replace(detect_every=camera.detect_every or spec.detect_every)
         self.settings = settings
         book: Any = ray.get_actor(ranges)   # by name: an actor handle among the arguments would pin them
         start: Any = ray.get(book.start.remote(camera.name))
         self.start_number = int(start)      # 0, or the restarts so far
+        self.timeline.mark("id_range")
         self.node = ray.util.get_node_ip_address()
         self.node_id = ray.get_runtime_context().get_node_id()
         self.outbox = Outbox()
-        self.estimator = RemoteEstimator(services.pose(), services.image_size, services.max_crops, spec.flip)
+        # the handles are made on first use, in the start-up thread (making one imports Ray Serve)
+        self.estimator = RemoteEstimator(services.pose, services.image_size, services.max_crops, spec.flip)
         self.detector = MaskedDetector(self._detector(services), camera.mask)
         self.source: Source | None = None
         self.pipeline: Pipeline | None = None
@@ -86,6 +94,7 @@ class CameraWorker:
         self.error: str | None = None
         self._stopped = threading.Event()
         self._jpeg_of = 0
+        self.opened_at = 0.0
         self.recording = bool(settings.record_dir and camera.record)
         self.record_problem = record_dir_problem(settings.record_dir) if self.recording and settings.record_dir \
             else None
@@ -100,9 +109,8 @@ class CameraWorker:
 
     @staticmethod
     def _detector(services: Services) -> Detector:
-        handle = services.detector()
-        if handle is not None:
-            return RemoteDetector(handle)
+        if services.detector_app is not None:
+            return RemoteDetector(services.detector)
         from transpose_live.detect.whole_frame import WholeFrameDetector
 
         return WholeFrameDetector()     # --detector none: the whole frame, found here
@@ -110,28 +118,67 @@ class CameraWorker:
     # ------------------------------------------------------------------------------------------- run
 
     def _run(self) -> None:
+        """Start-up, then the pipeline. The stream opens (mostly waiting on the network and a key frame) while
+        the heavy imports run at a lower CPU priority (the running cameras on this node keep theirs) and
+        the pose service is asked for; docs/scaling.md has the phases measured."""
         try:
-            if self._model_ready():
-                self._open_and_run()
+            imports = threading.Thread(target=self._preload, name=f"camera-{self.camera.name}-imports",
+                                       daemon=True)
+            imports.start()
+            opened: list = []
+            opener = threading.Thread(target=self._open, args=(opened,), name=f"camera-{self.camera.name}-open",
+                                      daemon=True)
+            opener.start()
+            imports.join()
+            ready = self._model_ready()
+            opener.join()
+            if isinstance(opened[0], BaseException):
+                raise opened[0]
+            source = opened[0]
+            if ready and time.monotonic() - self.opened_at > REOPEN_S:
+                source.close()          # left unread too long (the model was away): a fresh connection
+                source = open_source(self.camera.url, **self.settings.source_options)
+            if ready and source is not None:
+                self._run_pipeline(source)
+            elif source is not None:
+                source.close()
         except TransposeLiveError as exc:
             self.error = str(exc)
         except Exception as exc:             # a bug must not pass silently: it is this camera's error
             log.exception("camera %s failed", self.camera.name)
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def _preload(self) -> None:
+        """What the first frame would import otherwise (Ray Serve for the handles: ~1 s; the pipeline's
+        smoothing, filterpy and scipy: ~1.4 s on 2 busy cores), in this thread at a lower priority."""
+        lower_this_thread()
+        from ray import serve  # noqa: F401  # deferred: the handles' import, here beside the stream's opening
+
+        from transpose_live.live import smoothing  # noqa: F401  # deferred: filterpy and scipy, likewise
+        self.timeline.mark("imports")
+
+    def _open(self, opened: list) -> None:
+        try:
+            source = open_source(self.camera.url, **self.settings.source_options)
+            self.timeline.mark("stream_open")
+            self.opened_at = time.monotonic()
+            opened.append(source)
+        except BaseException as exc:       # handed to the camera's thread, which reports it
+            opened.append(exc)
+
     def _model_ready(self) -> bool:
-        """Wait for the pose service before the stream opens (after a node loss it may be restarting too);
-        never in the constructor: a constructor that fails is a worker Ray does not restart."""
+        """Wait for the pose service (after a node loss it may be restarting too); never in the constructor: a
+        constructor that fails is a worker Ray does not restart."""
         while not self._stopped.is_set():
             try:
                 self.estimator.warm_up()
+                self.timeline.mark("model_ready")
                 return True
             except TransposeLiveError as exc:
                 log.warning("camera %s: %s; still waiting", self.camera.name, exc)
         return False
 
-    def _open_and_run(self) -> None:
-        source = open_source(self.camera.url, **self.settings.source_options)
+    def _run_pipeline(self, source: Source) -> None:
         self.source = source
         if self._stopped.is_set():
             source.close()
@@ -143,7 +190,8 @@ class CameraWorker:
                                      PoseEvents(down_seconds=self.settings.down_seconds,
                                                 ignore_down=self.camera.ignore_down), self._recorder(source),
                                      restarted=self.start_number > 0, started=self.started,
-                                     input_size=self.estimator.image_size)
+                                     input_size=self.estimator.image_size,
+                                     on_first=lambda: self.timeline.mark("first_frame"))
             pipeline = self.pipeline = Pipeline(keeper, self.spec, [self.relay], estimator=self.estimator,
                                                 detector=self.detector, stats_every=STATS_EVERY_S)
             if not self._stopped.is_set():
@@ -178,6 +226,8 @@ class CameraWorker:
             self._jpeg_of = self.relay.drawn
             jpeg = self.relay.newest_jpeg()
         stats = self.pipeline.stats_snapshot() if self.pipeline is not None else None
+        if self.estimator.first_call is not None:
+            self.timeline.marks.setdefault("first_call", self.estimator.first_call)
         return {"start": self.start_number, "node": self.node, "node_id": self.node_id, "pid": os.getpid(),
                 "state": self.state,
                 "frames": stats.frames_processed if stats else 0, "dropped": stats.frames_dropped if stats else 0,
@@ -187,7 +237,8 @@ class CameraWorker:
                 "reconnects": getattr(self.source, "reconnects", 0), "error": self.error,
                 "items": self.outbox.take(), "replicas": dict(self.estimator.replicas),
                 "retries": self.estimator.call.retries, "summaries_lost": self.outbox.frames_lost,
-                "attention": self.relay.attention if self.relay is not None else self.spec.attention, "jpeg": jpeg}
+                "attention": self.relay.attention if self.relay is not None else self.spec.attention, "jpeg": jpeg,
+                "timeline": self.timeline.offsets()}
 
     def newest_jpeg(self) -> bytes | None:
         return self.relay.newest_jpeg() if self.relay is not None else None
