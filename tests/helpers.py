@@ -539,3 +539,24 @@ class ScriptedStream:
 
     def close(self) -> None:
         pass
+
+
+RAY_MISSING = "needs Ray (pip install 'transpose-live[cluster]'; the dev extra has it)"
+
+
+def ray_on_loopback() -> str | None:
+    """For the `monitor --cluster` tests, at their import: sets what keeps a local Ray on 127.0.0.1 before Ray is
+    first imported in this process. The reason those tests must skip when Ray was imported before without it
+    (its instance would listen on the network), else None (None too without Ray: they skip on RAY_MISSING)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return None
+    from transpose_live.errors import TransposeLiveError
+    from transpose_live.monitor.cluster.connect import loopback_environment
+
+    try:
+        loopback_environment()
+    except TransposeLiveError as exc:
+        return str(exc)
+    return None

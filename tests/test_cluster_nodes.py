@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from transpose_live.errors import TransposeLiveError
-from transpose_live.monitor.cluster.connect import loopback_environment
-
 import rtsp_server
-from helpers import wait_until
+from helpers import RAY_MISSING, ray_on_loopback, wait_until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                 reason="needs Ray (pip install 'transpose-live[cluster]'; the dev extra has it)")]
-LOOPBACK_PROBLEM = None
-if importlib.util.find_spec("ray") is not None:
-    try:
-        loopback_environment()          # before Ray is first imported in this process
-    except TransposeLiveError as exc:   # another module imported Ray first: this one would not be on loopback
-        LOOPBACK_PROBLEM = str(exc)
+                                 reason=RAY_MISSING)]
+LOOPBACK_PROBLEM = ray_on_loopback()     # before Ray is first imported in this process
 
 CAMERAS = ("door", "yard")
 
