@@ -40,7 +40,7 @@ POLL_S = 0.25           # the driver empties the workers' outboxes this often
 POLL_WAIT_S = 2.0       # a poll waits this long for a worker's answer
 READY_S = 120.0         # every worker must be up within this (a cold node pulls and imports)
 CAMERA_CPUS = 0.25
-CAMERA_NICE = 15        # --cluster local: a camera worker's process starts at Ray's worker niceness
+CAMERA_NICE = 15        # --cluster local: a camera worker's process runs at Ray's worker niceness from its start
 STOP_S = 3.0
 
 
@@ -123,11 +123,13 @@ def decode_jpeg(data: bytes):
 
 
 def camera_runtime_env(nice: int) -> dict:
-    """Camera worker processes started under `nice -n NICE` (this interpreter: --cluster local only, where it
-    is the workers' own). Ray lowers a worker's Python threads to nice 15 only once it has connected; the
-    process's start and `import ray` before that ran at the node's normal priority, 28x the CPU weight of the
-    running cameras and model (docs/scaling.md). Ray's own +15 then takes the Python threads to 19."""
-    return {"py_executable": f"nice -n {int(nice)} {shlex.quote(sys.executable)}"}
+    """Camera worker processes that run at nice NICE from their first instruction (this interpreter under
+    `nice`: --cluster local only, where it is the workers' own). Ray lowers a worker to nice 15 itself
+    (RAY_worker_niceness), but only once the new process has connected: its start and `import ray` before that
+    ran at the node's normal priority, 28x the CPU weight of the running cameras and model (docs/scaling.md).
+    Ray's own step is then 0, so the worker stays at NICE (15: where Ray puts every worker, the replica too)."""
+    return {"py_executable": f"nice -n {int(nice)} {shlex.quote(sys.executable)}",
+            "env_vars": {"RAY_worker_niceness": "0"}}
 
 
 def local_cpus(cameras: int, replicas: int | None, pose_cpus: float, camera_cpus: float, detector: bool) -> int:
