@@ -4,10 +4,12 @@
   mapped (torch's, OpenVINO's, FFmpeg's, OpenCV's libraries ... and anonymous memory: heaps, arenas, weights,
   buffers). The soak reports it for the monitor at its end.
 - `stages()`: a fresh process loading what `monitor` loads, step by step, with its RSS after each step (the
-  imports, the detector, the pose model, its forward passes on 1, 4, 16 and 32 persons, a detector pass,
-  then N loopback cameras running on one shared model like the monitor's).
+  imports, the detector, the pose model, its forward passes through a SharedEstimator on 1, 4, 16 and 32
+  persons or `--sizes`, a detector pass, then N loopback cameras running on one shared model like the
+  monitor's).
 
-`python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON.
+`python -m transpose_live.bench.soak_memory --cameras 2` prints both as JSON; `--cameras 0 --sizes
+1,2,3,4,5,6,7,8,10,12,16 --rounds 2 [--no-padding]` measures the pose model's working memory alone.
 """
 
 from __future__ import annotations
@@ -110,10 +112,14 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     note(f"+ pose model ({spec.model}, backend {spec.backend})", **loaded())
     # the model's working memory is a high-water mark: it grows with each new batch size the runtime sees
     picture = np.zeros((576, 768, 3), np.uint8)
-    for round_ in range(rounds):
-        for persons in sizes:
-            estimator.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
-            note(f"+ a forward pass of {persons} person(s)" + (f", round {round_ + 1}" if rounds > 1 else ""))
+    # through a SharedEstimator as the monitor runs it: one pass of up to 32 crops (estimate alone cuts 16)
+    from transpose_live.pose.batching import SharedEstimator
+
+    with SharedEstimator(estimator) as shared:
+        for round_ in range(rounds):
+            for persons in sizes:
+                shared.estimate(picture, [[10.0 + 20 * i, 10.0, 100.0, 200.0] for i in range(persons)])
+                note(f"+ a forward pass of {persons} person(s)" + (f", round {round_ + 1}" if rounds > 1 else ""))
     detector.detect(picture)
     note("+ a detector pass")
     if cameras:

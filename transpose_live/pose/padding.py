@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-# powers of two; a pass of more rows runs as passes of 16 (chunks): the working memory grows with the rows of
-# one pass (the attention scores are materialised, ~6 MB a crop for the default model) while the CPU time per
-# crop hardly does, so 16 bounds it (8 crops with their mirrors under the flip test)
-BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16)
+# at most a third of a pass is padding (5 -> 6, 9 -> 12): on this 2-core CPU the time grows with the rows, and
+# padding to powers of two (5 -> 8) cost up to +74 % at ~30 MB less memory (docs/soak.md). A pass of more rows
+# runs as passes of 16 (chunks): the working memory grows with the rows of one pass (the attention scores are
+# materialised, ~6 MB a crop for the default model) while the CPU time per crop hardly does, so 16 bounds it
+# (8 crops with their mirrors under the flip test)
+BATCH_SIZES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
 
 def padded_size(n: int, sizes: tuple[int, ...] = BATCH_SIZES) -> int:
     """The smallest of `sizes` that holds n rows; past the largest, the next multiple of it."""
