@@ -40,7 +40,7 @@ POLL_S = 0.25           # the driver empties the workers' outboxes this often
 POLL_WAIT_S = 2.0       # a poll waits this long for a worker's answer
 READY_S = 120.0         # every worker must be up within this (a cold node pulls and imports)
 CAMERA_CPUS = 0.25
-CAMERA_NICE = 15        # --cluster local: a camera worker's process runs at Ray's worker niceness from its start
+CAMERA_NICE = 19        # --cluster local: camera workers' processes, from their start (the replica: Ray's 15)
 STOP_S = 3.0
 
 
@@ -124,10 +124,11 @@ def decode_jpeg(data: bytes):
 
 def camera_runtime_env(nice: int) -> dict:
     """Camera worker processes that run at nice NICE from their first instruction (this interpreter under
-    `nice`: --cluster local only, where it is the workers' own). Ray lowers a worker to nice 15 itself
-    (RAY_worker_niceness), but only once the new process has connected: its start and `import ray` before that
-    ran at the node's normal priority, 28x the CPU weight of the running cameras and model (docs/scaling.md).
-    Ray's own step is then 0, so the worker stays at NICE (15: where Ray puts every worker, the replica too)."""
+    `nice`: --cluster local only, where it is the workers' own), Ray's own step (RAY_worker_niceness) set to 0
+    for them. Ray lowers its workers to nice 15 itself, the pose replica too, but only once a new process has
+    connected: its start and `import ray` before that ran at the node's normal priority, 28x the CPU weight of
+    the running cameras and model. A camera worker below the replica restarts on the CPU the model leaves;
+    the running cameras' frame rate is the model's (docs/scaling.md)."""
     return {"py_executable": f"nice -n {int(nice)} {shlex.quote(sys.executable)}",
             "env_vars": {"RAY_worker_niceness": "0"}}
 

@@ -87,7 +87,8 @@ class CameraWorker:
         self.outbox = Outbox()
         # the handles are made on first use, in the start-up thread (making one imports Ray Serve)
         self.estimator = RemoteEstimator(services.pose, services.image_size, services.max_crops, spec.flip)
-        self.detector = MaskedDetector(self._detector(services), camera.mask)
+        self.remote_detector = self._detector(services)
+        self.detector = MaskedDetector(self.remote_detector, camera.mask)
         self.source: Source | None = None
         self.pipeline: Pipeline | None = None
         self.relay: CameraRelay | None = None
@@ -172,6 +173,8 @@ class CameraWorker:
         while not self._stopped.is_set():
             try:
                 self.estimator.warm_up()
+                if isinstance(self.remote_detector, RemoteDetector):
+                    _ = self.remote_detector.handle      # made now, not when the first frame needs it
                 self.timeline.mark("model_ready")
                 return True
             except TransposeLiveError as exc:
