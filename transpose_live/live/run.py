@@ -34,7 +34,7 @@ from transpose_live.media.redact import source_label
 from transpose_live.media.sinks.base import EventListener, Sink, abort_sink
 from transpose_live.media.sinks.outputs import SinkOpener, check_outputs, open_outputs
 from transpose_live.media.sinks.target import is_stream_path
-from transpose_live.model.device import resolve_device
+from transpose_live.model.device import resolve_device_name
 from transpose_live.progress import Progress, WarningsToProgress
 from transpose_live.types import FrameResult, Pose
 
@@ -107,7 +107,7 @@ def load_runner(spec: RunSpec | None = None, **options) -> PoseRunner:
     """Validate the options and load the model and the detector once."""
     spec = RunSpec.from_options(spec, **options)
     # a bad detector fails before the (slower) model loads; on a GPU the SSD runs there too
-    detector = create_detector(spec.detector, device=resolve_device(spec.device), tiles=spec.detect_tiles)
+    detector = create_detector(spec.detector, device=resolve_device_name(spec.device), tiles=spec.detect_tiles)
     return PoseRunner(spec, load_estimator(spec), detector)
 
 

@@ -16,7 +16,7 @@ from transpose_live.detect import parse_detector_spec
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model.backends import OPENVINO_PRECISIONS, check_backend_name, check_precision_name
 from transpose_live.model.config import parse_image_size
-from transpose_live.model.device import resolve_device
+from transpose_live.model.device import resolve_device_name
 
 # A person's score is its box score x its mean joint score (as in the COCO evaluation). Below this no
 # pose is output by any command: it drops the background crops the detector boxed with low confidence
@@ -93,7 +93,7 @@ class RunSpec:
             self.weights = str(self.weights)
             if not Path(self.weights).expanduser().is_file():
                 raise TransposeLiveError(f"weights file not found: {self.weights}")
-        self.device = str(resolve_device(self.device)) if self.device != "auto" else "auto"
+        self.device = resolve_device_name(self.device) if self.device != "auto" else "auto"
         self.backend = check_backend_name(self.backend)
         self.precision = check_precision_name(self.precision)
         if self.precision in OPENVINO_PRECISIONS and self.backend not in ("auto", "openvino"):

@@ -8,13 +8,19 @@ load_runner and the window's model picker, which all come through load_model, fe
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model import hub
-from transpose_live.model.config import PRESETS, parse_image_size
-from transpose_live.model.transpose import TransPose, create_model
+from transpose_live.model.backends.source import ModelSource
+from transpose_live.model.cache import file_sha256
+from transpose_live.model.config import PRESETS, get_config, parse_image_size
+
+if TYPE_CHECKING:
+    from transpose_live.model.transpose import TransPose
 
 
 def _preset_for(name: str) -> tuple[str, tuple[int, int] | None]:
@@ -39,6 +45,14 @@ def load_model(name: str | None = None, weights: str | os.PathLike | None = None
     weights: a checkpoint file; its architecture is `name`'s preset.
     image_size: (h, w) or "HxW" input size; None: the size the weights were trained at.
     """
+    return model_source(name, weights, image_size).module()
+
+
+def model_source(name: str | None = None, weights: str | os.PathLike | None = None,
+                 image_size: tuple[int, int] | str | None = None) -> ModelSource:
+    """What load_model would build, as a ModelSource: its config and an identity (the checkpoint file's
+    sha256 with the config) known without torch, the module built on first `.module()`. Where the size is
+    not known without reading the checkpoint (a preset's file, no image_size), the module is built here."""
     name = name or hub.DEFAULT_NAME
     if weights is not None:
         if name == hub.DEFAULT_NAME and hub.DEFAULT_NAME not in hub.entries():
@@ -58,7 +72,24 @@ def load_model(name: str | None = None, weights: str | os.PathLike | None = None
         entry = hub.get_entry(name)
         preset, trained_size = entry.preset, entry.image_size
     size = parse_image_size(image_size) if image_size is not None else trained_size
-    return create_model(preset, weights=path, image_size=size).eval()
+
+    def build() -> TransPose:
+        from transpose_live.model.transpose import create_model  # deferred: torch, only when the module is needed
+
+        return create_model(preset, weights=path, image_size=size).eval()
+
+    if size is None:     # the trained size is read off the checkpoint: build it now
+        module = build()
+        config = module.config
+    else:
+        config = get_config(preset).with_image_size(*size)   # what create_model sets as .config
+        module = None
+
+    def identity() -> str:
+        return hashlib.sha256(f"file:{file_sha256(path)}:{config!r}".encode()).hexdigest()
+
+    source = ModelSource(config, identity, build if module is None else (lambda: module))
+    return source
 
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "model_source"]

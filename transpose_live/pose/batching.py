@@ -18,14 +18,17 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model.config import ModelConfig
 from transpose_live.pose.estimator import BoxesLike, PoseEstimator, ScoresLike
 from transpose_live.types import Pose
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -46,23 +49,24 @@ class BatchStats:
 
 
 class _Request:
-    """One caller's crops (B, 3, H, W) waiting for the worker; `result()` blocks until answered."""
+    """One caller's crops (B, 3, H, W) waiting for the worker; `result()` blocks until answered. The arrays are
+    of the estimator's type (`PoseEstimator.arrays`: numpy on the graph runtimes, torch tensors on torch)."""
 
     __slots__ = ("x", "key", "submitted", "_done", "_hm", "_attn", "_error")
 
-    def __init__(self, x: torch.Tensor, key: tuple[bool, bool]):
+    def __init__(self, x: Any, key: tuple[bool, bool]):
         self.x = x
         self.key = key                      # (attention, flip): only equal keys share a forward pass
         self.submitted = time.monotonic()
         self._done = threading.Event()
-        self._hm: torch.Tensor | None = None
-        self._attn: torch.Tensor | None = None
+        self._hm: Any = None
+        self._attn: Any = None
         self._error: BaseException | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def finish(self, hm: torch.Tensor, attn: torch.Tensor | None) -> None:
+    def finish(self, hm: Any, attn: Any) -> None:
         self._hm, self._attn = hm, attn
         self._done.set()
 
@@ -71,7 +75,7 @@ class _Request:
             self._error = error
             self._done.set()
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def result(self) -> tuple[Any, Any]:
         self._done.wait()
         if self._error is not None:
             raise self._error
@@ -140,10 +144,14 @@ class SharedEstimator:
     def closed(self) -> bool:
         return self._closed
 
-    @torch.inference_mode()
     def estimate(self, frame_bgr: np.ndarray, boxes: BoxesLike = None, box_scores: ScoresLike = None,
                  attention: bool = False) -> list[Pose]:
         """PoseEstimator.estimate, with the forward pass shared with the other callers of this object."""
+        with self.estimator.arrays.inference():
+            return self._estimate(frame_bgr, boxes, box_scores, attention)
+
+    def _estimate(self, frame_bgr: np.ndarray, boxes: BoxesLike, box_scores: ScoresLike,
+                  attention: bool) -> list[Pose]:
         if self._closed:
             raise TransposeLiveError("the shared estimator is closed")
         est = self.estimator
@@ -179,7 +187,7 @@ class SharedEstimator:
 
     # ---------------------------------------------------------------------------- the worker
 
-    def _submit(self, x: torch.Tensor, key: tuple[bool, bool]) -> _Request:
+    def _submit(self, x: Any, key: tuple[bool, bool]) -> _Request:
         request = _Request(x, key)
         with self._cond:
             if self._closed:
@@ -219,7 +227,7 @@ class SharedEstimator:
         attention, flip = batch[0].key
         started = time.perf_counter()
         try:
-            x = torch.cat([r.x for r in batch]) if len(batch) > 1 else batch[0].x   # (B, 3, H, W)
+            x = self.estimator.arrays.cat([r.x for r in batch]) if len(batch) > 1 else batch[0].x   # (B, 3, H, W)
             hm, attn = self.estimator.forward(x, attention, flip=flip)
         except BaseException as err:   # the callers raise it in their own threads
             for r in batch:
@@ -239,7 +247,7 @@ class SharedEstimator:
 
     def _work(self) -> None:
         try:
-            with torch.inference_mode():
+            with self.estimator.arrays.inference():
                 while (batch := self._gather()) is not None:
                     self._run(batch)
         finally:   # however the worker ends, nobody is left waiting

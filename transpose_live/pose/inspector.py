@@ -90,7 +90,8 @@ class Inspection:
 def inspect_person(estimator, frame_bgr: np.ndarray, box: Sequence[float]) -> Inspection:
     """One forward pass of the person in `box` (x, y, w, h pixels) with every layer's attention."""
     persons = estimator.prepare(frame_bgr, [list(box)])
-    x = estimator.crop_inputs(persons).to(estimator.dtype)                 # (1, 3, H, W)
+    # the eager module's input (the estimator's crops are numpy on a graph runtime)
+    x = torch.as_tensor(estimator.crop_inputs(persons)).to(estimator.device, estimator.dtype)   # (1, 3, H, W)
     out = estimator.model(x, return_attention=True)
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TransposeLiveError("this model gives no attention maps (needs forward(x, return_attention=True))")

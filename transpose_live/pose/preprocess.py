@@ -128,13 +128,7 @@ def crop_batch(
     return crops
 
 
-def to_input_tensor(crops_rgb: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
-    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32, /255 then ImageNet mean/std (torchvision's ToTensor+Normalize).
-
-    With `device` the uint8 crops are moved first, so only a quarter of the bytes cross the bus.
-    """
-    import torch  # deferred: cutting crops (a camera worker of monitor --cluster) needs no torch
-
+def _check_crops(crops_rgb: np.ndarray) -> np.ndarray:
     crops = np.asarray(crops_rgb)
     if crops.ndim == 3:
         crops = crops[None]
@@ -142,6 +136,27 @@ def to_input_tensor(crops_rgb: np.ndarray, device: torch.device | str | None = N
         raise TransposeLiveError(
             f"crops must be (B, H, W, 3) uint8 RGB, got {tuple(crops.shape)} {crops.dtype}"
         )
+    return crops
+
+
+def to_input_array(crops_rgb: np.ndarray) -> np.ndarray:
+    """to_input_tensor in numpy, for the graph runtimes: (B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32, the
+    same float32 steps (/255, - mean, / std) giving the same values bit for bit."""
+    x = _check_crops(crops_rgb).transpose(0, 3, 1, 2).astype(np.float32)   # (B, 3, H, W)
+    x /= np.float32(255)
+    x -= np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
+    x /= np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray(x)
+
+
+def to_input_tensor(crops_rgb: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32, /255 then ImageNet mean/std (torchvision's ToTensor+Normalize).
+
+    With `device` the uint8 crops are moved first, so only a quarter of the bytes cross the bus.
+    """
+    import torch  # deferred: cutting crops (a camera worker of monitor --cluster) needs no torch
+
+    crops = _check_crops(crops_rgb)
     x = torch.from_numpy(np.ascontiguousarray(crops))
     if device is not None:
         x = x.to(device)

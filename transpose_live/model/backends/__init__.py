@@ -1,9 +1,10 @@
 """Where the pose model's forward pass runs: torch (eager), ONNX Runtime or OpenVINO.
 
 Every backend is called the same way, `backend(x (B, 3, H, W) float32, attention) -> (heatmaps (B, J, h, w),
-[attention maps (B, N, N) per layer] or None)`, and the ONNX ones run a graph exported from the very torch
-module the estimator holds (see export.py), so the estimator keeps `.model` for the attention inspector
-and training either way.
+[attention maps (B, N, N) per layer] or None)`, in the array type its `array_type` names: "torch" tensors for
+TorchBackend, "numpy" arrays for the graph runtimes (a CPU run on them imports no torch). The ONNX ones run a
+graph exported from the model's torch module (see export.py), found in the cache by a ModelSource (source.py)
+without building that module; the estimator's `.model` builds it when the inspector or training asks.
 
 "auto" picks by measurement (docs/benchmarks.md): on CUDA torch; on the CPU OpenVINO when installed, else
 ONNX Runtime — both at fp32 run the shipped model ~1.6x the eager torch model at batch 1 and ~1.2x at
@@ -24,6 +25,8 @@ from transpose_live.model.backends.names import (
     check_backend_name,
     check_precision_name,
 )
+from transpose_live.model.backends.source import ModelSource, as_source
+from transpose_live.model.backends.threads import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +38,24 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None and importlib.util.find_spec("onnx") is not None
 
 
+def device_type(device) -> str:
+    """"cpu", "cuda", "mps" of a device name or torch.device (no torch import: the name says it)."""
+    return str(device).split(":")[0].strip().lower()
+
+
 def available_backends(device="cpu") -> list[str]:
     """The backends that can run on `device` here, fastest first (the order `auto` picks from)."""
-    import torch  # deferred, here and below: the backend names are checked by every command's options, without torch
-
-    if torch.device(device).type != "cpu":
+    if device_type(device) != "cpu":
         return ["torch"]
     return [name for name in ("openvino", "onnxruntime", "torch") if installed(name)]
 
 
 def resolve_backend(name: str, device) -> str:
     """auto -> the fastest available for the device; a named one must be installed and fit the device."""
-    import torch  # deferred: torch
-
     name = check_backend_name(name)
-    dev = torch.device(device)
     if name == "auto":
-        return available_backends(dev)[0]
-    if name in CPU_ONLY_BACKENDS and dev.type != "cpu":
+        return available_backends(device)[0]
+    if name in CPU_ONLY_BACKENDS and device_type(device) != "cpu":
         raise TransposeLiveError(f"backend {name} runs on the CPU; use --device cpu or --backend torch")
     if not installed(name):
         extra = " (pip install 'transpose-live[openvino]')" if name == "openvino" else ""
@@ -66,6 +69,7 @@ class TorchBackend:
     numbers up to rounding, fewer kernels); only for a model that no longer changes (not one in training)."""
 
     name = "torch"
+    array_type = "torch"
 
     def __init__(self, model, fold: bool = False):
         import torch  # deferred: torch
@@ -87,37 +91,45 @@ class TorchBackend:
         return self._fast(x), None
 
 
-def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto",
-                   fold: bool = False):
-    """The forward pass of `model` (a TransPose on `device`) on backend `name` (auto resolved here).
-    precision bf16 / mixed need OpenVINO (auto then picks it); the module's own dtype is torch's precision.
-    fold: torch folds the batch norms (the graph runtimes do by themselves); for a model that stays as it is."""
+def backend_for(name: str, device, precision: str = "auto") -> str:
+    """The backend create_backend would try first for these options (precision bf16 / mixed need OpenVINO)."""
     precision = check_precision_name(precision)
     if precision in OPENVINO_PRECISIONS:
         if check_backend_name(name) == "auto":
             name = "openvino"
         if check_backend_name(name) != "openvino":
             raise TransposeLiveError(f"precision {precision} runs on the openvino backend, not {name}")
-    resolved = resolve_backend(name, device)
+    return resolve_backend(name, device)
+
+
+def create_backend(name: str, model, device, threads: int | None = None, precision: str = "auto",
+                   fold: bool = False):
+    """The forward pass of `model` (a TransPose on `device`, or a ModelSource: source.py) on backend `name`
+    (auto resolved here). precision bf16 / mixed need OpenVINO (auto then picks it); the module's own dtype is
+    torch's precision. fold: torch folds the batch norms (the graph runtimes do by themselves); for a model
+    that stays as it is. A ModelSource's module is built only where torch runs it or an export is missing."""
+    precision = check_precision_name(precision)
+    resolved = backend_for(name, device, precision)
+    source = as_source(model)
     if resolved == "torch":
-        return TorchBackend(model, fold)
+        return TorchBackend(source.module(), fold)
     try:
         if resolved == "onnxruntime":
             from transpose_live.model.backends.onnxruntime_backend import OnnxRuntimeBackend  # deferred: torch
 
-            return OnnxRuntimeBackend(model, threads)
-        from transpose_live.model.backends.openvino_backend import OpenVinoBackend  # deferred: torch
+            return OnnxRuntimeBackend(source, threads)
+        from transpose_live.model.backends.openvino_backend import OpenVinoBackend  # deferred: OpenVINO
 
-        return OpenVinoBackend(model, threads, precision=precision)
+        return OpenVinoBackend(source, threads, precision=precision)
     except TransposeLiveError as exc:
         if check_backend_name(name) != "auto" or precision in OPENVINO_PRECISIONS:
             raise                      # asked for by name: say why it cannot run
         # auto only picks a graph runtime for speed: when its export cannot be made (a cache folder that
         # cannot be written, an exporter that fails), the same model runs on torch, as it did before
         log.warning("%s unavailable (%s); the model runs on torch", resolved, exc)
-        return TorchBackend(model, fold)
+        return TorchBackend(source.module(), fold)
 
 
 __all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "OPENVINO_PRECISIONS", "check_backend_name", "check_precision_name",
-           "available_backends", "resolve_backend", "create_backend",
-           "installed", "TorchBackend"]
+           "available_backends", "resolve_backend", "backend_for", "create_backend", "device_type", "default_threads",
+           "installed", "TorchBackend", "ModelSource"]

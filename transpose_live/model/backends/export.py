@@ -5,8 +5,11 @@ Two graphs per model: the fast one (heatmaps only, the fused attention path) and
 come out of the graph as extra outputs `attention_0..attention_{L-1}`. The batch axis is dynamic, so
 all persons of a frame go through in one call.
 
-The cache (`<cache dir>/onnx/`) is keyed by what decides the graph: the weights' hash, the input size,
-the graph kind, the opset and the torch version that traced it. Files are written to a temporary name
+The cache (`<cache dir>/onnx/`) is keyed by what decides the graph: the weights' identity (a file's
+sha256 with the config, or the state dict's hash for a module in memory: source.py), the input size, the graph
+kind, the opset, the torch version that traces it (read from its package metadata: finding a cached graph
+imports no torch) and the code's hash. Precision and the runtime's version are not in the key: OpenVINO and
+ONNX Runtime compile the same ONNX file at load time. Files are written to a temporary name
 and renamed into place (a crash never leaves half a file under the real name); a cached file that does
 not load is deleted and exported again (`cached_onnx(..., rebuild=True)`).
 """
@@ -15,17 +18,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import os
 import tempfile
 import warnings
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from transpose_live.errors import TransposeLiveError
+from transpose_live.model.backends.source import ModelSource, as_source, weights_hash
 from transpose_live.model.cache import cache_dir
-from transpose_live.model.transpose import TransPose
+
+if TYPE_CHECKING:
+    from transpose_live.model.transpose import TransPose
 
 OPSET = 17
 INPUT_NAME = "input"          # (B, 3, H, W) float32, normalised RGB crops
@@ -36,18 +41,24 @@ def attention_names(n_layers: int) -> list[str]:
     return [f"attention_{i}" for i in range(n_layers)]   # each (B, N, N), head-averaged
 
 
-class _Graph(nn.Module):
-    """What is traced: heatmaps, plus the maps as separate outputs on the attention graph."""
+def _graph(model, attention: bool):
+    """What is traced: heatmaps, plus the maps as separate outputs on the attention graph (held as `.model`:
+    the node names openvino_split.py cuts at start with /model/)."""
+    from torch import nn  # deferred: only an export needs torch
 
-    def __init__(self, model: nn.Module, attention: bool):
-        super().__init__()
-        self.model, self.attention = model, attention
+    class _Graph(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.attention = model, attention
 
-    def forward(self, x: torch.Tensor):
-        if not self.attention:
-            return self.model(x)
-        heatmaps, maps = self.model(x, return_attention=True)
-        return (heatmaps, *maps)
+        def forward(self, x):
+            if not self.attention:
+                return self.model(x)
+            heatmaps, maps = self.model(x, return_attention=True)
+            return (heatmaps, *maps)
+
+    _Graph.__qualname__ = "_Graph"   # as when it was defined at module level: the traced scopes name it
+    return _Graph()
 
 
 def export_onnx(model: TransPose, path: str | os.PathLike, attention: bool = False, dynamic_batch: bool = True,
@@ -56,11 +67,13 @@ def export_onnx(model: TransPose, path: str | os.PathLike, attention: bool = Fal
 
     dynamic_batch: the batch axis is free (else fixed to `batch`). The model's train/eval mode and
     device are left as they were (the exporter would otherwise leave it in training mode)."""
+    import torch  # deferred: only an export needs torch
+
     path = Path(path)
     config = model.config
     h, w = config.image_size
     first = next(model.parameters())
-    graph = _Graph(model, attention).eval()
+    graph = _graph(model, attention).eval()
     was_training = model.training
     outputs = [HEATMAPS_NAME] + (attention_names(config.n_layers) if attention else [])
     axes = {name: {0: "batch"} for name in [INPUT_NAME, *outputs]} if dynamic_batch else None
@@ -88,16 +101,6 @@ def export_onnx(model: TransPose, path: str | os.PathLike, attention: bool = Fal
     return path
 
 
-def weights_hash(model: TransPose) -> str:
-    """sha256 over the state dict (names, shapes, dtypes, bytes) and the config: what the graph holds."""
-    digest = hashlib.sha256(repr(model.config).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return digest.hexdigest()
-
-
 # the files that define what the network computes (not the hub, loading or the runtimes)
 _NETWORK_FILES = ("config.py", "encoder.py", "folding.py", "hrnet_s.py", "mobilenet_s.py", "resnet_s.py",
                   "transpose.py")
@@ -118,21 +121,28 @@ def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
-def cached_onnx(model: TransPose, attention: bool = False, opset: int = OPSET, rebuild: bool = False) -> Path:
-    """The model's ONNX file (dynamic batch) from the cache, exported there first when absent.
-    rebuild=True replaces the cached file (the caller found it corrupt)."""
-    h, w = model.config.image_size
+@functools.lru_cache(maxsize=1)
+def torch_version() -> str:
+    """The installed torch's version, without importing it (torch.__version__ without the local +tag)."""
+    return importlib.metadata.version("torch").split("+")[0]
+
+
+def cached_onnx(model: TransPose | ModelSource, attention: bool = False, opset: int = OPSET,
+                rebuild: bool = False) -> Path:
+    """The model's ONNX file (dynamic batch) from the cache, exported there first when absent (only then is a
+    ModelSource's module built). rebuild=True replaces the cached file (the caller found it corrupt)."""
+    source = as_source(model)
+    h, w = source.config.image_size
     kind = "attention" if attention else "fast"
-    torch_version = torch.__version__.split("+")[0]
-    name = (f"{model.config.name}-{h}x{w}-{kind}-opset{opset}-torch{torch_version}-"
-            f"{weights_hash(model)[:20]}-code{model_code_hash()[:8]}.onnx")
+    name = (f"{source.config.name}-{h}x{w}-{kind}-opset{opset}-torch{torch_version()}-"
+            f"{source.identity()[:20]}-code{model_code_hash()[:8]}.onnx")
     path = onnx_cache_dir() / name
     if rebuild or not path.is_file() or path.stat().st_size == 0:
-        export_onnx(model, path, attention=attention, dynamic_batch=True, opset=opset)
+        export_onnx(source.module(), path, attention=attention, dynamic_batch=True, opset=opset)
     return path
 
 
-def open_cached(model: TransPose, attention: bool, make):
+def open_cached(model: TransPose | ModelSource, attention: bool, make):
     """make(path) on the cached export; a cached file that does not load (cut short, corrupt) is exported
     again once."""
     path = cached_onnx(model, attention)
@@ -146,5 +156,5 @@ def open_cached(model: TransPose, attention: bool, make):
             raise TransposeLiveError(f"cannot load the ONNX export {path}: {type(exc).__name__}: {exc}") from exc
 
 
-__all__ = ["OPSET", "INPUT_NAME", "HEATMAPS_NAME", "attention_names", "export_onnx", "cached_onnx",
+__all__ = ["torch_version", "OPSET", "INPUT_NAME", "HEATMAPS_NAME", "attention_names", "export_onnx", "cached_onnx",
            "weights_hash", "onnx_cache_dir", "open_cached"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from transpose_live.model.backends.export import HEATMAPS_NAME, INPUT_NAME, open_cached
-from transpose_live.model.transpose import TransPose
+from transpose_live.model.backends.source import ModelSource, as_source
+from transpose_live.model.backends.threads import default_threads
+
+if TYPE_CHECKING:
+    from transpose_live.model.transpose import TransPose
 
 
 class OnnxRuntimeBackend:
-    """`(x (B, 3, H, W) float32, attention) -> (heatmaps (B, J, h, w), [maps (B, N, N) per layer] | None)`.
+    """`(x (B, 3, H, W) float32, attention) -> (heatmaps (B, J, h, w), [maps (B, N, N) per layer] | None)`, numpy.
 
     Threads: intra-op = `threads` (the CPU's cores by default, as torch uses), inter-op 1 (the graph is
     one chain; a second pool only competes for the same cores), and no spinning: ORT's idle workers
@@ -21,12 +26,13 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
     precision = "fp32"
+    array_type = "numpy"
 
-    def __init__(self, model: TransPose, threads: int | None = None):
+    def __init__(self, model: TransPose | ModelSource, threads: int | None = None):
         import onnxruntime  # noqa: F401  (deferred, as in _make: a missing package fails here, with the caller's message)
 
-        self._model = model
-        self.threads = threads or torch.get_num_threads()
+        self._model = as_source(model)
+        self.threads = threads or default_threads()   # 0: ONNX Runtime's default (the physical cores)
         self._sessions: dict[bool, object] = {}
         self._session(False)
 
@@ -47,12 +53,10 @@ class OnnxRuntimeBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x: torch.Tensor, attention: bool = False):
+    def __call__(self, x: np.ndarray, attention: bool = False):
         session = self._session(attention)
-        inputs = {INPUT_NAME: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}
-        out = session.run(None, inputs)
-        heatmaps = torch.from_numpy(out[0])
-        return heatmaps, ([torch.from_numpy(m) for m in out[1:]] if attention else None)
+        out = session.run(None, {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})
+        return out[0], (list(out[1:]) if attention else None)
 
 
 __all__ = ["OnnxRuntimeBackend", "HEATMAPS_NAME"]

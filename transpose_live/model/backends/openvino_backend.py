@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from transpose_live.errors import TransposeLiveError
 from transpose_live.model.backends.export import open_cached
 from transpose_live.model.backends.names import OPENVINO_PRECISIONS
 from transpose_live.model.backends.openvino_core import shared_core
 from transpose_live.model.backends.openvino_split import PRECISIONS, ChainedRequest, split_graph
-from transpose_live.model.transpose import TransPose
+from transpose_live.model.backends.source import ModelSource, as_source
+from transpose_live.model.backends.threads import default_threads
+
+if TYPE_CHECKING:
+    from transpose_live.model.transpose import TransPose
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +35,15 @@ def has_bf16() -> bool:
 
 
 class OpenVinoBackend:
-    """Same call as OnnxRuntimeBackend; threads = the CPU's cores by default."""
+    """Same call as OnnxRuntimeBackend (numpy in and out); threads = the CPU's cores by default (torch's count
+    where torch is loaded, else OpenVINO's own, read back from the compiled model)."""
 
     name = "openvino"
+    array_type = "numpy"
 
-    def __init__(self, model: TransPose, threads: int | None = None, precision: str = "auto"):
-        self._model = model
-        self.threads = threads or torch.get_num_threads()
+    def __init__(self, model: TransPose | ModelSource, threads: int | None = None, precision: str = "auto"):
+        self._model = as_source(model)
+        self.threads = threads or default_threads()
         self._core = shared_core()
         self._auto = precision == "auto"
         if precision == "auto":
@@ -58,12 +64,15 @@ class OpenVinoBackend:
         return self._requests[attention]
 
     def _compile(self, model, hint: str):
-        return self._core.compile_model(model, "CPU", {
-            "INFERENCE_NUM_THREADS": self.threads,
+        compiled = self._core.compile_model(model, "CPU", {
+            "INFERENCE_NUM_THREADS": self.threads,      # 0: OpenVINO's default
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
             "INFERENCE_PRECISION_HINT": hint,
-        }).create_infer_request()
+        })
+        if not self.threads:
+            self.threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        return compiled.create_infer_request()
 
     def _make(self, path):
         return ChainedRequest([self._compile(str(path), "bf16" if self.precision == "bf16" else "f32")])
@@ -79,12 +88,11 @@ class OpenVinoBackend:
             return self._make(path)
         return ChainedRequest([self._compile(part, hint) for part, hint in zip(parts, PRECISIONS, strict=True)])
 
-    def __call__(self, x: torch.Tensor, attention: bool = False):
-        data = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    def __call__(self, x: np.ndarray, attention: bool = False):
+        data = np.ascontiguousarray(x, dtype=np.float32)
         with self._lock:
             out = self._request(attention).run(data)
-        heatmaps = torch.from_numpy(out[0])
-        return heatmaps, ([torch.from_numpy(m) for m in out[1:]] if attention else None)
+        return out[0], (out[1:] if attention else None)
 
 
 __all__ = ["OpenVinoBackend", "has_bf16"]
