@@ -88,8 +88,7 @@ def model_source(name: str | None = None, weights: str | os.PathLike | None = No
     def identity() -> str:
         return hashlib.sha256(f"file:{file_sha256(path)}:{config!r}".encode()).hexdigest()
 
-    source = ModelSource(config, identity, build if module is None else (lambda: module))
-    return source
+    return ModelSource(config, identity, build, module=module)
 
 
 __all__ = ["load_model", "model_source"]

@@ -18,20 +18,19 @@ class ModelSource:
     """config: what the module computes; identity(): a hash of its weights (and config), computed once;
     module(): the torch module, built on first call (thread-safe) and kept."""
 
-    def __init__(self, config: ModelConfig, identity: Callable[[], str], build: Callable[[], Any]):
+    def __init__(self, config: ModelConfig, identity: Callable[[], str], build: Callable[[], Any],
+                 module: Any = None):
         self.config = config
         self._identity_fn = identity
         self._identity: str | None = None
         self._build = build
-        self._module: Any = None
+        self._module: Any = module     # given: built already
         self._lock = threading.Lock()
 
     @classmethod
     def of_module(cls, model) -> ModelSource:
         """A module in memory (e.g. in training): identified by its state dict, as before."""
-        source = cls(model.config, lambda: weights_hash(model), lambda: model)
-        source._module = model
-        return source
+        return cls(model.config, lambda: weights_hash(model), lambda: model, module=model)
 
     @property
     def built(self) -> bool:
