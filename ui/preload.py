@@ -13,7 +13,7 @@ import importlib
 from transpose_live.errors import TransposeLiveError
 from transpose_live.live.spec import RunSpec
 from transpose_live.model.backends import resolve_backend
-from transpose_live.model.device import resolve_device
+from transpose_live.model.device import resolve_device_name
 
 
 def preload(config: RunSpec | None = None) -> None:
@@ -49,7 +49,7 @@ def preload_backend(backend: object, device: object) -> None:
     """Import the runtime (onnxruntime, openvino) that `backend` resolves to on `device`, and the library's
     module that drives it (with the ONNX export it uses)."""
     try:
-        name = resolve_backend(str(backend or "auto"), resolve_device(device or "auto"))
+        name = resolve_backend(str(backend or "auto"), resolve_device_name(device or "auto"))
     except TransposeLiveError:
         return                   # a bad choice is reported by the worker, in the window
     if name in ("onnxruntime", "openvino"):

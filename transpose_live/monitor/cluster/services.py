@@ -71,10 +71,7 @@ class PoseModel:
 
     def _forward(self, batches: list[CropBatch]) -> list[list[Pose]]:
         """The batches' crops in one forward pass per (attention, flip) key, decoded per batch."""
-        import torch  # deferred: only the model's replicas load torch
-
-        from transpose_live.pose.estimator import PersonCrops
-        from transpose_live.pose.preprocess import to_input_tensor
+        from transpose_live.pose.estimator import PersonCrops  # deferred: only the model's replicas load the model
 
         est = self.estimator
         out: list[list[Pose]] = [[] for _ in batches]
@@ -83,8 +80,8 @@ class PoseModel:
             if not rows:
                 continue
             crops = np.concatenate([batches[i].crops for i in rows])              # (B, H, W, 3)
-            with torch.inference_mode():
-                hm, attn = est.forward(to_input_tensor(crops, device=est.device), key[0], flip=key[1])
+            with est.arrays.inference():     # numpy on OpenVINO / ONNX Runtime (no torch), tensors on torch backends
+                hm, attn = est.forward(est.arrays.inputs(crops), key[0], flip=key[1])
             with self._counters:
                 self.forwards += 1
                 self.crops += len(crops)
@@ -103,9 +100,9 @@ class PersonDetector:
 
     def __init__(self, detector: str, device: str = "auto", tiles: int = 0):
         from transpose_live.detect import create_detector
-        from transpose_live.model.device import resolve_device
+        from transpose_live.model.device import resolve_device_name
 
-        self.detector = create_detector(detector, device=resolve_device(device), tiles=tiles)
+        self.detector = create_detector(detector, device=resolve_device_name(device), tiles=tiles)
         self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray):
