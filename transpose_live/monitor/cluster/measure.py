@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=("in-process", "cluster"), default=None)
     parser.add_argument("--kills", type=int, default=1, help="camera workers killed one after another")
     parser.add_argument("--camera-nice", type=int, default=None,
-                        help="camera workers' processes start at this nice value (default: the driver's, 15)")
+                        help="camera workers' processes start at this nice value "
+                             "(default: the driver's CAMERA_NICE, 19, with --cluster local)")
     args = parser.parse_args(argv)
     from transpose_live.monitor.cluster.connect import loopback_environment
 
