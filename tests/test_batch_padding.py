@@ -113,3 +113,20 @@ def test_torch_backend_is_not_padded(tiny_weights):
 
     est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
     assert est.batch_sizes is None
+
+
+@needs_openvino
+def test_warm_up_runs_every_padded_size_once_largest_first_and_later_passes_use_only_those(estimator):
+    assert estimator.warm_up() == len(BATCH_SIZES)
+    assert estimator.seen == sorted(BATCH_SIZES, reverse=True)     # the high-water mark first, then the rest
+    estimator.seen.clear()
+    h, w = estimator.config.image_size
+    estimator.forward(np.zeros((5, 3, h, w), np.float32))
+    assert estimator.seen == [6] and set(estimator.seen) <= set(BATCH_SIZES)
+
+
+def test_warm_up_is_a_no_op_on_eager_torch(tiny_weights):
+    from transpose_live.pose.estimator import PoseEstimator
+
+    est = PoseEstimator("tp_m_a4", weights=str(tiny_weights), device="cpu", backend="torch")
+    assert est.batch_sizes is None and est.warm_up() == 0

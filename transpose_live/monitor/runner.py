@@ -182,7 +182,7 @@ class Monitor:
 
     def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict[str, Any],
                  runner: PoseRunner | None = None):
-        from transpose_live.pose.batching import SharedEstimator  # deferred: torch
+        from transpose_live.pose.batching import SharedEstimator  # deferred: the model's modules (load_runner)
 
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
@@ -190,6 +190,7 @@ class Monitor:
         detector = runner.detector          # one call at a time: each camera's StoppableDetector takes its lock
         if slow_model_seconds():                 # tests only: an overloaded model (slow_model.py)
             detector = slow_down(runner.estimator, detector, slow_model_seconds())
+        runner.estimator.warm_up()     # days of uptime: the model's working memory at its mark before cameras start
         self.estimator = SharedEstimator(runner.estimator)
         outputs.log_dir.mkdir(parents=True, exist_ok=True)
         if outputs.record_dir is not None:

@@ -206,6 +206,19 @@ class PoseEstimator:
             hm = (hm[:B] + flip_back(hm[B:])) * 0.5
         return hm, attn
 
+    def warm_up(self) -> int:
+        """Run one pass of zeros at each padded batch size, largest first, so the graph runtime's working memory
+        is at its high-water mark before a long run starts instead of creeping up as new sizes first occur
+        (a 4-camera soak with people in view grew ~39 MB over 25 minutes that way: docs/soak.md). No-op on
+        eager torch (no fixed sizes). Returns the passes run."""
+        if self.batch_sizes is None:
+            return 0
+        h, w = self.config.image_size
+        with self.arrays.inference():
+            for size in sorted(self.batch_sizes, reverse=True):
+                self.backend(self.arrays.accept(np.zeros((size, 3, h, w), np.float32)), False)
+        return len(self.batch_sizes)
+
     def _run_backend(self, x, attention: bool):
         """The backend on (n, 3, H, W) -> heatmaps (n, ...) and the last layer's maps (or None). With batch_sizes
         set: passes of at most its largest size, each padded with zero rows to one of its sizes (cut off again)."""
