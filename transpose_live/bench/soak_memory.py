@@ -69,11 +69,12 @@ def rss_by_mapping(pid: int | str = "self") -> dict[str, float]:
 
 def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
            video: str | None = None, sizes: tuple[int, ...] = (1, 4, 16, 32), rounds: int = 1,
-           padding: bool = True, torch_step: bool = True) -> list[dict]:
+           padding: bool = True, torch_step: bool = True, warm_up: bool = False) -> list[dict]:
     """RSS of this process after each step of what `monitor` loads: [{"step", "rss_mb", "delta_mb", ...}].
     sizes: the persons of the forward passes run one after another (`rounds` times over); padding=False
     runs them unpadded (what every batch size cost before pose/padding.py). torch_step=False: torch is not
-    imported as a step of its own but where the run first needs it (see torch_loaded). Meant for a fresh process
+    imported as a step of its own but where the run first needs it (see torch_loaded). warm_up: the model warmed at
+    every padded size first, as `monitor` does (PoseEstimator.warm_up). Meant for a fresh process
     (python -m transpose_live.bench.soak_memory)."""
     rows: list[dict] = []
 
@@ -110,6 +111,9 @@ def stages(cameras: int = 2, seconds: float = 30.0, options: dict | None = None,
     if not padding:
         estimator.batch_sizes = None
     note(f"+ pose model ({spec.model}, backend {spec.backend})", **loaded())
+    if warm_up:
+        estimator.warm_up()
+        note("+ warm-up: a pass at each padded batch size", **loaded())
     # the model's working memory is a high-water mark: it grows with each new batch size the runtime sees
     picture = np.zeros((576, 768, 3), np.uint8)
     # through a SharedEstimator as the monitor runs it: one pass of up to 32 crops (estimate alone cuts 16)
@@ -183,12 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="times over --sizes")
     parser.add_argument("--no-torch-step", action="store_true",
                         help="no 'import torch' step: torch loads where the run first needs it")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="warm the model at every padded batch size first, as monitor does")
     parser.add_argument("--no-padding", action="store_true",
                         help="run the forward passes unpadded (to compare with the padded default)")
     args = parser.parse_args(argv)
     sizes = tuple(int(n) for n in args.sizes.split(","))
     rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video, sizes=sizes,
-                  rounds=args.rounds, padding=not args.no_padding, torch_step=not args.no_torch_step)
+                  rounds=args.rounds, padding=not args.no_padding, torch_step=not args.no_torch_step,
+                  warm_up=args.warm_up)
     sys.stdout.write(json.dumps({"stages": rows, "by_mapping": rss_by_mapping()}, indent=1) + "\n")
 
 
