@@ -192,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-padding", action="store_true",
                         help="run the forward passes unpadded (to compare with the padded default)")
     args = parser.parse_args(argv)
-    sizes = tuple(int(n) for n in args.sizes.split(","))
+    try:
+        sizes = tuple(int(n) for n in args.sizes.split(","))
+    except ValueError:
+        parser.error(f"--sizes wants whole numbers separated by commas, got {args.sizes!r}")
     rows = stages(args.cameras, args.seconds, {"backend": args.backend}, args.video, sizes=sizes,
                   rounds=args.rounds, padding=not args.no_padding, torch_step=not args.no_torch_step,
                   warm_up=args.warm_up)
