@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from transpose_live.monitor.cluster.connect import LOOPBACK
-from transpose_live.monitor.cluster.driver import CAMERA_NICE
+from transpose_live.monitor.cluster.driver import CAMERA_NICE, MODEL_NICE
 
 import rtsp_server
 from helpers import RAY_MISSING, ray_on_loopback, wait_until
@@ -32,6 +32,12 @@ CAMERAS = ("door", "yard")
 def log_lines(folder: Path, camera: str) -> list[dict]:
     path = folder / f"{camera}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def thread_nices(pid: int) -> dict[str, int]:
+    """Every thread's nice value (Linux: per thread, field 19 of its stat)."""
+    return {task.name: int(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[16])
+            for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def events(folder: Path, camera: str, name: str | None = None) -> list[dict]:
@@ -112,7 +118,7 @@ def monitor(ray_session, server, loud_weights, tmp_path_factory):
     pictures: dict[str, Pictures] = {}
     more = [lambda camera: [lambda source: pictures.setdefault(camera.name, Pictures())]]
     running = ClusterMonitor(cameras, spec, Outputs(logs, more=more), {"timeout": 5.0}, replicas=1, pose_cpus=0.5,
-                             camera_nice=CAMERA_NICE)
+                             camera_nice=CAMERA_NICE, model_nice=MODEL_NICE)
     running.logs, running.pictures = logs, pictures
     running.start()
     assert wait_until(lambda: all(frames(running, c) >= 5 for c in CAMERAS), 120, 0.2), running.status()
@@ -190,9 +196,26 @@ def test_a_killed_camera_worker_comes_back_in_a_new_id_range(monitor):
     assert steps["stream_open"] < steps["first_call"]
     # the process ran at CAMERA_NICE from its start: every thread of it is there now (Ray's C++ threads, the
     # pipeline's, the decoder's, the handles' event loop); the import thread ran lower and is gone
-    threads = {task.name: int(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[16])
-               for task in Path(f"/proc/{door.pid}/task").iterdir()}
+    threads = thread_nices(door.pid)
     assert set(threads.values()) == {CAMERA_NICE}, threads
+
+
+def test_the_model_replica_runs_at_the_model_nice_not_rays(monitor):
+    """Ray lowers its workers to nice 15; the pose replica's threads (its Python threads and what they start:
+    the runtime's inference threads, named after them "ray::...") keep MODEL_NICE, above the camera workers.
+    Ray's own C++ I/O threads, started before it sets the value, stay at the node's."""
+    import psutil
+
+    replicas = [p for p in psutil.Process().children(recursive=True)
+                if p.cmdline()[:1] and p.cmdline()[0].startswith("ray::ServeReplica:transpose-live-pose")]
+    assert len(replicas) == 1, [p.cmdline()[:1] for p in psutil.Process().children(recursive=True)]
+    pid = replicas[0].pid
+    nices = thread_nices(pid)
+    ours = {tid: nice for tid, nice in nices.items()
+            if Path(f"/proc/{pid}/task/{tid}/comm").read_text().startswith("ray::")}
+    expected = max(MODEL_NICE, os.nice(0))       # no process may raise its priority above its parent's
+    assert len(ours) >= 2 and set(ours.values()) == {expected}, ours
+    assert expected < CAMERA_NICE
 
 
 def test_a_killed_model_replica_costs_no_camera_its_tracks(monitor, ray_session):

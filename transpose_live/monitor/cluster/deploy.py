@@ -25,6 +25,8 @@ QUEUE_PER_CAMERA = 4    # calls waiting in the handles per camera, at most
 AUTOSCALE_MAX = 8
 TARGET_ONGOING = 8
 DETECTOR_CPUS = 0.5
+# replicas log warnings only and no line per call (Serve's access log: a formatted record for every frame)
+QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
 # what decides the pose model (RunSpec's names), sent to each replica
 MODEL_OPTIONS = ("model", "weights", "device", "backend", "precision", "image_size", "flip")
 
@@ -70,7 +72,7 @@ def _scaling(replicas: int | None) -> dict:
 
 
 def deploy_services(spec: RunSpec, cameras: int, replicas: int | None = None, pose_cpus: float = 1.0,
-                    max_crops: int = MAX_CROPS, wait_ms: float = WAIT_MS) -> Services:
+                    max_crops: int = MAX_CROPS, wait_ms: float = WAIT_MS, model_nice: int | None = None) -> Services:
     """Start Serve (no HTTP proxy) and the deployments; returns once every replica answers."""
     from ray import serve  # deferred: Ray is an optional extra
 
@@ -78,9 +80,13 @@ def deploy_services(spec: RunSpec, cameras: int, replicas: int | None = None, po
     serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
     queue = QUEUE_PER_CAMERA * max(1, cameras)
     gpu = _gpus_wanted(spec)
+    actor_options: dict = {"num_cpus": pose_cpus, "num_gpus": 1 if gpu else 0}
+    if model_nice is not None:      # Ray's own worker niceness (15 by default) for the model's replicas; a
+        # process can only lower its priority, so a value below its node's nice gives the node's
+        actor_options["runtime_env"] = {"env_vars": {"RAY_worker_niceness": str(int(model_nice))}}
     pose_app = serve.deployment(
         name=POSE_DEPLOYMENT, max_ongoing_requests=MAX_ONGOING, max_queued_requests=queue,
-        ray_actor_options={"num_cpus": pose_cpus, "num_gpus": 1 if gpu else 0}, **_scaling(replicas),
+        ray_actor_options=actor_options, logging_config=QUIET_LOGS, **_scaling(replicas),
     )(PoseModel).bind(model_options(spec), max_crops, wait_ms)
     pose = serve.run(pose_app, name=POSE_APP, route_prefix=None)
     info = pose.info.remote().result()
@@ -88,7 +94,7 @@ def deploy_services(spec: RunSpec, cameras: int, replicas: int | None = None, po
     if spec.detector != "none":
         detector = serve.deployment(
             name=DETECT_DEPLOYMENT, max_ongoing_requests=4, max_queued_requests=queue,
-            ray_actor_options={"num_cpus": DETECTOR_CPUS}, **_scaling(replicas),
+            ray_actor_options={"num_cpus": DETECTOR_CPUS}, logging_config=QUIET_LOGS, **_scaling(replicas),
         )(PersonDetector).bind(spec.detector, "cpu", spec.detect_tiles)
         serve.run(detector, name=DETECT_APP, route_prefix=None)
         detect_app = DETECT_APP

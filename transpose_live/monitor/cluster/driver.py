@@ -11,6 +11,12 @@ Camera workers reserve `camera_cpus` (0.25) of a CPU: one decoding a 320x240 str
 crops, tracking and answering polls used 14 % of a core here (docs/scaling.md), and the reservation is only
 what Ray's scheduler counts; it places workers with the SPREAD strategy (across nodes), restarts them
 without limit.
+
+Priorities with `--cluster local` (all processes share this machine's cores): the pose model's replica runs
+at nice `MODEL_NICE` (10; Ray's default for its workers is 15) and camera workers at `CAMERA_NICE` (19) from
+their first instruction. Every camera's frame rate is the model's, and the model is fed by the cameras: at
+nice 0 the replica left the cameras too little CPU between its passes and a restarting worker took up to 23 s;
+at 15 and 19 it got 17-23 fps of 8 cameras against 21-29 at 10 (docs/scaling.md has the sweep).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ POLL_S = 0.25           # the driver empties the workers' outboxes this often
 POLL_WAIT_S = 2.0       # a poll waits this long for a worker's answer
 READY_S = 120.0         # every worker must be up within this (a cold node pulls and imports)
 CAMERA_CPUS = 0.25
-CAMERA_NICE = 19        # --cluster local: camera workers' processes, from their start (the replica: Ray's 15)
+CAMERA_NICE = 19        # --cluster local: camera workers' processes, from their start
+MODEL_NICE = 10         # --cluster local: the pose model's replicas (Ray's own default for workers: 15)
 STOP_S = 3.0
 
 
@@ -125,10 +132,9 @@ def decode_jpeg(data: bytes):
 def camera_runtime_env(nice: int) -> dict:
     """Camera worker processes that run at nice NICE from their first instruction (this interpreter under
     `nice`: --cluster local only, where it is the workers' own), Ray's own step (RAY_worker_niceness) set to 0
-    for them. Ray lowers its workers to nice 15 itself, the pose replica too, but only once a new process has
-    connected: its start and `import ray` before that ran at the node's normal priority, 28x the CPU weight of
-    the running cameras and model. A camera worker below the replica restarts on the CPU the model leaves;
-    the running cameras' frame rate is the model's (docs/scaling.md)."""
+    for them. Ray lowers its workers to nice 15 itself, but only once a new process has connected: its start
+    and `import ray` before that ran at the node's normal priority, 28x the CPU weight of the running cameras
+    and model. A camera worker below the replica restarts on the CPU the model leaves (docs/scaling.md)."""
     return {"py_executable": f"nice -n {int(nice)} {shlex.quote(sys.executable)}",
             "env_vars": {"RAY_worker_niceness": "0"}}
 
@@ -146,7 +152,8 @@ class ClusterMonitor:
     def __init__(self, cameras: list[CameraConfig], spec: RunSpec, outputs: Outputs, source_options: dict,
                  address: ClusterAddress | None = None, replicas: int | None = None,
                  camera_cpus: float = CAMERA_CPUS, pose_cpus: float = 1.0,
-                 on_event: Callable[[str, dict], None] | None = None, camera_nice: int | None = None):
+                 on_event: Callable[[str, dict], None] | None = None, camera_nice: int | None = None,
+                 model_nice: int | None = None):
         if not cameras:
             raise TransposeLiveError("no cameras: give stream URLs or --config cameras.yaml")
         self.t0 = time.monotonic()
@@ -159,6 +166,7 @@ class ClusterMonitor:
         self.camera_cpus = float(camera_cpus)
         local = address is not None and address.kind == LOCAL
         self.camera_nice = int(camera_nice if camera_nice is not None else CAMERA_NICE if local else 0)
+        self.model_nice = model_nice if model_nice is not None else MODEL_NICE if local else None
         self.on_event = on_event
         self.replicas: dict[str, tuple[int, int]] = {}   # replica -> (forward passes, crops) as last reported
         self._stop = threading.Event()
@@ -176,7 +184,7 @@ class ClusterMonitor:
             connect(address, num_cpus=cpus)
             self._connected = True
         try:
-            self.services = deploy_services(self.spec, len(cameras), replicas, pose_cpus)
+            self.services = deploy_services(self.spec, len(cameras), replicas, pose_cpus, model_nice=self.model_nice)
             self.views = [CameraView(c, self._sinks(c)) for c in cameras]
         except BaseException:
             self._release()
@@ -394,4 +402,4 @@ class ClusterMonitor:
 
 
 __all__ = ["ClusterMonitor", "CameraView", "ModelStats", "local_cpus", "camera_runtime_env", "CAMERA_CPUS",
-           "CAMERA_NICE", "POLL_S"]
+           "CAMERA_NICE", "MODEL_NICE", "POLL_S"]

@@ -33,8 +33,8 @@ WARM_S = 10.0
 WINDOW_S = 10.0         # the fps ratio of the other cameras: this long before and after a kill
 
 
-def tree_rss_mb() -> float:
-    """RSS of this process and all its descendants, in MB (Linux: read from /proc)."""
+def process_tree() -> set[int]:
+    """This process and all its descendants (Linux: read from /proc)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -48,8 +48,50 @@ def tree_rss_mb() -> float:
         found = {pid for pid, parent in parents.items() if parent in tree} - tree
         grown = bool(found)
         tree |= found
+    return tree
+
+
+def process_kind(pid: int) -> str:
+    """A short name for a process: Ray's title (`ray::CameraWorker`), else its program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    first = argv[0].decode(errors="replace")
+    if first.startswith("ray::"):
+        return first.split()[0].split(".")[0]
+    words = [Path(a.decode(errors="replace")).name for a in argv if a][:2]
+    if words and words[0].startswith("python") and len(words) > 1:
+        return words[1]
+    return words[0] if words else "?"
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every process in the tree, with its kind."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in process_tree():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (process_kind(pid), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_by_kind(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores used over a window by each kind of process (processes that started in it count from 0)."""
+    used: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        name = kind if pid in before else f"{kind} (new)"
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return {k: round(v / wall, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v / wall >= 0.005}
+
+
+def tree_rss_mb() -> float:
+    """RSS of this process and all its descendants, in MB (Linux: read from /proc)."""
     total_kb = 0
-    for pid in tree:
+    for pid in process_tree():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -73,17 +115,18 @@ def total_frames(monitor) -> int:
 
 def window(monitor, seconds: float, batches) -> dict:
     """fps, latency and crops per forward pass over `seconds` of running."""
-    frames0, (forwards0, crops0) = total_frames(monitor), batches()
+    frames0, (forwards0, crops0), cpu0 = total_frames(monitor), batches(), cpu_seconds()
     t0 = time.monotonic()
     time.sleep(seconds)
-    frames1, (forwards1, crops1) = total_frames(monitor), batches()
+    frames1, (forwards1, crops1), cpu1 = total_frames(monitor), batches(), cpu_seconds()
     wall = time.monotonic() - t0
     rows = [r for r in monitor.status() if r["latency_p50_ms"] is not None]
     return {"total_fps": round((frames1 - frames0) / wall, 2),
             "mean_crops_per_call": round((crops1 - crops0) / max(1, forwards1 - forwards0), 2),
             "latency_p50_ms": round(statistics.mean(r["latency_p50_ms"] for r in rows), 1) if rows else None,
             "latency_p95_ms": round(statistics.mean(r["latency_p95_ms"] for r in rows), 1) if rows else None,
-            "rss_mb": round(tree_rss_mb()), "load_avg": round(os.getloadavg()[0], 1)}
+            "rss_mb": round(tree_rss_mb()), "load_avg": round(os.getloadavg()[0], 1),
+            "cores_by_process": cpu_by_kind(cpu0, cpu1, wall)}
 
 
 def in_process(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict) -> dict:
@@ -108,7 +151,7 @@ def in_process(cameras: list[CameraConfig], spec: RunSpec, seconds: float, optio
 
 
 def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options: dict, kills: int = 1,
-            camera_nice: int | None = None) -> dict:
+            camera_nice: int | None = None, model_nice: int | None = None) -> dict:
     import ray  # deferred: Ray is an optional extra
 
     from transpose_live.monitor.cluster.address import parse_cluster
@@ -117,7 +160,7 @@ def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options:
     t0 = time.monotonic()
     monitor = ClusterMonitor(cameras, spec, Outputs(Path(tempfile.mkdtemp(prefix="measure-logs-"))), options,
                              address=parse_cluster("local"), replicas=1, pose_cpus=float(os.cpu_count() or 1),
-                             camera_nice=camera_nice)
+                             camera_nice=camera_nice, model_nice=model_nice)
     try:
         monitor.start()
         wait_for(lambda: all(v.frames_now > 0 for v in monitor.views), 300)
@@ -164,9 +207,9 @@ def kill_worker(monitor, index: int = 0) -> dict:
     def others_frames() -> int:
         return sum(v.frames for v in others)
 
-    before0 = others_frames()
+    before0, cpu0 = others_frames(), cpu_seconds()
     time.sleep(WINDOW_S)
-    before = (others_frames() - before0) / WINDOW_S
+    before, cpu1 = (others_frames() - before0) / WINDOW_S, cpu_seconds()
     start = victim.start
     os.kill(victim.pid, signal.SIGKILL)
     t, killed = time.monotonic(), time.time()
@@ -177,9 +220,12 @@ def kill_worker(monitor, index: int = 0) -> dict:
     phases = restart_phases(timeline, killed, killed + back_s) if timeline else None
     time.sleep(max(0.0, WINDOW_S - back_s))
     after = (others_frames() - after0) / max(WINDOW_S, back_s)
+    cpu2 = cpu_seconds()
     return {"worker_kill_first_frame_s": round(back_s, 1) if back else None, "worker_restart_phases_s": phases,
             "others_fps_before": round(before, 2), "others_fps_after": round(after, 2),
             "others_fps_ratio": round(after / before, 3) if before else None,
+            "cores_before": cpu_by_kind(cpu0, cpu1, WINDOW_S),
+            "cores_after": cpu_by_kind(cpu1, cpu2, time.monotonic() - t),
             "load_avg_at_kill": round(os.getloadavg()[0], 1)}
 
 
@@ -211,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--camera-nice", type=int, default=None,
                         help="camera workers' processes start at this nice value "
                              "(default: the driver's CAMERA_NICE, 19, with --cluster local)")
+    parser.add_argument("--model-nice", type=int, default=None,
+                        help="the pose model replica's nice value (default: the driver's MODEL_NICE)")
     args = parser.parse_args(argv)
     from transpose_live.monitor.cluster.connect import loopback_environment
 
@@ -220,12 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = RunSpec.from_options(model=args.model, detector=args.detector, device="cpu")
     options = {"timeout": 10.0}
     out: dict = {"cameras": count, "seconds": args.seconds, "model": args.model, "detector": args.detector,
-                 "cpus": os.cpu_count(), "camera_nice": args.camera_nice}
+                 "cpus": os.cpu_count(), "camera_nice": args.camera_nice, "model_nice": args.model_nice}
     if args.only in (None, "in-process"):
         out["in_process"] = in_process(cameras, spec, args.seconds, options)
     if args.only in (None, "cluster"):
         out["cluster_local"] = cluster(cameras, spec, args.seconds, options, args.kills,
-                                       args.camera_nice)
+                                       args.camera_nice, args.model_nice)
     if "in_process" in out and "cluster_local" in out and out["in_process"]["total_fps"]:
         out["fps_ratio"] = round(out["cluster_local"]["total_fps"] / out["in_process"]["total_fps"], 3)
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
