@@ -60,9 +60,10 @@ def process_kind(pid: int) -> str:
     first = argv[0].decode(errors="replace")
     if first.startswith("ray::"):
         return first.split()[0].split(".")[0]
-    words = [Path(a.decode(errors="replace")).name for a in argv if a][:2]
-    if words and words[0].startswith("python") and len(words) > 1:
-        return words[1]
+    words = [Path(a.decode(errors="replace")).name for a in argv if a]
+    if words and words[0].startswith("python"):       # the script or module it runs, past the options
+        named = [w for w in words[1:] if not w.startswith("-")]
+        return named[0] if named else words[0]
     return words[0] if words else "?"
 
 
