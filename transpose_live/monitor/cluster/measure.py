@@ -62,6 +62,8 @@ def process_kind(pid: int) -> str:
         return first.split()[0].split(".")[0]
     words = [Path(a.decode(errors="replace")).name for a in argv if a]
     if words and words[0].startswith("python"):       # the script or module it runs, past the options
+        if "-c" in words:
+            return "python -c"
         named = [w for w in words[1:] if not w.startswith("-")]
         return named[0] if named else words[0]
     return words[0] if words else "?"
