@@ -20,7 +20,7 @@ from transpose_live.errors import TransposeLiveError
 
 CLUSTER_HELP = ("Run the cameras on Ray: local (a Ray instance on this machine, on 127.0.0.1), auto (the "
                 "cluster `ray start` set up) or ray://HOST:PORT (a remote cluster). Needs "
-                "pip install 'transpose-live[cluster]'.")
+                "pip install 'transpose-live\\[cluster]'.")
 REPLICAS_HELP = "With --cluster: replicas of the pose model (and detector) service; default: autoscaling."
 
 

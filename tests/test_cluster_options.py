@@ -4,6 +4,7 @@ unreachable cluster at start (one error naming the address, no Ray started). No 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -136,12 +137,11 @@ def test_unreachable_cluster_is_one_error_naming_the_address():
 
 @needs_ray
 def test_monitor_command_with_an_unreachable_cluster(tmp_path):
-    """The CLI: one `error:` line naming the address, exit non-zero, no traceback (needs cmd_monitor's
-    --cluster, wired by the lead from the issue's diff)."""
+    """The CLI: --help names the extra to install (rich markup once ate its "[cluster]"); an unreachable
+    cluster is one `error:` line naming the address, exit non-zero, no traceback."""
     help_text = subprocess.run([sys.executable, "-m", "transpose_live", "monitor", "--help"], capture_output=True,
-                               text=True, timeout=120).stdout
-    if "--cluster" not in help_text:
-        pytest.skip("monitor has no --cluster yet (cli/cmd_monitor.py wiring pending)")
+                               text=True, timeout=120, env={**os.environ, "COLUMNS": "240"}).stdout
+    assert "--cluster" in help_text and "'transpose-live[cluster]'" in help_text, help_text
     address = f"ray://127.0.0.1:{free_port()}"
     t = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "transpose_live", "monitor", "rtsp://127.0.0.1:1/cam",
