@@ -121,7 +121,9 @@ def monitor(ray_session, server, loud_weights, tmp_path_factory):
                              camera_nice=CAMERA_NICE, model_nice=MODEL_NICE)
     running.logs, running.pictures = logs, pictures
     running.start()
-    assert wait_until(lambda: all(frames(running, c) >= 5 for c in CAMERAS), 120, 0.2), running.status()
+    # the first status is taken once frames flow (read from the views, not status()): its fps must count them
+    assert wait_until(lambda: all(v.frames >= 5 for v in running.views), 120, 0.2), running.status()
+    running.first_status = running.status()
     yield running
     running.stop()
 
@@ -152,6 +154,7 @@ def test_frames_events_and_status_reach_the_driver(monitor):
         assert events(monitor.logs, camera, "person_appeared")
         r = row(monitor, camera)
         assert r["state"] == "live" and r["error"] is None and r["latency_p50_ms"] > 0 and r["node"] == LOOPBACK
+    assert all(r["fps"] > 0 for r in monitor.first_status), monitor.first_status     # counted from the start
     stats = monitor.model_stats()
     assert stats.replicas == 1 and stats.crops >= 10 and stats.forwards >= 1 and stats.mean_batch >= 1.0
     jpeg = monitor.newest_jpeg("door")

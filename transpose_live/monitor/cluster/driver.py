@@ -216,6 +216,7 @@ class ClusterMonitor:
         for view in self.views:
             view.worker = actor.options(**options).remote(view.config, self.spec, self.services, self.settings,
                                                           ranges_name)
+            view.rate = (time.monotonic(), 0)       # the first status's fps counts from here, as in-process
         answers = ray.get([view.worker.ready.remote() for view in self.views], timeout=READY_S)
         for view in self.views:
             for sink in view.sinks:
