@@ -23,7 +23,7 @@ from typing import Callable
 
 from transpose_live.bench.soak_judge import judge
 from transpose_live.bench.soak_logs import CameraLog
-from transpose_live.bench.soak_memory import rss_by_mapping
+from transpose_live.bench.soak_memory import rss_by_mapping, rss_mb
 from transpose_live.bench.soak_plan import Sample, SoakPlan, SoakResult
 from transpose_live.bench.soak_server import RtspServer, available, video_frames
 from transpose_live.errors import TransposeLiveError
@@ -37,11 +37,7 @@ STOP_WAIT_S = 30.0       # SIGTERM to the monitor: it finishes its logs within t
 
 def process_stats(pid: int) -> tuple[float, int, int]:
     """(RSS in MB, OS threads, open file descriptors) of a running process (Linux /proc)."""
-    rss = float("nan")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    return rss, len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+    return rss_mb(pid), len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def monitor_command(urls: list[str], log_dir: Path, timeout_s: float, extra: tuple[str, ...]) -> list[str]:
