@@ -30,6 +30,7 @@ from transpose_live.monitor.cameras import CameraConfig
 from transpose_live.monitor.runner import Outputs
 
 WARM_S = 10.0
+FIRST_FRAME_S = 120.0   # every camera's first frame within this (a cluster's cold start took 24-46 s here)
 WINDOW_S = 10.0         # the fps ratio of the other cameras: this long before and after a kill
 
 
@@ -112,6 +113,13 @@ def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
     return predicate()
 
 
+def first_frames(waiting, timeout: float = FIRST_FRAME_S) -> None:
+    """Wait until waiting() (the cameras without a frame yet) is empty; else one error naming them (a stream
+    that does not answer would otherwise be measured as 0 fps)."""
+    if not wait_for(lambda: not waiting(), timeout):
+        sys.exit(f"error: no frame from {', '.join(waiting())} within {timeout:g} s; is the stream up?")
+
+
 def total_frames(monitor) -> int:
     return sum(r["frames"] for r in monitor.status())
 
@@ -139,7 +147,7 @@ def in_process(cameras: list[CameraConfig], spec: RunSpec, seconds: float, optio
     monitor = Monitor(cameras, spec, Outputs(Path(tempfile.mkdtemp(prefix="measure-logs-"))), options)
     monitor.start()
     try:
-        wait_for(lambda: all(r["frames"] > 0 for r in monitor.status()), 300)
+        first_frames(lambda: [r["camera"] for r in monitor.status() if r["frames"] == 0])
         cold = time.monotonic() - t0
         time.sleep(WARM_S)
 
@@ -166,7 +174,7 @@ def cluster(cameras: list[CameraConfig], spec: RunSpec, seconds: float, options:
                              camera_nice=camera_nice, model_nice=model_nice)
     try:
         monitor.start()
-        wait_for(lambda: all(v.frames_now > 0 for v in monitor.views), 300)
+        first_frames(lambda: [v.config.name for v in monitor.views if v.frames_now == 0])
         cold = time.monotonic() - t0
         time.sleep(WARM_S)
 
